@@ -1,0 +1,361 @@
+"""Domain alignment losses (cross-domain transfer): MMD, CORAL and DANN.
+
+These compare a *source* batch with a *target* batch of features, so they are used
+in a domain-adaptation loop that draws one batch from each domain, not through
+:class:`~tlhelpers.losses.TransferObjective` (which sees a single batch).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from tlhelpers.losses._utils import check_2d, check_same_dim
+from tlhelpers.validation import check_choice, check_positive
+
+__all__ = [
+    "MMD_ESTIMATORS",
+    "mmd2",
+    "median_bandwidth",
+    "MMDLoss",
+    "coral",
+    "CORALLoss",
+    "GradientReversal",
+    "grad_reverse",
+    "dann_lambda",
+    "DomainAdversarialLoss",
+]
+
+#: Estimators accepted by :func:`mmd2`.
+MMD_ESTIMATORS: tuple[str, ...] = ("biased", "unbiased", "linear")
+
+
+# --------------------------------------------------------------------------- MMD
+
+
+def _sq_dists(a: Tensor, b: Tensor) -> Tensor:
+    """Pairwise squared Euclidean distances via one matrix product, clamped at 0."""
+    d = a.pow(2).sum(1)[:, None] + b.pow(2).sum(1)[None, :] - 2.0 * (a @ b.T)
+    return d.clamp_min(0.0)
+
+
+def _median_sq_dist(z: Tensor) -> Tensor:
+    """Lower median of the squared distances over distinct pairs (i < j) of ``z``."""
+    d = _sq_dists(z, z)
+    iu = torch.triu_indices(z.shape[0], z.shape[0], offset=1, device=z.device)
+    return d[iu[0], iu[1]].median()
+
+
+def median_bandwidth(x: Tensor, y: Tensor) -> Tensor:
+    r"""Median heuristic bandwidth ``sigma`` for the Gaussian kernel of :func:`mmd2`.
+
+    ``sigma^2`` = median of the squared Euclidean distances ``||z_i - z_j||^2`` over the
+    distinct pairs ``i < j`` of the pooled sample ``z = [x; y]`` (Gretton et al. 2012 use
+    the median distance, i.e. ``sigma`` = median distance). For an even number of pairs the
+    *lower* of the two middle values is used (``torch.median``). Computed without gradient:
+    the bandwidth is a constant of the loss. Returns a 0-D tensor (``sigma``, not
+    ``sigma^2``); it is clamped to a tiny positive value when all points coincide.
+
+    Cost is O((n+m)^2 d); pass explicit bandwidths to :func:`mmd2` to avoid it.
+    """
+    x = check_2d("x", x)
+    y = check_2d("y", y)
+    check_same_dim("x", x, "y", y)
+    if x.shape[0] + y.shape[0] < 2:
+        raise ValueError("median_bandwidth needs at least 2 pooled samples.")
+    with torch.no_grad():
+        med = _median_sq_dist(torch.cat([x, y]).detach())
+        tiny = torch.finfo(med.dtype).tiny
+        return med.clamp_min(tiny).sqrt()
+
+
+def _bandwidth_tensor(
+    x: Tensor, y: Tensor, bandwidths: float | Sequence[float] | Tensor | None
+) -> Tensor:
+    if bandwidths is None:
+        return median_bandwidth(x, y).reshape(1)
+    sig = torch.as_tensor(bandwidths, dtype=x.dtype, device=x.device).reshape(-1)
+    if sig.numel() == 0 or not bool((sig > 0).all()):
+        raise ValueError(f"bandwidths must be positive numbers, got {bandwidths!r}.")
+    return sig
+
+
+def _kernel(sq: Tensor, sigmas: Tensor) -> Tensor:
+    """Average of Gaussian kernels exp(-d^2 / (2 sigma^2)) over the bandwidths."""
+    # Loop over the handful of bandwidths only (not over samples).
+    out = torch.zeros_like(sq)
+    for s in sigmas:
+        out = out + torch.exp(-sq / (2.0 * s * s))
+    return out / sigmas.numel()
+
+
+def mmd2(
+    x: Tensor,
+    y: Tensor,
+    bandwidths: float | Sequence[float] | Tensor | None = None,
+    estimator: str = "biased",
+) -> Tensor:
+    r"""Squared maximum mean discrepancy between two samples, Gaussian kernel.
+
+    .. math::
+        k(a, b) = \frac{1}{S}\sum_{s=1}^{S} \exp\!\Big(-\frac{\|a-b\|^2}{2\sigma_s^2}\Big)
+
+    Gretton, Borgwardt, Rasch, Schoelkopf, Smola, "A Kernel Two-Sample Test", JMLR 2012.
+    Estimators of :math:`\mathrm{MMD}^2 = E k(x,x') + E k(y,y') - 2 E k(x,y)`:
+
+    - ``"biased"`` (V-statistic, eq. 5): :math:`\frac{1}{n^2}\sum_{ij} k(x_i,x_j) +
+      \frac{1}{m^2}\sum_{ij} k(y_i,y_j) - \frac{2}{nm}\sum_{ij} k(x_i,y_j)`; always >= 0
+      and exactly 0 for identical samples.
+    - ``"unbiased"`` (U-statistic, eq. 3): same but the within-sample sums skip
+      ``i == j`` and divide by ``n(n-1)`` / ``m(m-1)``. Can be negative: expected.
+    - ``"linear"`` (linear-time, Lemma 14): requires ``n == m``; with pairs
+      ``(x_{2i-1}, x_{2i})``, ``(y_{2i-1}, y_{2i})``, averages
+      :math:`h_i = k(x_{2i-1},x_{2i}) + k(y_{2i-1},y_{2i}) - k(x_{2i-1},y_{2i}) - k(x_{2i},y_{2i-1})`
+      over the ``n // 2`` pairs (a last odd sample is dropped). Can be negative.
+
+    Kernel convention: several bandwidths are *averaged* (as in pytorch-adapt), not summed
+    (TLlib / DAN), so a single kernel and a family have the same scale. ``bandwidths=None``
+    uses one kernel with :func:`median_bandwidth` (sigma^2 = median pairwise squared distance
+    of the pooled sample, computed without gradient).
+
+    Args:
+        x: source sample, shape (n, d).
+        y: target sample, shape (m, d).
+        bandwidths: ``sigma`` value(s) (not ``sigma^2``), or ``None`` for the median heuristic.
+        estimator: "biased", "unbiased" or "linear".
+
+    Returns:
+        0-D tensor, differentiable with respect to ``x`` and ``y``.
+    """
+    check_choice("estimator", estimator, MMD_ESTIMATORS)
+    x = check_2d("x", x)
+    y = check_2d("y", y)
+    check_same_dim("x", x, "y", y)
+    n, m = x.shape[0], y.shape[0]
+    if estimator == "unbiased" and (n < 2 or m < 2):
+        raise ValueError(
+            f"the unbiased estimator needs >= 2 samples in each of x and y, got shapes "
+            f"{tuple(x.shape)} and {tuple(y.shape)}."
+        )
+    if estimator == "linear" and (n != m or n < 2):
+        raise ValueError(
+            f"the linear estimator needs x and y with the same number (>= 2) of samples, "
+            f"got shapes {tuple(x.shape)} and {tuple(y.shape)}."
+        )
+    sig = _bandwidth_tensor(x, y, bandwidths)
+
+    if estimator == "linear":
+        half = n // 2
+        x1, x2 = x[0 : 2 * half : 2], x[1 : 2 * half : 2]
+        y1, y2 = y[0 : 2 * half : 2], y[1 : 2 * half : 2]
+
+        def k(a: Tensor, b: Tensor) -> Tensor:
+            return _kernel((a - b).pow(2).sum(1), sig)
+
+        return (k(x1, x2) + k(y1, y2) - k(x1, y2) - k(x2, y1)).mean()
+
+    # One Gram matrix on the pooled sample, then slice the three blocks.
+    z = torch.cat([x, y])
+    kz = _kernel(_sq_dists(z, z), sig)
+    kxx, kyy, kxy = kz[:n, :n], kz[n:, n:], kz[:n, n:]
+    if estimator == "biased":
+        return kxx.mean() + kyy.mean() - 2.0 * kxy.mean()
+    xx = (kxx.sum() - kxx.diagonal().sum()) / (n * (n - 1))
+    yy = (kyy.sum() - kyy.diagonal().sum()) / (m * (m - 1))
+    return xx + yy - 2.0 * kxy.mean()
+
+
+class MMDLoss(nn.Module):
+    """Module form of :func:`mmd2` (Gretton et al., JMLR 2012); see it for the conventions.
+
+    Args:
+        bandwidths: Gaussian ``sigma`` value(s), averaged; ``None`` = median heuristic.
+        estimator: "biased" (default), "unbiased" or "linear".
+
+    Shape:
+        - Input: source (n, d), target (m, d) (``n == m`` for "linear").
+        - Output: scalar squared MMD.
+    """
+
+    def __init__(
+        self,
+        bandwidths: float | Sequence[float] | None = None,
+        estimator: str = "biased",
+    ) -> None:
+        super().__init__()
+        self.bandwidths = bandwidths
+        self.estimator = check_choice("estimator", estimator, MMD_ESTIMATORS)
+
+    def forward(self, source: Tensor, target: Tensor) -> Tensor:
+        return mmd2(source, target, self.bandwidths, self.estimator)
+
+    def extra_repr(self) -> str:
+        return f"bandwidths={self.bandwidths}, estimator={self.estimator!r}"
+
+
+# --------------------------------------------------------------------------- CORAL
+
+
+def coral(source: Tensor, target: Tensor) -> Tensor:
+    r"""CORAL loss: distance between the feature covariances of two domains.
+
+    .. math::
+        \ell_{CORAL} = \frac{1}{4d^2}\,\| C_S - C_T \|_F^2,\qquad
+        C = \frac{1}{n-1}\,(X - \bar X)^\top (X - \bar X)
+
+    Sun & Saenko, "Deep CORAL: Correlation Alignment for Deep Domain Adaptation",
+    ECCV Workshops (TASK-CV) 2016, eq. (1)-(3). Follows the paper: ``1/(n-1)``
+    covariances and the ``1/(4 d^2)`` factor. TLlib's ``CorrelationAlignmentLoss`` differs
+    (no 1/4 factor, an extra mean-difference term), so values are not comparable.
+    Invariant to a constant shift of either domain.
+
+    Args:
+        source: (n_s, d) features, n_s >= 2.
+        target: (n_t, d) features, n_t >= 2 (n_t may differ from n_s).
+
+    Returns:
+        0-D tensor.
+    """
+    source = check_2d("source", source, min_rows=2)
+    target = check_2d("target", target, min_rows=2)
+    check_same_dim("source", source, "target", target)
+    d = source.shape[1]
+    cs = torch.cov(source.T, correction=1).reshape(d, d)
+    ct = torch.cov(target.T, correction=1).reshape(d, d)
+    return (cs - ct).pow(2).sum() / (4.0 * d * d)
+
+
+class CORALLoss(nn.Module):
+    """Module form of :func:`coral` (Sun & Saenko, ECCV-W 2016, paper convention).
+
+    Shape:
+        - Input: source (n_s, d), target (n_t, d), each with at least 2 samples.
+        - Output: scalar.
+    """
+
+    def forward(self, source: Tensor, target: Tensor) -> Tensor:
+        return coral(source, target)
+
+
+# --------------------------------------------------------------------------- DANN
+
+
+class _GradientReversalFunction(torch.autograd.Function):
+    """Identity forward, ``-lambd * grad`` backward."""
+
+    @staticmethod
+    def forward(ctx: Any, x: Tensor, lambd: float) -> Tensor:
+        ctx.lambd = lambd
+        return x.view_as(x)
+
+    @staticmethod
+    def backward(ctx: Any, grad_output: Tensor) -> tuple[Tensor, None]:
+        return -ctx.lambd * grad_output, None
+
+
+def grad_reverse(x: Tensor, lambd: float = 1.0) -> Tensor:
+    r"""Gradient reversal: returns ``x`` unchanged, multiplies its gradient by ``-lambd``.
+
+    Ganin, Ustinova, Ajakan, Germain, Larochelle, Laviolette, Marchand, Lempitsky,
+    "Domain-Adversarial Training of Neural Networks", JMLR 2016 (the GRL, section 5).
+    Forward :math:`R(x) = x`; backward :math:`\partial R / \partial x = -\lambda I`.
+    """
+    check_positive("lambd", lambd, strict=False)
+    return _GradientReversalFunction.apply(x, float(lambd))
+
+
+class GradientReversal(nn.Module):
+    """Module form of :func:`grad_reverse`; ``lambd`` is a plain attribute you may update
+    every step, e.g. ``grl.lambd = dann_lambda(step / total_steps)``.
+
+    Shape: any input; output has the same shape (identity forward).
+    """
+
+    def __init__(self, lambd: float = 1.0) -> None:
+        super().__init__()
+        self.lambd = check_positive("lambd", lambd, strict=False)
+
+    def forward(self, x: Tensor) -> Tensor:
+        return grad_reverse(x, self.lambd)
+
+    def extra_repr(self) -> str:
+        return f"lambd={self.lambd}"
+
+
+def dann_lambda(progress: float, gamma: float = 10.0) -> float:
+    r"""DANN schedule for the reversal weight (Ganin et al., JMLR 2016, section 5.2.2).
+
+    .. math:: \lambda_p = \frac{2}{1 + \exp(-\gamma p)} - 1
+
+    ``progress`` p (training progress) is clipped to [0, 1], so the value goes from 0 at
+    the start to ``2/(1+e^-gamma) - 1`` (~0.99991 for gamma=10) at the end. TLlib's
+    ``WarmStartGradientReverseLayer`` does not clip and uses a gentler default.
+    """
+    check_positive("gamma", gamma)
+    p = min(max(float(progress), 0.0), 1.0)
+    return 2.0 / (1.0 + math.exp(-gamma * p)) - 1.0
+
+
+class DomainAdversarialLoss(nn.Module):
+    r"""DANN domain loss: domain classifier on gradient-reversed features.
+
+    .. math::
+        \ell = \tfrac12\Big(\tfrac{1}{n_S}\sum_{i\in S} \mathrm{BCE}(D(R(f_i)), 0)
+        + \tfrac{1}{n_T}\sum_{j\in T} \mathrm{BCE}(D(R(f_j)), 1)\Big)
+
+    Ganin et al., "Domain-Adversarial Training of Neural Networks", JMLR 2016. Domain
+    labels follow the paper (source 0, target 1). Minimising this one loss trains the
+    domain classifier ``D`` to separate the domains while the reversal ``R`` makes the
+    feature extractor confuse them. Conventions: each domain's mean BCE counts half
+    (as in TLlib), which is the paper's sum of the two means divided by 2, so chance level
+    is ``ln 2``; ``domain_classifier`` must output *logits* (no final sigmoid), shape (N, 1)
+    or (N,), as ``binary_cross_entropy_with_logits`` is used for stability.
+
+    Args:
+        domain_classifier: module mapping (N, D) features to (N, 1) or (N,) logits.
+        lambd: reversal weight; update ``loss.lambd = dann_lambda(p)`` during training.
+
+    Shape:
+        - Input: source features (n_S, D), target features (n_T, D).
+        - Output: scalar. After each call ``domain_accuracy`` holds the classifier's
+          accuracy on the batch (a float, for logging).
+    """
+
+    def __init__(self, domain_classifier: nn.Module, lambd: float = 1.0) -> None:
+        super().__init__()
+        self.domain_classifier = domain_classifier
+        self.grl = GradientReversal(lambd)
+        self.domain_accuracy: float = float("nan")
+
+    @property
+    def lambd(self) -> float:
+        return self.grl.lambd
+
+    @lambd.setter
+    def lambd(self, value: float) -> None:
+        self.grl.lambd = check_positive("lambd", value, strict=False)
+
+    def forward(self, source_features: Tensor, target_features: Tensor) -> Tensor:
+        source_features = check_2d("source_features", source_features)
+        target_features = check_2d("target_features", target_features)
+        check_same_dim("source_features", source_features, "target_features", target_features)
+        n_s = source_features.shape[0]
+        feats = self.grl(torch.cat([source_features, target_features]))
+        logits = self.domain_classifier(feats)
+        if logits.ndim == 2 and logits.shape[1] == 1:
+            logits = logits.squeeze(1)
+        if logits.shape != (feats.shape[0],):
+            raise ValueError(
+                f"domain_classifier must return shape (N, 1) or (N,), got "
+                f"{tuple(logits.shape)} for N={feats.shape[0]}."
+            )
+        labels = torch.cat([logits.new_zeros(n_s), logits.new_ones(target_features.shape[0])])
+        bce = F.binary_cross_entropy_with_logits(logits, labels, reduction="none")
+        with torch.no_grad():
+            self.domain_accuracy = float(((logits > 0).to(labels.dtype) == labels).float().mean())
+        return 0.5 * (bce[:n_s].mean() + bce[n_s:].mean())

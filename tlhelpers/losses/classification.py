@@ -1,0 +1,154 @@
+"""Classification losses for the target task: focal loss and label smoothing.
+
+Taught in the notebooks on fine-tuning for imbalanced or small target datasets.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from tlhelpers.losses._utils import check_labels, check_tensor, reduce
+from tlhelpers.validation import check_positive
+
+__all__ = [
+    "FocalLoss",
+    "focal_loss",
+    "LabelSmoothingCrossEntropy",
+    "label_smoothing_cross_entropy",
+]
+
+
+def _check_logits_targets(logits: Tensor, targets: Tensor) -> tuple[Tensor, Tensor]:
+    logits = check_tensor("logits", logits)
+    if logits.ndim != 2:
+        raise ValueError(f"logits must be 2-D (N, C), got shape {tuple(logits.shape)}.")
+    targets = check_labels("targets", targets, logits.shape[0], logits.shape[1])
+    return logits, targets
+
+
+def focal_loss(
+    logits: Tensor,
+    targets: Tensor,
+    gamma: float = 2.0,
+    alpha: Tensor | Sequence[float] | None = None,
+    reduction: str = "mean",
+) -> Tensor:
+    r"""Multi-class (softmax) focal loss.
+
+    .. math::
+        \mathrm{FL}_i = -\alpha_{y_i}\,(1 - p_{i,y_i})^{\gamma}\,\log p_{i,y_i},
+        \qquad p_i = \mathrm{softmax}(z_i)
+
+    Lin, Goyal, Girshick, He, Dollar, "Focal Loss for Dense Object Detection", ICCV 2017.
+    The paper states the binary (sigmoid) form with a scalar ``alpha`` for the positive
+    class; this is the usual softmax generalisation, where ``alpha`` is an optional
+    per-class weight vector (``None`` means all ones). With ``gamma=0`` and ``alpha=None``
+    it equals :func:`torch.nn.functional.cross_entropy`.
+
+    Args:
+        logits: raw scores, shape (N, C).
+        targets: class indices, shape (N,), integers in [0, C).
+        gamma: focusing parameter (>= 0); larger down-weights well-classified samples more.
+        alpha: optional per-class weights, shape (C,).
+        reduction: "mean" (plain mean over the N samples, *not* divided by the sum of the
+            ``alpha`` weights as ``cross_entropy(weight=...)`` does), "sum" or "none"
+            (returns shape (N,)).
+
+    Returns:
+        Scalar tensor, or shape (N,) with ``reduction="none"``.
+    """
+    logits, targets = _check_logits_targets(logits, targets)
+    check_positive("gamma", gamma, strict=False)
+    log_p = F.log_softmax(logits, dim=1).gather(1, targets[:, None]).squeeze(1)
+    p = log_p.exp()
+    # (1 - p)^0 must be 1 even where p == 1, hence the explicit branch.
+    modulating = (1.0 - p).clamp_min(0.0).pow(gamma) if gamma != 0 else torch.ones_like(p)
+    loss = -modulating * log_p
+    if alpha is not None:
+        alpha_t = torch.as_tensor(alpha, dtype=logits.dtype, device=logits.device)
+        if alpha_t.shape != (logits.shape[1],):
+            raise ValueError(
+                f"alpha must have shape ({logits.shape[1]},) to match logits of shape "
+                f"{tuple(logits.shape)}, got shape {tuple(alpha_t.shape)}."
+            )
+        loss = alpha_t[targets] * loss
+    return reduce(loss, reduction)
+
+
+class FocalLoss(nn.Module):
+    """Module form of :func:`focal_loss` (Lin et al., ICCV 2017); see it for the formula.
+
+    Args:
+        gamma: focusing parameter (>= 0), default 2.0 as in the paper.
+        alpha: optional per-class weights of shape (C,), stored as a buffer.
+        reduction: "mean", "sum" or "none".
+
+    Shape:
+        - Input: logits (N, C), targets (N,) integer class indices.
+        - Output: scalar, or (N,) with ``reduction="none"``.
+    """
+
+    def __init__(
+        self,
+        gamma: float = 2.0,
+        alpha: Tensor | Sequence[float] | None = None,
+        reduction: str = "mean",
+    ) -> None:
+        super().__init__()
+        self.gamma = check_positive("gamma", gamma, strict=False)
+        self.reduction = reduction
+        self.alpha: Tensor | None
+        self.register_buffer(
+            "alpha", None if alpha is None else torch.as_tensor(alpha, dtype=torch.float32)
+        )
+
+    def forward(self, logits: Tensor, targets: Tensor) -> Tensor:
+        return focal_loss(logits, targets, self.gamma, self.alpha, self.reduction)
+
+    def extra_repr(self) -> str:
+        return f"gamma={self.gamma}, reduction={self.reduction!r}"
+
+
+def label_smoothing_cross_entropy(
+    logits: Tensor, targets: Tensor, smoothing: float = 0.1, reduction: str = "mean"
+) -> Tensor:
+    r"""Cross-entropy against label-smoothed targets (thin wrapper of torch's built-in).
+
+    .. math::
+        q_{ic} = (1 - \varepsilon)\,[c = y_i] + \varepsilon / C,\qquad
+        \ell_i = -\sum_c q_{ic} \log \mathrm{softmax}(z_i)_c
+
+    Szegedy et al., "Rethinking the Inception Architecture", CVPR 2016. The mass
+    ``eps`` is spread over *all* C classes, the true one included; this is the
+    convention of ``torch.nn.CrossEntropyLoss(label_smoothing=eps)``, which does the
+    work here. The wrapper only exists to give the formula a name in the notebooks.
+
+    Args:
+        logits: (N, C) raw scores. targets: (N,) class indices.
+        smoothing: ``eps`` in [0, 1).
+        reduction: "mean", "sum" or "none" (shape (N,)).
+    """
+    logits, targets = _check_logits_targets(logits, targets)
+    if not 0.0 <= smoothing < 1.0:
+        raise ValueError(f"smoothing must be in [0, 1), got {smoothing!r}.")
+    losses = F.cross_entropy(logits, targets, label_smoothing=smoothing, reduction="none")
+    return reduce(losses, reduction)
+
+
+class LabelSmoothingCrossEntropy(nn.Module):
+    """Module form of :func:`label_smoothing_cross_entropy` (torch convention, eps over all C)."""
+
+    def __init__(self, smoothing: float = 0.1, reduction: str = "mean") -> None:
+        super().__init__()
+        self.smoothing = smoothing
+        self.reduction = reduction
+
+    def forward(self, logits: Tensor, targets: Tensor) -> Tensor:
+        return label_smoothing_cross_entropy(logits, targets, self.smoothing, self.reduction)
+
+    def extra_repr(self) -> str:
+        return f"smoothing={self.smoothing}, reduction={self.reduction!r}"
