@@ -1,0 +1,410 @@
+"""Datasets, source/target task splits, few-shot subsets and preprocessing (notebooks 00-01).
+
+Offline by default: ``fashion_mnist`` (files in ``data/``), ``lfw_faces``
+(scikit-image) and ``digits`` (scikit-learn) need no network. ``cifar10``,
+``lfw_people`` and ``olivetti_faces`` load from a local copy and download only
+when allowed (``allow_download=True`` or ``TLHELPERS_ALLOW_DOWNLOAD=1``).
+
+Every dataset is a :class:`TensorImageDataset`: all images in one float tensor
+``(N, C, H, W)`` in ``[0, 1]``, so that batching, few-shot subsets and feature
+caching are vectorised.
+"""
+
+from __future__ import annotations
+
+import gzip
+import pickle
+import shutil
+from collections.abc import Callable, Sequence
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch.utils.data import Dataset
+
+from .models import verify_file
+from .paths import cache_dir, data_dir, download_allowed, require_download
+from .validation import check_choice, check_int
+
+IMAGENET_MEAN = (0.485, 0.456, 0.406)
+IMAGENET_STD = (0.229, 0.224, 0.225)
+
+FASHION_MNIST_CLASSES = [
+    "T-shirt/top", "Trouser", "Pullover", "Dress", "Coat",
+    "Sandal", "Shirt", "Sneaker", "Bag", "Ankle boot",
+]  # fmt: skip
+
+#: sha256 of the four Fashion-MNIST files committed in ``data/fashion-mnist``.
+FASHION_MNIST_FILES = {
+    "train-images-idx3-ubyte.gz": "b0564c3eedabfbf835052cff8503ea422014ce006caf5b757f851416ee8300c7",
+    "train-labels-idx1-ubyte.gz": "0ae29f65d86684f32d1b9c85147786c547b9c6aebcaf235f0400a0cce308b056",
+    "t10k-images-idx3-ubyte.gz": "cc1d090a38ace84dfa1aa66e3ada7c336ef481a96936906477e6dd344da56eaa",
+    "t10k-labels-idx1-ubyte.gz": "8d3605d196f4be44669e46906da9733c8131fef761fdbfec72c424d5222f1a05",
+}
+
+OFFLINE_DATASETS = ("fashion_mnist", "lfw_faces", "digits")
+ONLINE_DATASETS = ("cifar10", "lfw_people", "olivetti_faces")
+DATASETS = OFFLINE_DATASETS + ONLINE_DATASETS
+SPLITS = ("train", "test")
+
+#: Named source/target tasks: (dataset, classes kept, in this order).
+TASKS: dict[str, tuple[str, tuple[int, ...]]] = {
+    "fmnist_a": ("fashion_mnist", (0, 1, 2, 3, 4)),  # tops & trousers: source task A
+    "fmnist_b": ("fashion_mnist", (5, 6, 7, 8, 9)),  # shoes, shirt, bag: target task B
+    "fmnist_even": ("fashion_mnist", (0, 2, 4, 6, 8)),  # a random-like split (Yosinski)
+    "fmnist_odd": ("fashion_mnist", (1, 3, 5, 7, 9)),
+}
+
+
+class TensorImageDataset(Dataset):
+    """Images ``(N, C, H, W)`` float in [0, 1] with integer ``targets`` and ``classes`` names.
+
+    ``transform`` (optional) is applied to a single image in ``__getitem__``;
+    vectorised code reads ``images`` and ``targets`` directly.
+    """
+
+    def __init__(
+        self,
+        images: torch.Tensor,
+        targets: torch.Tensor,
+        classes: Sequence[str],
+        transform: Callable[[torch.Tensor], torch.Tensor] | None = None,
+    ):
+        if images.ndim != 4:
+            raise ValueError(f"images must be (N, C, H, W), got shape {tuple(images.shape)}.")
+        if len(images) != len(targets):
+            raise ValueError(
+                f"images and targets differ in length: {len(images)} vs {len(targets)}."
+            )
+        self.images = images.float()
+        self.targets = torch.as_tensor(targets, dtype=torch.long)
+        self.classes = list(classes)
+        self.transform = transform
+
+    def __len__(self) -> int:
+        return len(self.targets)
+
+    def __getitem__(self, i: int) -> tuple[torch.Tensor, int]:
+        x = self.images[i]
+        if self.transform is not None:
+            x = self.transform(x)
+        return x, int(self.targets[i])
+
+    def subset(self, indices: Sequence[int] | torch.Tensor | np.ndarray) -> TensorImageDataset:
+        """A new dataset with the selected items (copies the index, shares nothing mutable)."""
+        idx = torch.as_tensor(np.asarray(indices), dtype=torch.long)
+        return TensorImageDataset(self.images[idx], self.targets[idx], self.classes, self.transform)
+
+    def class_counts(self) -> dict[str, int]:
+        counts = torch.bincount(self.targets, minlength=len(self.classes)).tolist()
+        return dict(zip(self.classes, counts, strict=True))
+
+    def __repr__(self) -> str:
+        shape = tuple(self.images.shape[1:])
+        return f"TensorImageDataset(n={len(self)}, image_shape={shape}, classes={len(self.classes)})"
+
+
+# ---------------------------------------------------------------- offline datasets
+
+
+def fashion_mnist_raw_dir() -> Path:
+    """Unpack the committed ``.gz`` files (once, verified) into torchvision's layout.
+
+    torchvision's ``FashionMNIST`` reads uncompressed files from ``root/FashionMNIST/raw``.
+    """
+    root = cache_dir("fashion_mnist")
+    raw = root / "FashionMNIST" / "raw"
+    raw.mkdir(parents=True, exist_ok=True)
+    src = data_dir() / "fashion-mnist"
+    for gz, sha in FASHION_MNIST_FILES.items():
+        out = raw / gz[:-3]
+        if out.is_file():
+            continue
+        path = src / gz
+        if not path.is_file():
+            raise FileNotFoundError(
+                f"{path} is missing. It ships with the repository (data/fashion-mnist/); "
+                "on Debian `apt-get install dataset-fashion-mnist` also provides it."
+            )
+        verify_file(path, sha)
+        tmp = out.with_suffix(".tmp")
+        with gzip.open(path, "rb") as f_in, open(tmp, "wb") as f_out:
+            shutil.copyfileobj(f_in, f_out)
+        tmp.replace(out)  # atomic: a half-written file is never taken as done
+    return root
+
+
+def _fashion_mnist(split: str) -> TensorImageDataset:
+    from torchvision.datasets import FashionMNIST
+
+    ds = FashionMNIST(str(fashion_mnist_raw_dir()), train=split == "train", download=False)
+    images = ds.data.unsqueeze(1).float().div_(255.0)
+    return TensorImageDataset(images, ds.targets, FASHION_MNIST_CLASSES)
+
+
+#: Fixed split of scikit-image's LFW subset: per class, a permutation with this seed,
+#: first 50 to train and last 50 to test.
+LFW_FACES_SPLIT_SEED = 0
+
+
+def _lfw_faces(split: str) -> TensorImageDataset:
+    from skimage.data import lfw_subset
+
+    x = lfw_subset()  # (200, 25, 25) float64 in [0, 1]; first 100 are faces
+    y = np.r_[np.ones(100, dtype=int), np.zeros(100, dtype=int)]
+    rng = np.random.default_rng(LFW_FACES_SPLIT_SEED)
+    idx = []
+    for c in (0, 1):
+        members = rng.permutation(np.flatnonzero(y == c))
+        idx.append(members[:50] if split == "train" else members[50:])
+    idx = np.sort(np.concatenate(idx))
+    images = torch.from_numpy(x[idx]).float().unsqueeze(1)
+    return TensorImageDataset(images, torch.from_numpy(y[idx]), ["non-face", "face"])
+
+
+def _digits(split: str) -> TensorImageDataset:
+    from sklearn.datasets import load_digits
+    from sklearn.model_selection import train_test_split
+
+    d = load_digits()
+    tr, te = train_test_split(
+        np.arange(len(d.target)), test_size=0.3, stratify=d.target, random_state=0
+    )
+    idx = tr if split == "train" else te
+    images = torch.from_numpy(d.images[idx] / 16.0).float().unsqueeze(1)
+    return TensorImageDataset(images, torch.from_numpy(d.target[idx]), [str(i) for i in range(10)])
+
+
+# ---------------------------------------------------------------- online datasets
+
+CIFAR10_CLASSES = [
+    "airplane", "automobile", "bird", "cat", "deer",
+    "dog", "frog", "horse", "ship", "truck",
+]  # fmt: skip
+
+
+def read_cifar10(folder: str | Path, split: str) -> TensorImageDataset:
+    """Read CIFAR-10 from its python-pickle layout (``cifar-10-batches-py``).
+
+    Files ``data_batch_1..5`` / ``test_batch``: dicts with ``b"data"`` (N, 3072) uint8
+    in channel-major order and ``b"labels"``; ``batches.meta`` holds ``b"label_names"``.
+    """
+    folder = Path(folder)
+    names = [f"data_batch_{i}" for i in range(1, 6)] if split == "train" else ["test_batch"]
+    xs, ys = [], []
+    for name in names:
+        with open(folder / name, "rb") as f:
+            batch = pickle.load(f, encoding="bytes")
+        xs.append(np.asarray(batch[b"data"], dtype=np.uint8).reshape(-1, 3, 32, 32))
+        ys.append(np.asarray(batch[b"labels"], dtype=np.int64))
+    classes = CIFAR10_CLASSES
+    meta = folder / "batches.meta"
+    if meta.is_file():
+        with open(meta, "rb") as f:
+            classes = [c.decode() for c in pickle.load(f, encoding="bytes")[b"label_names"]]
+    images = torch.from_numpy(np.concatenate(xs)).float().div_(255.0)
+    return TensorImageDataset(images, torch.from_numpy(np.concatenate(ys)), classes)
+
+
+def _cifar10(split: str, allow_download: bool, root: Path | None) -> TensorImageDataset:
+    root = Path(root) if root else cache_dir("cifar10")
+    folder = root / "cifar-10-batches-py"
+    if not (folder / "test_batch").is_file():
+        require_download("CIFAR-10 (170 MB)", allow_download)
+        from torchvision.datasets import CIFAR10
+
+        CIFAR10(str(root), train=True, download=True)  # fetches and md5-checks the archive
+    return read_cifar10(folder, split)
+
+
+def _sklearn_home(root: Path | None) -> str:
+    return str(Path(root) if root else cache_dir("sklearn"))
+
+
+def _stratified_halves(y: np.ndarray, split: str, test_size: float) -> np.ndarray:
+    from sklearn.model_selection import train_test_split
+
+    tr, te = train_test_split(
+        np.arange(len(y)), test_size=test_size, stratify=y, random_state=0
+    )
+    return np.sort(tr if split == "train" else te)
+
+
+def _olivetti_faces(split: str, allow_download: bool, root: Path | None) -> TensorImageDataset:
+    from sklearn.datasets import fetch_olivetti_faces
+
+    allowed = download_allowed(allow_download)
+    try:
+        d = fetch_olivetti_faces(data_home=_sklearn_home(root), download_if_missing=allowed)
+    except OSError:
+        require_download("Olivetti faces (4 MB)", allowed)
+        raise
+    idx = _stratified_halves(d.target, split, test_size=0.3)
+    images = torch.from_numpy(d.images[idx]).float().unsqueeze(1)
+    return TensorImageDataset(
+        images, torch.from_numpy(d.target[idx]), [f"person {i}" for i in range(40)]
+    )
+
+
+def _lfw_people(split: str, allow_download: bool, root: Path | None) -> TensorImageDataset:
+    from sklearn.datasets import fetch_lfw_people
+
+    allowed = download_allowed(allow_download)
+    try:
+        d = fetch_lfw_people(
+            data_home=_sklearn_home(root), min_faces_per_person=20, resize=0.4,
+            download_if_missing=allowed,
+        )  # fmt: skip
+    except OSError:
+        require_download("LFW people (about 230 MB)", allowed)
+        raise
+    idx = _stratified_halves(d.target, split, test_size=0.3)
+    images = torch.from_numpy(d.images[idx] / 255.0).float().unsqueeze(1)
+    return TensorImageDataset(images, torch.from_numpy(d.target[idx]), list(d.target_names))
+
+
+def load_dataset(
+    name: str,
+    split: str = "train",
+    allow_download: bool = False,
+    *,
+    root: str | Path | None = None,
+) -> TensorImageDataset:
+    """Load a dataset by name as ``(image_tensor, label)`` pairs with a ``classes`` attribute.
+
+    Offline: ``"fashion_mnist"`` (60,000/10,000, 28x28 grey, from ``data/``),
+    ``"lfw_faces"`` (scikit-image's 100 face + 100 non-face 25x25 crops; fixed
+    split, 50 per class each way), ``"digits"`` (scikit-learn, 8x8; fixed
+    stratified 70/30 split). Online (downloaded only when allowed; ``root``
+    overrides the cache folder): ``"cifar10"``, ``"olivetti_faces"``,
+    ``"lfw_people"`` (people with at least 20 images; stratified 70/30 split).
+
+    Raises ``ValueError`` listing the valid names/splits, and
+    ``DownloadNotAllowedError`` at once when data would have to be downloaded.
+    """
+    check_choice("dataset", name, DATASETS)
+    check_choice("split", split, SPLITS)
+    if name == "fashion_mnist":
+        return _fashion_mnist(split)
+    if name == "lfw_faces":
+        return _lfw_faces(split)
+    if name == "digits":
+        return _digits(split)
+    loader = {"cifar10": _cifar10, "olivetti_faces": _olivetti_faces, "lfw_people": _lfw_people}
+    return loader[name](split, allow_download, Path(root) if root else None)
+
+
+# ---------------------------------------------------------------- tasks and subsets
+
+
+def select_classes(
+    dataset: TensorImageDataset, classes: Sequence[int], relabel: bool = True
+) -> TensorImageDataset:
+    """Keep only ``classes`` (original label ids); with ``relabel`` map them to ``0..k-1``."""
+    classes = [check_int("class id", c, minimum=0) for c in classes]
+    bad = [c for c in classes if c >= len(dataset.classes)]
+    if bad:
+        raise ValueError(f"Class ids {bad} out of range 0..{len(dataset.classes) - 1}.")
+    keep = torch.isin(dataset.targets, torch.tensor(classes))
+    images, targets = dataset.images[keep], dataset.targets[keep]
+    names = [dataset.classes[c] for c in classes]
+    if relabel:
+        lut = torch.full((len(dataset.classes),), -1, dtype=torch.long)
+        lut[torch.tensor(classes)] = torch.arange(len(classes))
+        targets = lut[targets]
+        return TensorImageDataset(images, targets, names, dataset.transform)
+    return TensorImageDataset(images, targets, dataset.classes, dataset.transform)
+
+
+def load_task(name: str, split: str = "train") -> TensorImageDataset:
+    """A named source/target task (see :data:`TASKS`), labels relabelled to ``0..k-1``.
+
+    ``"fmnist_a"`` = Fashion-MNIST classes 0-4 (source task A), ``"fmnist_b"`` =
+    classes 5-9 (target task B); ``"fmnist_even"``/``"fmnist_odd"`` are a random-like split.
+    """
+    check_choice("task", name, TASKS)
+    dataset, classes = TASKS[name]
+    return select_classes(load_dataset(dataset, split), classes)
+
+
+def few_shot(dataset: TensorImageDataset, per_class: int, seed: int = 0) -> TensorImageDataset:
+    """A stratified subset with exactly ``per_class`` items of every class.
+
+    The same ``seed`` gives the same subset. Raises ``ValueError`` naming the
+    class when it has fewer than ``per_class`` items.
+    """
+    check_int("per_class", per_class, minimum=1)
+    rng = np.random.default_rng(seed)
+    targets = dataset.targets.numpy()
+    chosen = []
+    for c, name in enumerate(dataset.classes):
+        members = np.flatnonzero(targets == c)
+        if len(members) < per_class:
+            raise ValueError(
+                f"per_class={per_class} but class {c} ({name!r}) has only {len(members)} items."
+            )
+        chosen.append(rng.choice(members, size=per_class, replace=False))
+    return dataset.subset(np.sort(np.concatenate(chosen)))
+
+
+# ---------------------------------------------------------------- preprocessing
+
+
+def prepare_images(
+    images: torch.Tensor,
+    size: int | None = None,
+    channels: int | None = None,
+    normalization: str | tuple[Sequence[float], Sequence[float]] | None = "imagenet",
+) -> torch.Tensor:
+    """Fit a batch ``(N, C, H, W)`` in [0, 1] to what a source model expects (notebook 01).
+
+    - ``size``: bilinear resize (antialiased when shrinking) to ``size x size``.
+    - ``channels``: 3 repeats a grey channel (ImageNet models expect RGB).
+    - ``normalization``: ``"imagenet"`` (the source's statistics), ``None``, or a
+      ``(mean, std)`` pair, e.g. the target's own from :func:`channel_stats`.
+    """
+    x = images
+    if x.ndim != 4:
+        raise ValueError(f"images must be (N, C, H, W), got shape {tuple(x.shape)}.")
+    if size is not None and x.shape[-1] != size:
+        x = F.interpolate(x, size=(size, size), mode="bilinear", antialias=True,
+                          align_corners=False)
+    if channels is not None and x.shape[1] != channels:
+        if x.shape[1] != 1:
+            raise ValueError(f"Can only expand 1 channel to {channels}, got {x.shape[1]}.")
+        x = x.expand(-1, channels, -1, -1)
+    if normalization is None:
+        return x
+    if isinstance(normalization, str):
+        check_choice("normalization", normalization, ["imagenet"])
+        mean, std = IMAGENET_MEAN, IMAGENET_STD
+    else:
+        mean, std = normalization
+    mean_t = torch.as_tensor(mean, dtype=x.dtype).view(1, -1, 1, 1)
+    std_t = torch.as_tensor(std, dtype=x.dtype).view(1, -1, 1, 1)
+    if mean_t.shape[1] not in (1, x.shape[1]):
+        raise ValueError(f"normalization has {mean_t.shape[1]} channels, images {x.shape[1]}.")
+    return (x - mean_t) / std_t
+
+
+def channel_stats(images: torch.Tensor) -> tuple[list[float], list[float]]:
+    """Per-channel mean and std of a batch ``(N, C, H, W)`` (the target's own statistics)."""
+    return images.mean(dim=(0, 2, 3)).tolist(), images.std(dim=(0, 2, 3)).tolist()
+
+
+class ImageNetInput:
+    """A batch transform for ImageNet backbones: resize, grey->RGB, ImageNet normalisation.
+
+    Callable on ``(N, C, H, W)`` batches; its ``repr`` is stable so it can key caches.
+    """
+
+    def __init__(self, size: int = 64, normalization: str | None = "imagenet"):
+        self.size = size
+        self.normalization = normalization
+
+    def __call__(self, images: torch.Tensor) -> torch.Tensor:
+        return prepare_images(images, self.size, 3, self.normalization)
+
+    def __repr__(self) -> str:
+        return f"ImageNetInput(size={self.size}, normalization={self.normalization!r})"

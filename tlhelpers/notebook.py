@@ -1,0 +1,239 @@
+"""Notebook conventions: checked papermill parameters, ``results.json``, environment report.
+
+Every notebook of the course follows the same pattern::
+
+    from tlhelpers.notebook import ParameterGuard
+    guard = ParameterGuard(globals())          # before the parameters cell
+
+    # cell tagged "parameters"
+    seed: int = 0  # random seed
+    out_dir: str = ""  # where results.json goes ("" = build/results/<notebook>)
+
+    params = guard.check(positive=["lr"], choices={"method": METHODS})
+
+Papermill only warns about an unknown parameter name; ``guard.check`` refuses it
+by name, checks every value's type against its annotation, and applies the
+value rules, before any work is done.
+"""
+
+from __future__ import annotations
+
+import json
+import platform
+import time
+from collections.abc import Iterable, Mapping
+from pathlib import Path
+from typing import Any
+
+from .paths import repo_root
+
+_IPYTHON_NAMES = {"In", "Out", "get_ipython", "exit", "quit", "open"}
+
+
+class ParameterError(ValueError):
+    """A notebook parameter is unknown or has an invalid value."""
+
+
+class ParameterGuard:
+    """Snapshot the namespace before the parameters cell; :meth:`check` validates after it.
+
+    Parameters are the names annotated in the parameters cell (``name: type = value``).
+    Any other new public name (e.g. a typo injected by papermill) is refused.
+    """
+
+    def __init__(self, namespace: dict[str, Any]):
+        self._ns = namespace
+        self._before = set(namespace)
+        self._start = time.perf_counter()
+
+    def check(
+        self,
+        *,
+        positive: Iterable[str] = (),
+        non_negative: Iterable[str] = (),
+        ranges: Mapping[str, tuple[float | None, float | None]] | None = None,
+        choices: Mapping[str, Iterable[Any]] | None = None,
+        subset_of: Mapping[str, Iterable[Any]] | None = None,
+    ) -> dict[str, Any]:
+        """Validate the parameters and return them as a dict (also for ``results.json``).
+
+        - unknown names -> ``ParameterError`` listing the valid names;
+        - a value whose type does not match its annotation (ints are accepted and
+          converted for ``float``; lists for ``list``) -> ``ParameterError``;
+        - ``positive``/``non_negative`` names, ``ranges`` (inclusive ``lo, hi``, None
+          for open), ``choices`` (one of) and ``subset_of`` (every element of a list in).
+        """
+        ann = dict(self._ns.get("__annotations__", {}))
+        new = {k for k in self._ns if k not in self._before and not k.startswith("_")}
+        new -= _IPYTHON_NAMES
+        unknown = sorted(
+            k for k in new if k not in ann and not _is_module_or_callable(self._ns[k])
+        )
+        if unknown:
+            raise ParameterError(
+                f"Unknown parameter(s) {', '.join(map(repr, unknown))}. "
+                f"Valid parameters: {', '.join(sorted(ann))}."
+            )
+        params: dict[str, Any] = {}
+        for name, typ in ann.items():
+            if name not in self._ns:
+                continue
+            value = self._ns[name]
+            value = _coerce(name, value, typ)
+            self._ns[name] = value
+            params[name] = value
+        for name in positive:
+            _bound(name, params[name], 0, None, strict=True)
+        for name in non_negative:
+            _bound(name, params[name], 0, None, strict=False)
+        for name, (lo, hi) in (ranges or {}).items():
+            vals = params[name] if isinstance(params[name], list) else [params[name]]
+            for v in vals:
+                _bound(name, v, lo, hi, strict=False)
+        for name, valid in (choices or {}).items():
+            valid = list(valid)
+            if params[name] not in valid:
+                raise ParameterError(
+                    f"Invalid {name}={params[name]!r}. Valid values: {', '.join(map(repr, valid))}."
+                )
+        for name, valid in (subset_of or {}).items():
+            valid = list(valid)
+            bad = [v for v in params[name] if v not in valid]
+            if bad:
+                raise ParameterError(
+                    f"Invalid value(s) {bad} in {name}. Valid values: {', '.join(map(repr, valid))}."
+                )
+        return params
+
+    def elapsed(self) -> float:
+        """Seconds since the guard was created (the notebook's own wall time)."""
+        return time.perf_counter() - self._start
+
+
+def _is_module_or_callable(obj: Any) -> bool:
+    import types
+
+    return isinstance(obj, types.ModuleType) or callable(obj)
+
+
+def _coerce(name: str, value: Any, typ: Any) -> Any:
+    base = getattr(typ, "__origin__", None) or typ
+    if base is float and isinstance(value, int) and not isinstance(value, bool):
+        return float(value)
+    if base is list and isinstance(value, tuple):
+        value = list(value)
+    if isinstance(base, type):
+        wrong = not isinstance(value, base) or (base is not bool and isinstance(value, bool))
+        if wrong:
+            raise ParameterError(
+                f"Parameter {name} must be {getattr(typ, '__name__', typ)}, "
+                f"got {type(value).__name__} {value!r}."
+            )
+    if base is list and getattr(typ, "__args__", None):
+        (inner,) = typ.__args__
+        value = [_coerce(f"{name}[{i}]", v, inner) for i, v in enumerate(value)]
+    return value
+
+
+def _bound(name: str, v: Any, lo, hi, strict: bool) -> None:
+    if lo is not None and (v <= lo if strict else v < lo):
+        op = ">" if strict else ">="
+        raise ParameterError(f"Invalid {name}={v!r}: must be {op} {lo}.")
+    if hi is not None and v > hi:
+        raise ParameterError(f"Invalid {name}={v!r}: must be <= {hi}.")
+
+
+def resolve_out_dir(out_dir: str, notebook: str) -> Path:
+    """``out_dir`` as a created folder; ``""`` means ``<repo>/build/results/<notebook>``."""
+    if out_dir:
+        path = Path(out_dir).expanduser()
+    else:
+        root = repo_root()
+        path = (root / "build" / "results" / notebook) if root else Path("build") / notebook
+    path.mkdir(parents=True, exist_ok=True)
+    return path.resolve()
+
+
+def _jsonable(obj: Any) -> Any:
+    import numpy as np
+    import torch
+
+    if isinstance(obj, Mapping):
+        return {str(k): _jsonable(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [_jsonable(v) for v in obj]
+    if isinstance(obj, torch.Tensor):
+        return _jsonable(obj.tolist())
+    if isinstance(obj, np.generic):
+        return obj.item()
+    if isinstance(obj, np.ndarray):
+        return obj.tolist()
+    if isinstance(obj, Path):
+        return str(obj)
+    return obj
+
+
+def save_results(
+    out_dir: str | Path,
+    results: Mapping[str, Any],
+    *,
+    params: Mapping[str, Any] | None = None,
+    key_numbers: Iterable[str] = (),
+    wall_time: float | None = None,
+) -> Path:
+    """Write ``results.json`` (results, parameters, key number names, versions) atomically.
+
+    ``key_numbers`` names the entries of ``results`` the run summary shows.
+    """
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    missing = [k for k in key_numbers if k not in results]
+    if missing:
+        raise KeyError(f"key_numbers {missing} are not in results ({list(results)}).")
+    doc = {
+        "results": _jsonable(results),
+        "key_numbers": list(key_numbers),
+        "params": _jsonable(params or {}),
+        "wall_time_s": wall_time,
+        "environment": environment(short=True),
+    }
+    path = out / "results.json"
+    tmp = path.with_suffix(".tmp")
+    tmp.write_text(json.dumps(doc, indent=2, allow_nan=True))
+    tmp.replace(path)
+    return path
+
+
+def environment(short: bool = False) -> dict[str, Any]:
+    """Versions, device and offline assets found (notebook 00's environment check)."""
+    import numpy
+    import torch
+    import torchvision
+
+    from .utils import get_device
+
+    env: dict[str, Any] = {
+        "python": platform.python_version(),
+        "torch": torch.__version__,
+        "torchvision": torchvision.__version__,
+        "numpy": numpy.__version__,
+        "device": str(get_device()),
+        "threads": torch.get_num_threads(),
+    }
+    if short:
+        return env
+    from .data import FASHION_MNIST_FILES
+    from .models import WEIGHTS, WeightsNotFoundError, find_weights
+    from .paths import data_dir
+
+    assets: dict[str, str] = {}
+    for name in WEIGHTS:
+        try:
+            assets[f"weights:{name}"] = str(find_weights(name))
+        except (WeightsNotFoundError, ValueError) as err:
+            assets[f"weights:{name}"] = f"missing ({type(err).__name__})"
+    fm = data_dir() / "fashion-mnist"
+    ok = all((fm / f).is_file() for f in FASHION_MNIST_FILES)
+    assets["data:fashion_mnist"] = str(fm) if ok else "missing"
+    env["assets"] = assets
+    return env

@@ -1,0 +1,74 @@
+"""Where the kit finds its data, caches and weights, from any working folder.
+
+Notebooks and tests call these instead of relative paths, so a notebook runs
+the same under JupyterLab (kernel in ``notebooks/``), papermill (caller's
+folder) and pytest.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+#: Environment variable that points the kit at another ``data/`` folder.
+DATA_ENV = "TLHELPERS_DATA"
+#: Environment variable for the cache folder (unpacked datasets, features).
+CACHE_ENV = "TLHELPERS_CACHE"
+#: Environment variable that allows downloads (``1``/``true``/``yes``).
+DOWNLOAD_ENV = "TLHELPERS_ALLOW_DOWNLOAD"
+
+
+def repo_root() -> Path | None:
+    """The repository root (the folder holding ``tlhelpers/`` and ``data/``), if any."""
+    here = Path(__file__).resolve().parent.parent
+    if (here / "data").is_dir() and (here / "tlhelpers").is_dir():
+        return here
+    return None
+
+
+def data_dir() -> Path:
+    """The kit's ``data/`` folder: ``$TLHELPERS_DATA`` or ``<repo>/data``."""
+    env = os.environ.get(DATA_ENV)
+    if env:
+        return Path(env).expanduser().resolve()
+    root = repo_root()
+    if root is None:
+        raise FileNotFoundError(
+            "Cannot find the kit's data/ folder. Run from a clone of the repository "
+            f"(pip install -e .) or set {DATA_ENV} to the data/ folder."
+        )
+    return root / "data"
+
+
+def cache_dir(*parts: str) -> Path:
+    """A writable cache folder: ``$TLHELPERS_CACHE`` or ``~/.cache/tlhelpers``, created."""
+    base = os.environ.get(CACHE_ENV) or os.path.join(
+        os.environ.get("XDG_CACHE_HOME", os.path.expanduser("~/.cache")), "tlhelpers"
+    )
+    path = Path(base).expanduser().joinpath(*parts)
+    path.mkdir(parents=True, exist_ok=True)
+    return path
+
+
+def download_allowed(allow_download: bool = False) -> bool:
+    """True if the caller or ``$TLHELPERS_ALLOW_DOWNLOAD`` permits network downloads."""
+    if allow_download:
+        return True
+    return os.environ.get(DOWNLOAD_ENV, "").strip().lower() in {"1", "true", "yes", "on"}
+
+
+class DownloadNotAllowedError(RuntimeError):
+    """Raised at once, instead of touching the network, when a download is not permitted."""
+
+
+def require_download(what: str, allow_download: bool) -> None:
+    """Raise :class:`DownloadNotAllowedError` unless downloads are allowed.
+
+    The message says how to allow them, so offline users never wait on a network call.
+    """
+    if not download_allowed(allow_download):
+        raise DownloadNotAllowedError(
+            f"{what} is not available offline and downloads are off. "
+            f"Pass allow_download=True or set {DOWNLOAD_ENV}=1 (needs internet), "
+            "or use one of the offline datasets/backbones listed in the README."
+        )

@@ -1,0 +1,101 @@
+"""Figures the notebooks share: loss terms over training, learning curves with bands, images."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+
+import numpy as np
+
+from .metrics import mean_ci
+
+
+def _axes(ax, figsize=(5, 3.5)):
+    import matplotlib.pyplot as plt
+
+    if ax is None:
+        _, ax = plt.subplots(figsize=figsize)
+    return ax
+
+
+def plot_history(history, keys: Sequence[str] | None = None, ax=None, logy: bool = False):
+    """One line per logged term (``train/total``, ``train/task``, ``train/l2sp``, ...)."""
+    ax = _axes(ax)
+    keys = list(keys) if keys is not None else [k for k in history.keys() if k != "time"]
+    epochs = np.arange(1, len(history) + 1)
+    for k in keys:
+        ax.plot(epochs, history[k], marker="o", ms=3, label=k)
+    ax.set_xlabel("epoch")
+    ax.set_ylabel("value")
+    if logy:
+        ax.set_yscale("log")
+    ax.legend(fontsize=8)
+    ax.grid(alpha=0.3)
+    return ax
+
+
+def plot_learning_curves(
+    curves: Mapping[str, Mapping[float, Sequence[float]]],
+    ax=None,
+    xlabel: str = "labels per class",
+    ylabel: str = "test accuracy",
+    logx: bool = True,
+    confidence: float = 0.95,
+):
+    """Mean over seeds with a confidence band, one curve per method.
+
+    ``curves[method][x]`` is the list of per-seed values at ``x``.
+    """
+    ax = _axes(ax, (6, 4))
+    for name, pts in curves.items():
+        xs = sorted(pts)
+        stats = [mean_ci(pts[x], confidence) for x in xs]
+        m = np.array([s[0] for s in stats])
+        h = np.array([s[1] for s in stats])
+        (line,) = ax.plot(xs, m, marker="o", label=name)
+        ax.fill_between(xs, m - h, m + h, color=line.get_color(), alpha=0.2)
+    if logx:
+        ax.set_xscale("log")
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel(ylabel)
+    ax.legend(fontsize=8)
+    ax.grid(alpha=0.3)
+    return ax
+
+
+def plot_bars(
+    values: Mapping[str, Sequence[float]], ax=None, ylabel: str = "test accuracy",
+    confidence: float = 0.95,
+):
+    """Bar per method: mean over seeds with a CI error bar, each seed as a dot."""
+    ax = _axes(ax)
+    names = list(values)
+    for i, n in enumerate(names):
+        m, h = mean_ci(values[n], confidence)
+        ax.bar(i, m, yerr=h, capsize=4, alpha=0.7)
+        ax.scatter(np.full(len(values[n]), i), values[n], color="k", s=10, zorder=3)
+    ax.set_xticks(range(len(names)), names, rotation=20, ha="right")
+    ax.set_ylabel(ylabel)
+    ax.grid(alpha=0.3, axis="y")
+    return ax
+
+
+def show_images(images, labels=None, classes: Sequence[str] | None = None, n: int = 8,
+                ncols: int = 8):
+    """A grid of the first ``n`` images ``(N, C, H, W)`` in [0, 1] with their class names."""
+    import matplotlib.pyplot as plt
+
+    n = min(n, len(images))
+    nrows = -(-n // ncols)
+    fig, axes = plt.subplots(nrows, min(n, ncols), figsize=(1.4 * min(n, ncols), 1.6 * nrows),
+                             squeeze=False)
+    for i, ax in enumerate(axes.flat):
+        ax.axis("off")
+        if i >= n:
+            continue
+        img = np.asarray(images[i]).transpose(1, 2, 0)
+        ax.imshow(img.squeeze(-1) if img.shape[-1] == 1 else img.clip(0, 1), cmap="gray")
+        if labels is not None:
+            lab = int(labels[i])
+            ax.set_title(classes[lab] if classes else str(lab), fontsize=8)
+    fig.tight_layout()
+    return fig

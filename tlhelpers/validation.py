@@ -1,0 +1,62 @@
+"""Small argument checks shared by the whole package (scikit-learn style errors).
+
+Every public function validates its inputs with these so that bad input gives
+one consistent, immediate ``ValueError`` that names the argument and the valid
+values.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import Any
+
+import numpy as np
+import torch
+
+
+def check_choice(name: str, value: Any, valid: Iterable[Any]) -> Any:
+    """Return ``value`` if it is one of ``valid``, else raise a ``ValueError`` listing them.
+
+    >>> check_choice("split", "train", ["train", "test"])
+    'train'
+    """
+    valid = list(valid)
+    if value not in valid:
+        shown = ", ".join(repr(v) for v in valid)
+        raise ValueError(f"Unknown {name} {value!r}. Valid values: {shown}.")
+    return value
+
+
+def check_positive(name: str, value: float, *, strict: bool = True) -> float:
+    """Raise ``ValueError`` unless ``value > 0`` (``>= 0`` when ``strict=False``)."""
+    if not isinstance(value, (int, float)) or isinstance(value, bool):
+        raise ValueError(f"{name} must be a number, got {type(value).__name__} {value!r}.")
+    if (strict and not value > 0) or (not strict and not value >= 0):
+        bound = "> 0" if strict else ">= 0"
+        raise ValueError(f"{name} must be {bound}, got {value!r}.")
+    return value
+
+
+def check_int(name: str, value: Any, *, minimum: int | None = None) -> int:
+    """Raise ``ValueError`` unless ``value`` is an int (not bool) and ``>= minimum``."""
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
+        raise ValueError(f"{name} must be an integer, got {type(value).__name__} {value!r}.")
+    if minimum is not None and value < minimum:
+        raise ValueError(f"{name} must be >= {minimum}, got {value!r}.")
+    return int(value)
+
+
+def to_numpy(name: str, x: Any, *, ndim: int | None = None, finite: bool = True) -> np.ndarray:
+    """Convert a tensor / array-like to a float64 or int numpy array and validate it.
+
+    Raises ``ValueError`` naming ``name`` and the shape when ``ndim`` does not match
+    or when the array holds NaN/inf (``finite=True``).
+    """
+    if isinstance(x, torch.Tensor):
+        x = x.detach().cpu().numpy()
+    arr = np.asarray(x)
+    if ndim is not None and arr.ndim != ndim:
+        raise ValueError(f"{name} must be {ndim}-D, got shape {arr.shape}.")
+    if finite and arr.dtype.kind == "f" and not np.all(np.isfinite(arr)):
+        raise ValueError(f"{name} contains NaN or inf values (shape {arr.shape}).")
+    return arr
