@@ -339,7 +339,9 @@ class FeatureMapDistance(nn.Module):
     during the objective's normal forward pass; ``forward(inputs)`` then runs the frozen
     source on the same inputs (``no_grad``) and compares. So call it right after the
     student's forward on ``inputs`` -- :class:`~tlhelpers.losses.TransferObjective` does.
-    Call :meth:`remove` to detach the hooks when done.
+    Call :meth:`remove` to detach the hooks when done. The source stays in eval mode, so
+    with BatchNorm layers the distance is not exactly 0 at the start of training while the
+    student (train mode) normalises with batch statistics.
 
     Args:
         student: the model being fine-tuned.
