@@ -108,8 +108,9 @@ class LwF(nn.Module):
 
     Used as a :class:`~tlhelpers.losses.TransferObjective` term (it reads ``ctx.inputs``
     and ``ctx.features``), so the student must be a body/head model. The ``old_head`` is
-    trainable and lives in this module: give its parameters to the optimiser, e.g.
-    ``[p for p in objective.parameters() if p.requires_grad]`` next to the model's.
+    trainable and must reach the optimiser. With ``fit``'s default optimiser (the model's
+    parameters) the simplest is to attach it to the model: ``model.old_head =
+    lwf.old_head`` (shared, not copied); otherwise add ``lwf.old_head.parameters()``.
 
     Args:
         teacher: source model mapping inputs to old-task logits (deep-copied, frozen, eval

@@ -1,0 +1,118 @@
+"""Tests of tlhelpers.losses.TransferObjective with a tiny SplitModel-like module."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from tlhelpers.losses import (
+    L2SP,
+    BatchSpectralShrinkage,
+    ContextTerm,
+    FeatureMapDistance,
+    TermContext,
+    TransferObjective,
+    bss,
+)
+
+
+class TinySplit(nn.Module):
+    def __init__(self) -> None:
+        super().__init__()
+        self.body = nn.Sequential(nn.Linear(5, 8), nn.Tanh())
+        self.head = nn.Linear(8, 3)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.head(self.body(x))
+
+
+@pytest.fixture
+def setup():
+    torch.manual_seed(0)
+    model = TinySplit()
+    x, y = torch.randn(16, 5), torch.randint(0, 3, (16,))
+    return model, x, y
+
+
+def test_total_is_sum_of_logged_terms(setup):
+    model, x, y = setup
+    reg = L2SP(model, alpha=0.1, beta=0.01)
+    fmd = FeatureMapDistance(model, ["body.0"])
+    with torch.no_grad():
+        for p in model.parameters():
+            p.add_(0.05)
+    obj = TransferObjective(
+        terms={
+            "l2sp": (2.0, reg),
+            "bss": (1e-3, BatchSpectralShrinkage(k=1)),
+            "delta": (0.5, fmd),
+            "feat_norm": (0.1, ContextTerm(lambda f: f.pow(2).mean(), "features")),
+            "custom": (3.0, lambda ctx: ctx.logits.abs().mean()),
+        }
+    )
+    out = obj(model, x, y)
+    assert list(out) == ["total", "task", "l2sp", "bss", "delta", "feat_norm", "custom"]
+    # Independent recomputation of each entry.
+    feats = model.body(x)
+    logits = model.head(feats)
+    assert out["task"].item() == pytest.approx(F.cross_entropy(logits, y).item(), rel=1e-6)
+    assert out["l2sp"].item() == pytest.approx(2.0 * reg(model).item(), rel=1e-6)
+    assert out["bss"].item() == pytest.approx(
+        1e-3 * torch.linalg.svdvals(feats)[-1].item() ** 2, rel=1e-4
+    )
+    assert out["feat_norm"].item() == pytest.approx(0.1 * feats.pow(2).mean().item(), rel=1e-6)
+    assert out["custom"].item() == pytest.approx(3.0 * logits.abs().mean().item(), rel=1e-6)
+    assert out["delta"].item() > 0
+    parts = sum(v for k, v in out.items() if k != "total")
+    assert out["total"].item() == pytest.approx(parts.item(), rel=1e-6)
+    out["total"].backward()
+    assert model.body[0].weight.grad is not None
+
+
+def test_set_weight_and_plain_model(setup):
+    model, x, y = setup
+    plain = nn.Sequential(nn.Linear(5, 3))
+    obj = TransferObjective(
+        terms={"l2": (1.0, ContextTerm(lambda m: sum(p.sum() for p in m.parameters()), "model"))}
+    )
+    out = obj(plain, x, y)
+    assert out["task"].item() == pytest.approx(F.cross_entropy(plain(x), y).item())
+    obj.set_weight("l2", 0.0)
+    assert obj(plain, x, y)["l2"].item() == 0.0
+    with pytest.raises(ValueError, match="Valid values: 'l2'"):
+        obj.set_weight("l3", 1.0)
+    # A features term on a model without body/head is a clear error.
+    obj2 = TransferObjective(terms={"bss": (1.0, ContextTerm(bss, "features"))})
+    with pytest.raises(ValueError, match=r"ctx.features.*\.body/\.head"):
+        obj2(plain, x, y)
+
+
+def test_custom_task_loss_and_context(setup):
+    model, x, y = setup
+    seen: list[TermContext] = []
+
+    def spy(ctx: TermContext) -> torch.Tensor:
+        seen.append(ctx)
+        return ctx.logits.sum() * 0
+
+    obj = TransferObjective(task_loss=lambda z, t: z.mean(), terms={"spy": (1.0, spy)})
+    out = obj(model, x, y)
+    assert out["task"].item() == pytest.approx(model(x).mean().item(), rel=1e-6)
+    ctx = seen[0]
+    assert ctx.model is model and ctx.inputs is x and ctx.targets is y
+    assert ctx.features.shape == (16, 8) and ctx.logits.shape == (16, 3)
+
+
+def test_objective_bad_terms(setup):
+    model, x, y = setup
+    with pytest.raises(ValueError, match="reserved"):
+        TransferObjective(terms={"total": (1.0, lambda c: c.logits.sum())})
+    with pytest.raises(ValueError, match=r"\(weight, term\)"):
+        TransferObjective(terms={"a": BatchSpectralShrinkage()})
+    with pytest.raises(ValueError, match="Valid values"):
+        ContextTerm(bss, "feature")
+    obj = TransferObjective(terms={"vec": (1.0, lambda c: c.logits.sum(0))})
+    with pytest.raises(ValueError, match=r"scalar tensor, got \(3,\)"):
+        obj(model, x, y)
