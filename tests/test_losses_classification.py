@@ -62,3 +62,10 @@ def test_label_smoothing_by_hand():
         label_smoothing_cross_entropy(z, y, eps, "none").numpy(), expected, rtol=1e-10
     )
     assert LabelSmoothingCrossEntropy(eps)(z, y).item() == pytest.approx(expected.mean())
+
+
+@pytest.mark.parametrize("gamma", [0.5, 2.0])
+def test_focal_gradient_finite_for_confident_logits(gamma):
+    z = torch.tensor([[40.0, 0.0, 0.0], [0.0, 1.0, 0.0]], requires_grad=True)
+    focal_loss(z, torch.tensor([0, 1]), gamma=gamma).backward()
+    assert torch.isfinite(z.grad).all()

@@ -40,15 +40,23 @@ MMD_ESTIMATORS: tuple[str, ...] = ("biased", "unbiased", "linear")
 
 def _sq_dists(a: Tensor, b: Tensor) -> Tensor:
     """Pairwise squared Euclidean distances via one matrix product, clamped at 0."""
-    d = a.pow(2).sum(1)[:, None] + b.pow(2).sum(1)[None, :] - 2.0 * (a @ b.T)
-    return d.clamp_min(0.0)
+    d = torch.addmm(a.pow(2).sum(1)[:, None] + b.pow(2).sum(1)[None, :], a, b.T, alpha=-2.0)
+    return d.clamp_min_(0.0)  # rounding can make |a-b|^2 slightly negative
 
 
-def _median_sq_dist(z: Tensor) -> Tensor:
-    """Lower median of the squared distances over distinct pairs (i < j) of ``z``."""
-    d = _sq_dists(z, z)
-    iu = torch.triu_indices(z.shape[0], z.shape[0], offset=1, device=z.device)
-    return d[iu[0], iu[1]].median()
+def _median_from_blocks(dxx: Tensor, dyy: Tensor, dxy: Tensor) -> Tensor:
+    """Lower median of the pooled sample's squared distances over distinct pairs (i < j).
+
+    The distinct pairs of ``[x; y]`` are the upper triangles of the x-x and y-y blocks
+    plus the whole x-y block, so the three blocks of :func:`mmd2` are reused.
+    """
+    with torch.no_grad():
+        n, m = dxx.shape[0], dyy.shape[0]
+        iu_x = torch.triu_indices(n, n, offset=1, device=dxx.device)
+        iu_y = torch.triu_indices(m, m, offset=1, device=dyy.device)
+        pairs = torch.cat([dxx[iu_x[0], iu_x[1]], dyy[iu_y[0], iu_y[1]], dxy.reshape(-1)]).detach()
+        med = pairs.median()
+        return med.clamp_min(torch.finfo(med.dtype).tiny)
 
 
 def median_bandwidth(x: Tensor, y: Tensor) -> Tensor:
@@ -69,29 +77,25 @@ def median_bandwidth(x: Tensor, y: Tensor) -> Tensor:
     if x.shape[0] + y.shape[0] < 2:
         raise ValueError("median_bandwidth needs at least 2 pooled samples.")
     with torch.no_grad():
-        med = _median_sq_dist(torch.cat([x, y]).detach())
-        tiny = torch.finfo(med.dtype).tiny
-        return med.clamp_min(tiny).sqrt()
+        x, y = x.detach(), y.detach()
+        med = _median_from_blocks(_sq_dists(x, x), _sq_dists(y, y), _sq_dists(x, y))
+        return med.sqrt()
 
 
-def _bandwidth_tensor(
-    x: Tensor, y: Tensor, bandwidths: float | Sequence[float] | Tensor | None
-) -> Tensor:
-    if bandwidths is None:
-        return median_bandwidth(x, y).reshape(1)
+def _check_bandwidths(x: Tensor, bandwidths: float | Sequence[float] | Tensor) -> Tensor:
     sig = torch.as_tensor(bandwidths, dtype=x.dtype, device=x.device).reshape(-1)
     if sig.numel() == 0 or not bool((sig > 0).all()):
         raise ValueError(f"bandwidths must be positive numbers, got {bandwidths!r}.")
     return sig
 
 
-def _kernel(sq: Tensor, sigmas: Tensor) -> Tensor:
+def _kernel(sq: Tensor, inv_two_sigma2: Tensor) -> Tensor:
     """Average of Gaussian kernels exp(-d^2 / (2 sigma^2)) over the bandwidths."""
     # Loop over the handful of bandwidths only (not over samples).
-    out = torch.zeros_like(sq)
-    for s in sigmas:
-        out = out + torch.exp(-sq / (2.0 * s * s))
-    return out / sigmas.numel()
+    out = torch.exp(sq * -inv_two_sigma2[0])
+    for c in inv_two_sigma2[1:]:
+        out = out + torch.exp(sq * -c)
+    return out / inv_two_sigma2.numel() if inv_two_sigma2.numel() > 1 else out
 
 
 def mmd2(
@@ -147,22 +151,29 @@ def mmd2(
             f"the linear estimator needs x and y with the same number (>= 2) of samples, "
             f"got shapes {tuple(x.shape)} and {tuple(y.shape)}."
         )
-    sig = _bandwidth_tensor(x, y, bandwidths)
-
     if estimator == "linear":
         half = n // 2
         x1, x2 = x[0 : 2 * half : 2], x[1 : 2 * half : 2]
         y1, y2 = y[0 : 2 * half : 2], y[1 : 2 * half : 2]
+        if bandwidths is None:
+            sig2 = median_bandwidth(x, y).pow(2).reshape(1)
+        else:
+            sig2 = _check_bandwidths(x, bandwidths).pow(2)
+        c = 1.0 / (2.0 * sig2)
 
         def k(a: Tensor, b: Tensor) -> Tensor:
-            return _kernel((a - b).pow(2).sum(1), sig)
+            return _kernel((a - b).pow(2).sum(1), c)
 
         return (k(x1, x2) + k(y1, y2) - k(x1, y2) - k(x2, y1)).mean()
 
-    # One Gram matrix on the pooled sample, then slice the three blocks.
-    z = torch.cat([x, y])
-    kz = _kernel(_sq_dists(z, z), sig)
-    kxx, kyy, kxy = kz[:n, :n], kz[n:, n:], kz[:n, n:]
+    # Three Gram blocks (x-x, y-y, x-y): a quarter fewer flops than the pooled matrix.
+    dxx, dyy, dxy = _sq_dists(x, x), _sq_dists(y, y), _sq_dists(x, y)
+    if bandwidths is None:
+        sig2 = _median_from_blocks(dxx, dyy, dxy).reshape(1)
+    else:
+        sig2 = _check_bandwidths(x, bandwidths).pow(2)
+    c = 1.0 / (2.0 * sig2)
+    kxx, kyy, kxy = _kernel(dxx, c), _kernel(dyy, c), _kernel(dxy, c)
     if estimator == "biased":
         return kxx.mean() + kyy.mean() - 2.0 * kxy.mean()
     xx = (kxx.sum() - kxx.diagonal().sum()) / (n * (n - 1))

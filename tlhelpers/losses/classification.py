@@ -65,8 +65,10 @@ def focal_loss(
     check_positive("gamma", gamma, strict=False)
     log_p = F.log_softmax(logits, dim=1).gather(1, targets[:, None]).squeeze(1)
     p = log_p.exp()
-    # (1 - p)^0 must be 1 even where p == 1, hence the explicit branch.
-    modulating = (1.0 - p).clamp_min(0.0).pow(gamma) if gamma != 0 else torch.ones_like(p)
+    # p rounds to exactly 1 for confident logits; the floor keeps d/dp (1-p)^gamma finite
+    # for gamma < 1 (no NaN gradient), and gamma = 0 must give exactly 1.
+    one_minus_p = (1.0 - p).clamp_min(torch.finfo(p.dtype).tiny)
+    modulating = one_minus_p.pow(gamma) if gamma != 0 else torch.ones_like(p)
     loss = -modulating * log_p
     if alpha is not None:
         alpha_t = torch.as_tensor(alpha, dtype=logits.dtype, device=logits.device)
