@@ -67,7 +67,8 @@ class ParameterGuard:
         new = {k for k in self._ns if k not in self._before and not k.startswith("_")}
         new -= _IPYTHON_NAMES
         unknown = sorted(
-            k for k in new if k not in ann and not _is_module_or_callable(self._ns[k])
+            k for k in new
+            if k not in ann and self._ns[k] is not self and not _is_module_or_callable(self._ns[k])
         )
         if unknown:
             raise ParameterError(
