@@ -114,9 +114,10 @@ def mmd2(
 
     - ``"biased"`` (V-statistic, eq. 5): :math:`\frac{1}{n^2}\sum_{ij} k(x_i,x_j) +
       \frac{1}{m^2}\sum_{ij} k(y_i,y_j) - \frac{2}{nm}\sum_{ij} k(x_i,y_j)`; always >= 0
-      and exactly 0 for identical samples.
+      (up to rounding) and 0 for identical samples.
     - ``"unbiased"`` (U-statistic, eq. 3): same but the within-sample sums skip
-      ``i == j`` and divide by ``n(n-1)`` / ``m(m-1)``. Can be negative: expected.
+      ``i == j`` and divide by ``n(n-1)`` / ``m(m-1)`` (the cross term keeps all pairs).
+      Can be negative: expected, not a bug.
     - ``"linear"`` (linear-time, Lemma 14): requires ``n == m``; with pairs
       ``(x_{2i-1}, x_{2i})``, ``(y_{2i-1}, y_{2i})``, averages
       :math:`h_i = k(x_{2i-1},x_{2i}) + k(y_{2i-1},y_{2i}) - k(x_{2i-1},y_{2i}) - k(x_{2i},y_{2i-1})`
@@ -126,6 +127,10 @@ def mmd2(
     (TLlib / DAN), so a single kernel and a family have the same scale. ``bandwidths=None``
     uses one kernel with :func:`median_bandwidth` (sigma^2 = median pairwise squared distance
     of the pooled sample, computed without gradient).
+
+    Cost: O((n + m)^2 d) time and O((n + m)^2) memory for "biased"/"unbiased" (vectorised
+    Gram blocks); O(n d) for "linear" with explicit ``bandwidths`` (the median heuristic
+    is itself quadratic).
 
     Args:
         x: source sample, shape (n, d).

@@ -58,6 +58,8 @@ def l2(
 
     .. math:: \Omega(w) = \frac{\alpha}{2}\,\|w\|_2^2
 
+    Weight decay (e.g. Krogh & Hertz, "A Simple Weight Decay Can Improve Generalization",
+    NIPS 1991), the baseline L2-SP is compared with in Li et al., ICML 2018.
     With plain SGD this equals ``weight_decay=alpha`` (the gradient is ``alpha * w``); with
     Adam it is *not* the same as AdamW's decoupled decay. Do not use both.
 
