@@ -116,3 +116,24 @@ def test_objective_bad_terms(setup):
     obj = TransferObjective(terms={"vec": (1.0, lambda c: c.logits.sum(0))})
     with pytest.raises(ValueError, match=r"scalar tensor, got \(3,\)"):
         obj(model, x, y)
+
+
+def test_frozen_copies_do_not_inherit_hooks(setup):
+    from tlhelpers.losses import LwF
+
+    model, x, y = setup
+    fmd = FeatureMapDistance(model, ["body.0"])
+    lwf = LwF.from_source(model)  # copies taken after fmd hooked the student
+    assert not lwf.teacher.body[0]._forward_hooks
+    assert not lwf.old_head._forward_hooks
+    obj = TransferObjective(terms={"lwf": (1.0, lwf), "delta": (1.0, fmd)})
+    model.old_head = lwf.old_head
+    with torch.no_grad():
+        model.body[0].weight.add_(0.1)
+    out = obj(model, x, y)
+    # The teacher's forward (run first) must not overwrite the student's activations.
+    with torch.no_grad():
+        expected = 0.5 * ((model.body[0](x) - fmd.source.body[0](x)) ** 2).sum(1).mean()
+    assert out["delta"].item() == pytest.approx(expected.item(), rel=1e-5)
+    obj.double()
+    assert fmd.source.body[0].weight.dtype == torch.float64
