@@ -1,0 +1,349 @@
+"""Tests for tlhelpers.transferability (notebook 02, "model choice").
+
+Reference values are computed independently: by hand for LEEP and NCE, by direct
+numerical maximisation of the Gaussian marginal likelihood for LogME, and with
+``np.cov`` + ``np.linalg.pinv`` for the H-score.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+import torch
+from scipy import optimize, stats
+
+from tlhelpers.transferability import (
+    SCORES,
+    format_table,
+    h_score,
+    leep,
+    logme,
+    nce,
+    rank_correlation,
+    rank_models,
+)
+
+# ----------------------------------------------------------------------------- LEEP
+
+
+def test_leep_hand_computed():
+    # 4 target images, 2 source classes, 2 target classes.
+    theta = np.array([[0.8, 0.2], [0.6, 0.4], [0.3, 0.7], [0.1, 0.9]])
+    y = np.array([0, 0, 1, 1])
+    # Joint P(y, z) = 1/4 * column sums of theta over each target class:
+    #   P(0, z) = [(0.8 + 0.6) / 4, (0.2 + 0.4) / 4] = [0.35, 0.15]
+    #   P(1, z) = [(0.3 + 0.1) / 4, (0.7 + 0.9) / 4] = [0.10, 0.40]
+    # P(z) = [0.45, 0.55]; P(y|z): P(0|z) = [7/9, 3/11], P(1|z) = [2/9, 8/11]
+    # EEP likelihood of each image's own label, sum_z P(y_i|z) theta_i(z):
+    #   i=1: 0.8 * 7/9 + 0.2 * 3/11 = 28/45 + 3/55  = 335/495 = 67/99
+    #   i=2: 0.6 * 7/9 + 0.4 * 3/11 = 21/45 + 6/55  = 285/495 = 19/33
+    #   i=3: 0.3 * 2/9 + 0.7 * 8/11 = 1/15 + 28/55  =  95/165 = 19/33
+    #   i=4: 0.1 * 2/9 + 0.9 * 8/11 = 1/45 + 36/55  = 335/495 = 67/99
+    expected = (2 * math.log(67 / 99) + 2 * math.log(19 / 33)) / 4
+    assert leep(theta, y) == pytest.approx(expected, rel=1e-12)
+    # torch input, float32 softmax, labels that are not 0..C-1
+    assert leep(torch.tensor(theta, dtype=torch.float32), torch.tensor([3, 3, 7, 7])) == (
+        pytest.approx(expected, rel=1e-6)
+    )
+
+
+def test_leep_equals_nce_for_hard_predictions():
+    # With one-hot theta, LEEP reduces to NCE (Nguyen et al. 2020, Sec. 4).
+    rng = np.random.default_rng(0)
+    z = rng.integers(0, 5, 200)
+    y = (z + rng.integers(0, 2, 200)) % 3
+    assert leep(np.eye(5)[z], y) == pytest.approx(nce(z, y), rel=1e-12)
+
+
+def test_leep_invariant_to_source_class_order_and_bounded():
+    rng = np.random.default_rng(1)
+    logits = rng.normal(size=(50, 6))
+    probs = np.exp(logits) / np.exp(logits).sum(1, keepdims=True)
+    y = rng.integers(0, 3, 50)
+    perm = rng.permutation(6)
+    assert leep(probs[:, perm], y) == pytest.approx(leep(probs, y), rel=1e-12)
+    assert leep(probs, y) <= 0.0
+    # unused source class (all-zero column) contributes nothing
+    padded = np.hstack([probs, np.zeros((50, 1))])
+    assert leep(padded, y) == pytest.approx(leep(probs, y), rel=1e-12)
+
+
+# ----------------------------------------------------------------------------- NCE
+
+
+def test_nce_hand_computed():
+    z = np.array([0, 0, 1, 1, 1, 0])
+    y = np.array([0, 0, 1, 1, 0, 1])
+    # Counts: (y=0,z=0)=2, (y=1,z=0)=1, (y=0,z=1)=1, (y=1,z=1)=2; P(z) = [1/2, 1/2]
+    # H(Y|Z) = sum_z P(z) H(Y|Z=z) = H(2/3, 1/3); NCE = -H(Y|Z) in nats
+    expected = 2 / 3 * math.log(2 / 3) + 1 / 3 * math.log(1 / 3)
+    assert nce(z, y) == pytest.approx(expected, rel=1e-12)
+    # 2-D source probabilities: their argmax is used
+    probs = np.eye(2)[z] * 0.6 + 0.2
+    assert nce(probs, y) == pytest.approx(expected, rel=1e-12)
+
+
+def test_nce_extremes():
+    y = np.array([0, 1, 2, 0, 1, 2])
+    # source label determines the target label (even with more source classes)
+    assert nce(np.array([5, 1, 2, 4, 1, 2]), y) == pytest.approx(0.0, abs=1e-15)
+    # a single source label: NCE = -H(Y) = log(1/3) for balanced 3 classes
+    assert nce(np.zeros(6, dtype=int), y) == pytest.approx(math.log(1 / 3), rel=1e-12)
+
+
+# ----------------------------------------------------------------------------- LogME
+
+
+def _direct_logme(features, labels):
+    """Maximise log N(y; 0, F F^T / alpha + I / beta) over (log alpha, log beta) per class."""
+    n = features.shape[0]
+    gram = features @ features.T
+    values = []
+    for c in np.unique(labels):
+        y = (labels == c).astype(float)
+
+        def neg_log_evidence(p, y=y):
+            alpha, beta = np.exp(p)
+            cov = gram / alpha + np.eye(n) / beta
+            return -stats.multivariate_normal(np.zeros(n), cov).logpdf(y)
+
+        starts = [np.zeros(2), np.array([3.0, 2.0]), np.array([-2.0, 1.0])]
+        best = min(
+            (
+                optimize.minimize(
+                    neg_log_evidence,
+                    x0,
+                    method="Nelder-Mead",
+                    options={"xatol": 1e-9, "fatol": 1e-12, "maxiter": 4000},
+                )
+                for x0 in starts
+            ),
+            key=lambda r: r.fun,
+        )
+        values.append(-best.fun / n)
+    return float(np.mean(values))
+
+
+@pytest.mark.parametrize("n, d", [(40, 5), (12, 20)], ids=["n>D", "n<D"])
+def test_logme_matches_direct_maximisation(n, d):
+    rng = np.random.default_rng(n + d)
+    labels = np.arange(n) % 3
+    rng.shuffle(labels)
+    features = rng.normal(size=(n, d))
+    features[:, 0] += 1.5 * labels  # make the features informative
+    expected = _direct_logme(features, labels)
+    got = logme(features, labels)
+    assert got == pytest.approx(expected, rel=1e-4)
+    # fixed-point result is a maximum: the optimiser cannot beat it
+    assert got >= expected - 1e-6 * abs(expected)
+
+
+def test_logme_torch_input_and_label_relabelling():
+    rng = np.random.default_rng(3)
+    features = rng.normal(size=(60, 8))
+    labels = rng.integers(0, 4, 60)
+    ref = logme(features, labels)
+    assert logme(torch.from_numpy(features), torch.from_numpy(labels)) == pytest.approx(ref)
+    relabelled = np.array([10, 20, 30, 40])[labels]
+    assert logme(features, relabelled) == pytest.approx(ref, rel=1e-12)
+    assert isinstance(ref, float)
+
+
+# ----------------------------------------------------------------------------- H-score
+
+
+def _direct_h_score(features, labels, rcond=1e-15):
+    cov_f = np.cov(features, rowvar=False)
+    class_means = {c: features[labels == c].mean(axis=0) for c in np.unique(labels)}
+    g = np.stack([class_means[c] for c in labels])  # each row replaced by E[f | y]
+    cov_g = np.cov(g, rowvar=False)
+    return float(np.trace(np.linalg.pinv(cov_f, rcond=rcond, hermitian=True) @ cov_g))
+
+
+def test_h_score_matches_numpy_formula():
+    rng = np.random.default_rng(4)
+    labels = rng.integers(0, 4, 80)
+    features = rng.normal(size=(80, 6)) + 0.8 * np.eye(6)[labels % 6]
+    got = h_score(features, labels)
+    assert got == pytest.approx(_direct_h_score(features, labels), rel=1e-10)
+    assert 0.0 <= got <= 3.0  # at most C - 1
+    # invariant to an invertible affine map of the features
+    a = rng.normal(size=(6, 6)) + 3 * np.eye(6)
+    assert h_score(features @ a + 5.0, labels) == pytest.approx(got, rel=1e-8)
+
+
+def test_h_score_rank_deficient_features():
+    rng = np.random.default_rng(5)
+    labels = np.arange(15) % 3
+    # n < D (centred features have rank n - 1 = 14)
+    wide = rng.normal(size=(15, 40))
+    assert h_score(wide, labels) == pytest.approx(
+        _direct_h_score(wide, labels, rcond=1e-10), rel=1e-8
+    )
+    # n > D with duplicated and all-zero (dead ReLU) columns
+    base = rng.normal(size=(60, 5)) + np.eye(5)[np.arange(60) % 3]
+    tall = np.hstack([base, base[:, :2], np.zeros((60, 2))])
+    labels = np.arange(60) % 3
+    assert h_score(tall, labels) == pytest.approx(h_score(base, labels), rel=1e-8)
+    assert h_score(tall, labels) == pytest.approx(
+        _direct_h_score(tall, labels, rcond=1e-10), rel=1e-8
+    )
+
+
+# ----------------------------------------------------------------------------- behaviour
+
+
+def _synthetic_candidates(seed=6, n=400):
+    rng = np.random.default_rng(seed)
+    informative = rng.normal(size=(n, 4))
+    labels = np.argmax(informative @ rng.normal(size=(4, 3)), axis=1)
+    good = np.hstack([informative, rng.normal(size=(n, 12))])  # label-relevant + noise
+    bad = rng.normal(size=(n, 16))  # unrelated to the labels
+    good_probs = np.eye(3)[labels] * 0.7 + 0.1
+    bad_probs = np.full((n, 3), 1 / 3)
+    return labels, good, bad, good_probs, bad_probs
+
+
+def test_scores_rank_informative_features_first():
+    labels, good, bad, _, _ = _synthetic_candidates()
+    assert logme(good, labels) > logme(bad, labels)
+    assert h_score(good, labels) > h_score(bad, labels)
+
+
+def test_rank_models_table():
+    labels, good, bad, good_probs, bad_probs = _synthetic_candidates()
+    candidates = {
+        "random": {"features": bad, "source_probs": bad_probs},
+        "informative": {"features": good, "source_probs": good_probs},
+        "head_only": {"source_probs": good_probs},  # no features: LogME/H-score are None
+    }
+    rows = rank_models(candidates, labels, scores=("logme", "h_score", "leep", "nce"))
+    assert [r["model"] for r in rows] == ["informative", "random", "head_only"]
+    assert [r["rank"] for r in rows] == [1, 2, 3]
+    assert rows[2]["logme"] is None and rows[2]["h_score"] is None
+    assert rows[2]["leep"] == pytest.approx(leep(good_probs, labels))
+    assert rows[0]["nce"] == pytest.approx(nce(good_probs, labels))
+    assert rows[0]["logme"] == pytest.approx(logme(good, labels))
+    text = format_table(rows)
+    assert "informative" in text and "head_only" in text and "-" in text
+    assert len(text.splitlines()) == 5  # header, rule, three models
+    # ranking by LEEP puts the models without features in their place too
+    by_leep = rank_models(candidates, labels, scores=["leep"])
+    assert by_leep[-1]["model"] == "random"
+    assert set(by_leep[0]) == {"rank", "model", "leep"}
+
+
+def test_rank_correlation():
+    acc = [0.70, 0.75, 0.80, 0.90]
+    result = rank_correlation([1.0, 2.0, 3.0, 10.0], acc)
+    assert result["kendall"] == pytest.approx(1.0)
+    assert result["spearman"] == pytest.approx(1.0)
+    assert result["weighted_kendall"] == pytest.approx(1.0)
+    assert 0.8 < result["pearson"] < 1.0
+    reversed_ = rank_correlation(
+        {"a": 4, "b": 3, "c": 2, "d": 1}, dict(zip("abcd", acc, strict=True))
+    )
+    assert reversed_["kendall"] == pytest.approx(-1.0)
+    with pytest.raises(ValueError, match="same length"):
+        rank_correlation([1, 2, 3], [1, 2, 3, 4])
+    with pytest.raises(ValueError, match="at least 3"):
+        rank_correlation([1, 2], [1, 2])
+    with pytest.raises(ValueError, match="constant"):
+        rank_correlation([1, 1, 1], [1, 2, 3])
+
+
+# ----------------------------------------------------------------------------- bad input
+
+
+FEATURE_SCORES = [logme, h_score]
+
+
+@pytest.mark.parametrize("score", FEATURE_SCORES, ids=lambda f: f.__name__)
+def test_feature_scores_reject_bad_input(score):
+    rng = np.random.default_rng(7)
+    f = rng.normal(size=(10, 3))
+    y = np.arange(10) % 2
+    with pytest.raises(ValueError, match=r"same number of samples.*\(10, 3\).*\(9,\)"):
+        score(f, y[:9])
+    bad = f.copy()
+    bad[2, 1] = np.nan
+    with pytest.raises(ValueError, match="NaN or inf"):
+        score(bad, y)
+    bad[2, 1] = np.inf
+    with pytest.raises(ValueError, match="NaN or inf"):
+        score(bad, y)
+    with pytest.raises(ValueError, match=r"at least two classes.*\(10,\)"):
+        score(f, np.zeros(10, dtype=int))
+    with pytest.raises(ValueError, match=r"2-D.*\(10,\)"):
+        score(f[:, 0], y)
+    with pytest.raises(ValueError, match="integer class labels"):
+        score(f, y + 0.5)
+    with pytest.raises(ValueError, match="target_labels must be 1-D"):
+        score(f, y[:, None])
+
+
+@pytest.mark.parametrize("score", [logme, h_score, leep, nce], ids=lambda f: f.__name__)
+def test_single_sample_class_is_allowed(score):
+    rng = np.random.default_rng(8)
+    y = np.array([0] * 6 + [1] * 5 + [2])  # class 2 seen once
+    if score in FEATURE_SCORES:
+        value = score(rng.normal(size=(12, 4)), y)
+    else:
+        value = score(np.full((12, 3), 1 / 3), y)
+    assert np.isfinite(value)
+
+
+def test_leep_rejects_bad_probabilities():
+    y = np.array([0, 1, 0, 1])
+    logits = np.array([[2.0, -1.0], [0.5, 0.1], [1.0, 1.0], [-3.0, 2.0]])
+    with pytest.raises(ValueError, match=r"sum to 1.*\(4, 2\)"):
+        leep(np.abs(logits), y)
+    with pytest.raises(ValueError, match="negative"):
+        leep(logits, y)
+    with pytest.raises(ValueError, match=r"2-D.*\(4,\)"):
+        leep(np.full(4, 1.0), y)
+    with pytest.raises(ValueError, match=r"same number of samples.*\(4, 2\).*\(3,\)"):
+        leep(np.full((4, 2), 0.5), y[:3])
+    with pytest.raises(ValueError, match="at least two classes"):
+        leep(np.full((4, 2), 0.5), np.ones(4, dtype=int))
+    nan_probs = np.full((4, 2), 0.5)
+    nan_probs[0, 0] = np.nan
+    with pytest.raises(ValueError, match="NaN or inf"):
+        leep(nan_probs, y)
+    # small float32 rounding is accepted
+    assert np.isfinite(leep(np.full((4, 2), 0.5) + 1e-7, y))
+
+
+def test_nce_rejects_bad_input():
+    y = np.array([0, 1, 0, 1])
+    with pytest.raises(ValueError, match=r"same number of samples.*\(3,\).*\(4,\)"):
+        nce(np.array([0, 1, 2]), y)
+    with pytest.raises(ValueError, match="at least two classes"):
+        nce(np.array([0, 1, 2, 3]), np.zeros(4, dtype=int))
+    with pytest.raises(ValueError, match="integer class labels"):
+        nce(np.array([0.5, 1, 2, 3]), y)
+
+
+def test_rank_models_rejects_bad_input():
+    y = np.arange(6) % 2
+    f = np.random.default_rng(9).normal(size=(6, 2))
+    with pytest.raises(ValueError, match="Unknown score 'fisher'"):
+        rank_models({"m": {"features": f}}, y, scores=("fisher",))
+    with pytest.raises(ValueError, match="non-empty mapping"):
+        rank_models({}, y)
+    with pytest.raises(ValueError, match="must be a mapping"):
+        rank_models({"m": f}, y)
+    assert set(SCORES) == {"logme", "h_score", "leep", "nce"}
+
+
+def test_hyperparameters_validated():
+    f = np.random.default_rng(10).normal(size=(8, 2))
+    y = np.arange(8) % 2
+    with pytest.raises(ValueError, match="max_iter"):
+        logme(f, y, max_iter=0)
+    with pytest.raises(ValueError, match="tol"):
+        logme(f, y, tol=-1.0)
+    with pytest.raises(ValueError, match="atol"):
+        leep(np.full((8, 2), 0.5), y, atol=0.0)

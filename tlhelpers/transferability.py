@@ -1,0 +1,576 @@
+"""Transferability scores: guess which pre-trained model will fine-tune best, without fine-tuning.
+
+Taught in notebook 02 ("model choice"). Each score looks at what a frozen source
+model produces on the *target* training images -- its penultimate features, its
+source-head softmax, or its argmax source labels -- together with the target
+labels, and returns one number per model; a higher number is meant to predict a
+higher fine-tuned accuracy. Scores are only comparable between models on the
+*same* target data set.
+
+=========  ======================================  =====================================
+score      needs                                    paper
+=========  ======================================  =====================================
+LEEP       source-head softmax ``(n, Z)``           Nguyen et al., ICML 2020
+NCE        source argmax labels ``(n,)``            Tran et al., ICCV 2019
+LogME      features ``(n, D)``                      You et al., ICML 2021
+H-score    features ``(n, D)``                      Bao et al., ICIP 2019
+=========  ======================================  =====================================
+
+All functions accept numpy arrays or torch tensors (detached and moved to the
+CPU), compute in float64 and return a Python ``float``. Target labels are
+integers; any integer values work (they are mapped to ``0..C-1`` with
+``np.unique``). Every score needs at least two target classes. No score needs two
+samples per class: a class seen once still has a one-hot column (LogME), a class
+mean (H-score) and a row of the joint distribution (LEEP, NCE).
+
+How well the scores predict fine-tuned accuracy varies a lot by data set (TLlib's
+10-model study: LogME Pearson 0.58 on Aircraft but 0.73 on CIFAR-10, LEEP 0.13 on
+Aircraft), so notebook 02 measures it on its own tasks with
+:func:`rank_correlation` rather than assuming it.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import numpy as np
+from scipy import stats
+
+from tlhelpers.validation import check_choice, check_int, check_positive, to_numpy
+
+__all__ = [
+    "SCORES",
+    "format_table",
+    "h_score",
+    "leep",
+    "logme",
+    "nce",
+    "rank_correlation",
+    "rank_models",
+]
+
+#: Names accepted by :func:`rank_models`, with the candidate key each one reads.
+SCORES: dict[str, str] = {
+    "logme": "features",
+    "h_score": "features",
+    "leep": "source_probs",
+    "nce": "source_labels",
+}
+
+_EPS = np.finfo(np.float64).eps
+# LogME's alpha and beta are kept inside this range so that a hyper-parameter that
+# runs off to 0 or infinity (a degenerate class) cannot produce inf/NaN.
+_HYPER_MIN, _HYPER_MAX = 1e-100, 1e100
+
+
+# --------------------------------------------------------------------------- validation
+
+
+def _labels(name: str, labels: Any, *, other: str, other_shape: tuple[int, ...]):
+    """Validate 1-D integer labels matching ``other_shape[0]``; return (codes, n_classes)."""
+    y = to_numpy(name, labels, ndim=1)
+    if y.dtype.kind == "f":
+        if np.any(y != np.round(y)):
+            raise ValueError(f"{name} must hold integer class labels, got non-integer floats.")
+    elif y.dtype.kind not in "iub":
+        raise ValueError(f"{name} must hold integer class labels, got dtype {y.dtype}.")
+    if y.shape[0] != other_shape[0]:
+        raise ValueError(
+            f"{other} and {name} must have the same number of samples, got {other} shape "
+            f"{other_shape} and {name} shape {y.shape}."
+        )
+    classes, codes = np.unique(y, return_inverse=True)
+    if classes.size < 2:
+        raise ValueError(
+            f"{name} must contain at least two classes, got {classes.size} "
+            f"(values {classes.tolist()}, shape {y.shape})."
+        )
+    return codes.reshape(-1), int(classes.size)
+
+
+def _features(features: Any) -> np.ndarray:
+    f = to_numpy("features", features, ndim=None)
+    if f.ndim != 2:
+        raise ValueError(
+            f"features must be 2-D (n_samples, n_features), got shape {f.shape}; "
+            "flatten or pool the feature maps first."
+        )
+    if f.dtype.kind not in "biuf":
+        raise ValueError(f"features must be numeric, got dtype {f.dtype}.")
+    if f.shape[1] < 1:
+        raise ValueError(f"features must have at least one column, got shape {f.shape}.")
+    return np.asarray(f, dtype=np.float64)
+
+
+def _features_and_labels(features: Any, target_labels: Any):
+    f = _features(features)
+    codes, n_classes = _labels(
+        "target_labels", target_labels, other="features", other_shape=f.shape
+    )
+    return f, codes, n_classes
+
+
+def _one_hot(codes: np.ndarray, n_classes: int) -> np.ndarray:
+    out = np.zeros((codes.shape[0], n_classes))
+    out[np.arange(codes.shape[0]), codes] = 1.0
+    return out
+
+
+def _source_probs(source_probs: Any, atol: float) -> np.ndarray:
+    p = to_numpy("source_probs", source_probs, ndim=None)
+    if p.ndim != 2:
+        raise ValueError(
+            f"source_probs must be 2-D (n_samples, n_source_classes), got shape {p.shape}."
+        )
+    if p.dtype.kind not in "biuf":
+        raise ValueError(f"source_probs must be numeric, got dtype {p.dtype}.")
+    p = np.asarray(p, dtype=np.float64)
+    if p.size and p.min() < 0:
+        raise ValueError(
+            f"source_probs must be probabilities (softmax outputs), got a negative entry "
+            f"{p.min():.3g} (shape {p.shape}). Apply softmax to the logits first."
+        )
+    row_sums = p.sum(axis=1)
+    worst = np.max(np.abs(row_sums - 1.0)) if row_sums.size else 0.0
+    if worst > atol:
+        raise ValueError(
+            f"source_probs rows must sum to 1 (within atol={atol:g}), but a row sums to "
+            f"{row_sums[np.argmax(np.abs(row_sums - 1.0))]:.6g} (shape {p.shape}). "
+            "Apply softmax to the logits first."
+        )
+    return p
+
+
+# --------------------------------------------------------------------------- scores
+
+
+def leep(source_probs: Any, target_labels: Any, *, atol: float = 1e-4) -> float:
+    r"""Log Expected Empirical Prediction (LEEP) of a source classifier for a target task.
+
+    Nguyen, Hassner, Seeger & Archambeau, "LEEP: A New Measure to Evaluate
+    Transferability of Learned Representations", ICML 2020. Used in notebook 02
+    ("model choice") for models that still have their source (e.g. ImageNet) head.
+
+    With :math:`\theta_i(z)` the source head's softmax for target image :math:`i`,
+
+    .. math::
+
+        P(y, z) = \frac1n \sum_{i:\,y_i = y} \theta_i(z), \qquad
+        P(y \mid z) = \frac{P(y, z)}{P(z)}, \qquad
+        \mathrm{LEEP} = \frac1n \sum_i \log \sum_z P(y_i \mid z)\, \theta_i(z).
+
+    It is the average log-likelihood of the "expected empirical predictor" that
+    relabels source classes into target classes through :math:`P(y \mid z)`.
+    Convention: natural log; the score is :math:`\le 0`, higher is better. A source
+    class with :math:`P(z) = 0` gets :math:`P(y \mid z) = 0` (it carries no mass).
+
+    Args:
+        source_probs: ``(n, Z)`` softmax outputs (not logits) of the source head on
+            the ``n`` target images; entries ``>= 0`` and rows summing to 1 within
+            ``atol``.
+        target_labels: ``(n,)`` integer target labels, at least two classes.
+        atol: tolerance on the row sums (float32 softmax is accurate to ~1e-6).
+
+    Returns:
+        The LEEP score as a Python float.
+    """
+    check_positive("atol", atol)
+    theta = _source_probs(source_probs, atol)
+    codes, n_classes = _labels(
+        "target_labels", target_labels, other="source_probs", other_shape=theta.shape
+    )
+    n = theta.shape[0]
+    joint = _one_hot(codes, n_classes).T @ theta / n  # (C, Z): P(y, z)
+    marginal = joint.sum(axis=0)  # (Z,): P(z)
+    cond = np.divide(joint, marginal, out=np.zeros_like(joint), where=marginal > 0)  # P(y|z)
+    # EEP likelihood of each sample's own label: sum_z P(y_i | z) theta_i(z)
+    lik = np.einsum("iz,iz->i", theta, cond[codes])
+    return float(np.mean(np.log(lik)))
+
+
+def nce(source_labels: Any, target_labels: Any) -> float:
+    r"""Negative Conditional Entropy (NCE) of target labels given source labels.
+
+    Tran, Nguyen & Hassner, "Transferability and Hardness of Supervised
+    Classification Tasks", ICCV 2019. Used in notebook 02 ("model choice").
+
+    With the empirical joint :math:`\hat P(y, z) = \#\{i: y_i = y, z_i = z\} / n` of
+    target labels :math:`Y` and source (argmax) labels :math:`Z`,
+
+    .. math::
+
+        \mathrm{NCE} = -H(Y \mid Z)
+                     = \sum_{y, z} \hat P(y, z) \log \frac{\hat P(y, z)}{\hat P(z)}.
+
+    Convention: natural log (nats); :math:`0 \cdot \log 0 = 0`. The score is
+    :math:`\le 0`; it is 0 when the source label determines the target label,
+    :math:`-H(Y)` when they are independent.
+
+    Args:
+        source_labels: ``(n,)`` integer source labels (the source head's argmax on
+            the target images), or ``(n, Z)`` source scores/probabilities whose
+            row-wise argmax is taken.
+        target_labels: ``(n,)`` integer target labels, at least two classes.
+
+    Returns:
+        The NCE score as a Python float.
+    """
+    z = to_numpy("source_labels", source_labels, ndim=None)
+    if z.ndim == 2:
+        if z.dtype.kind not in "biuf":
+            raise ValueError(f"source_labels must be numeric, got dtype {z.dtype}.")
+        z = np.argmax(z, axis=1)
+    elif z.ndim != 1:
+        raise ValueError(
+            f"source_labels must be 1-D labels (n,) or 2-D scores (n, Z), got shape {z.shape}."
+        )
+    if z.dtype.kind == "f":
+        if np.any(z != np.round(z)):
+            raise ValueError(
+                "source_labels must hold integer class labels, got non-integer floats."
+            )
+    elif z.dtype.kind not in "iub":
+        raise ValueError(f"source_labels must hold integer class labels, got dtype {z.dtype}.")
+    codes, n_classes = _labels(
+        "target_labels", target_labels, other="source_labels", other_shape=z.shape
+    )
+    _, z_codes = np.unique(z, return_inverse=True)
+    z_codes = z_codes.reshape(-1)
+    n = codes.shape[0]
+    counts = np.zeros((n_classes, int(z_codes.max()) + 1))
+    np.add.at(counts, (codes, z_codes), 1.0)
+    joint = counts / n
+    marginal_z = joint.sum(axis=0, keepdims=True)
+    nz = joint > 0
+    return float(np.sum(joint[nz] * np.log((joint / marginal_z)[nz])))
+
+
+def logme(features: Any, target_labels: Any, *, max_iter: int = 10_000, tol: float = 1e-8) -> float:
+    r"""Log Maximum Evidence (LogME) of features for a classification target.
+
+    You, Liu, Wang & Long, "LogME: Practical Assessment of Pre-trained Models for
+    Transfer Learning", ICML 2021. Used in notebook 02 ("model choice"): it ranks
+    frozen backbones from one forward pass over the target data.
+
+    For each target class :math:`c` the one-hot column :math:`y \in \{0,1\}^n` is
+    modelled as a Bayesian linear regression on the features
+    :math:`F \in \mathbb R^{n \times D}`: :math:`w \sim N(0, \alpha^{-1} I)`,
+    :math:`y \mid F, w \sim N(F w, \beta^{-1} I)`. With :math:`s_i` the eigenvalues of
+    :math:`F^\top F` and :math:`m = \beta (\alpha I + \beta F^\top F)^{-1} F^\top y`
+    the posterior mean, the log evidence is
+
+    .. math::
+
+        \mathcal L(\alpha, \beta) = \frac D2 \log\alpha + \frac n2 \log\beta
+          - \frac12 \sum_{i=1}^{D} \log(\alpha + \beta s_i)
+          - \frac\beta2 \lVert y - F m\rVert^2 - \frac\alpha2 \lVert m\rVert^2
+          - \frac n2 \log 2\pi .
+
+    It is maximised by the paper's fixed-point (MacKay) iteration from
+    :math:`\alpha = \beta = 1`: :math:`\gamma = \sum_i \beta s_i / (\alpha + \beta s_i)`,
+    :math:`\alpha \leftarrow \gamma / \lVert m\rVert^2`,
+    :math:`\beta \leftarrow (n - \gamma) / \lVert y - F m\rVert^2`, until
+    :math:`\mathcal L / n` changes by less than ``tol`` in one step. The score is
+    :math:`\mathcal L / n` at the optimum, averaged over the classes.
+
+    Conventions: natural log; features are used as given (no centring, no bias
+    column, as in the reference implementation); classes are the distinct values of
+    ``target_labels`` (a class absent from the labels gets no column). One
+    eigendecomposition is shared by all classes: of :math:`F^\top F` when
+    :math:`n \ge D`, of :math:`F F^\top` when :math:`n < D`, in which case the
+    :math:`D - n` zero eigenvalues of :math:`F^\top F` are added back as
+    :math:`\log\alpha` terms; afterwards each iteration costs :math:`O(\min(n, D))`
+    per class, and all classes iterate together as arrays (a class leaves once
+    converged). The maximised evidence does not depend on the feature scale, so the
+    iteration runs on :math:`F / \sqrt{s_{\max}}`. Unlike the reference code (at most
+    11 iterations, 1% tolerance on :math:`\alpha/\beta`) this iterates until the
+    evidence stops improving, so the value is the maximum (typically within 1e-6 per
+    sample even where the iteration converges slowly, e.g. for features unrelated
+    to the labels); where the optimum lies at :math:`\alpha \to \infty` or
+    :math:`\beta \to \infty` the evidence there is a supremum and the iteration stops
+    once it has levelled off.
+
+    Args:
+        features: ``(n, D)`` features of the ``n`` target images (e.g. the pooled
+            penultimate layer of a frozen backbone). Finite values only.
+        target_labels: ``(n,)`` integer labels, at least two classes. A class with a
+            single sample is fine.
+        max_iter: maximum number of fixed-point iterations.
+        tol: a class stops iterating once its evidence per sample changes by less
+            than ``tol`` in one step.
+
+    Returns:
+        The LogME score (average log evidence per sample) as a Python float; higher
+        is better. Typical values lie between about -1 and 2.
+    """
+    max_iter = check_int("max_iter", max_iter, minimum=1)
+    check_positive("tol", tol)
+    f, codes, n_classes = _features_and_labels(features, target_labels)
+    n, d = f.shape
+    onehot = _one_hot(codes, n_classes)
+    y_sq = onehot.sum(axis=0)  # ||y||^2 of each one-hot column
+
+    if n >= d:
+        s, v = np.linalg.eigh(f.T @ f)
+        s = np.clip(s, 0.0, None)[:, None]
+        # w_i = (v_i^T F^T y)^2 = s_i (u_i^T y)^2 with u_i the left singular vectors
+        w = (v.T @ (f.T @ onehot)) ** 2
+        z_sq = None
+    else:
+        s, u = np.linalg.eigh(f @ f.T)
+        s = np.clip(s, 0.0, None)[:, None]
+        z_sq = (u.T @ onehot) ** 2  # (n, C); U is a full basis of R^n
+        w = s * z_sq
+    n_zero = d - s.shape[0]  # eigenvalues of F^T F not computed: exactly zero
+    # Work with F / sqrt(s_max): the maximised evidence does not depend on the feature
+    # scale (alpha absorbs it), and unit-scale eigenvalues keep alpha, beta moderate.
+    scale = float(s.max()) if s.max() > 0 else 1.0
+    s, w = s / scale, w / scale
+
+    def evidence_and_moments(alpha, beta, cols):
+        denom = alpha + beta * s  # (k, len(cols))
+        gamma = np.sum(beta * s / denom, axis=0)
+        m_sq = np.sum(beta**2 * w[:, cols] / denom**2, axis=0)  # ||m||^2
+        if z_sq is None:
+            # ||y - F m||^2 = ||y||^2 - sum_i z_i^2 [1 - alpha^2 / (alpha + beta s_i)^2]
+            res = y_sq[cols] - np.sum(beta * w[:, cols] * (2 * alpha + beta * s) / denom**2, axis=0)
+            res = np.maximum(res, 0.0)
+        else:
+            res = np.sum(alpha**2 * z_sq[:, cols] / denom**2, axis=0)
+        evidence = (
+            d / 2 * np.log(alpha)
+            + n / 2 * np.log(beta)
+            - 0.5 * (np.sum(np.log(denom), axis=0) + n_zero * np.log(alpha))
+            - beta / 2 * res
+            - alpha / 2 * m_sq
+            - n / 2 * math.log(2 * math.pi)
+        ) / n
+        return evidence, gamma, m_sq, res
+
+    tiny = np.finfo(np.float64).tiny
+    # The paper's start alpha = beta = 1 for the given features is alpha = 1 / scale
+    # for the rescaled ones; the fixed-point steps are the same up to that factor.
+    alpha = np.full(n_classes, 1.0 / scale)
+    beta = np.ones(n_classes)
+    evidence, gamma, m_sq, res = evidence_and_moments(alpha, beta, slice(None))
+    active = np.arange(n_classes)  # classes still iterating
+    for _ in range(max_iter):
+        new_a = np.clip(gamma / np.maximum(m_sq, tiny), _HYPER_MIN, _HYPER_MAX)
+        new_b = np.clip((n - gamma) / np.maximum(res, tiny), _HYPER_MIN, _HYPER_MAX)
+        alpha[active], beta[active] = new_a, new_b
+        new_ev, gamma, m_sq, res = evidence_and_moments(new_a, new_b, active)
+        going = np.abs(new_ev - evidence[active]) >= tol
+        evidence[active] = new_ev
+        active = active[going]
+        if active.size == 0:
+            break
+        gamma, m_sq, res = gamma[going], m_sq[going], res[going]
+    return float(np.mean(evidence))
+
+
+def h_score(features: Any, target_labels: Any, *, rcond: float | None = None) -> float:
+    r"""H-score of features for a classification target.
+
+    Bao, Li, Huang, Zheng, Chen & Zhang, "An Information-Theoretic Approach to
+    Transferability in Task Transfer Learning", ICIP 2019. Used in notebook 02
+    ("model choice").
+
+    .. math::
+
+        H(f) = \operatorname{tr}\!\left(\operatorname{cov}(f)^{+}\,
+               \operatorname{cov}\!\left(E[f \mid y]\right)\right)
+
+    where :math:`\operatorname{cov}(E[f\mid y])` is the covariance of the features
+    after replacing every sample by the mean feature of its class, i.e.
+    :math:`\sum_c n_c (\mu_c - \mu)(\mu_c - \mu)^\top / (n - 1)`. It is a Fisher
+    discriminant ratio: between-class spread measured in units of total spread;
+    it lies in :math:`[0, \min(C - 1, D)]`, higher is better.
+
+    Conventions: both covariances use the unbiased ``1/(n-1)`` normalisation of
+    ``np.cov`` (the factor cancels, so ``1/n`` gives the same score). The
+    pseudo-inverse keeps eigenvalues of :math:`\operatorname{cov}(f)` above
+    ``rcond`` times the largest (default ``max(n, D) * eps``, numpy's
+    ``matrix_rank`` tolerance); it is computed from ``eigh`` of the covariance when
+    :math:`n \ge D` (same as ``np.linalg.pinv(cov, hermitian=True)``) and from the
+    SVD of the centred features when :math:`n < D`. A class with a single sample is
+    fine (its mean is that sample).
+
+    Args:
+        features: ``(n, D)`` features of the ``n`` target images. Finite values only.
+        target_labels: ``(n,)`` integer labels, at least two classes.
+        rcond: relative cut-off of the pseudo-inverse (see above).
+
+    Returns:
+        The H-score as a Python float.
+    """
+    f, codes, n_classes = _features_and_labels(features, target_labels)
+    n, d = f.shape
+    if rcond is None:
+        rcond = max(n, d) * _EPS
+    check_positive("rcond", rcond)
+    fc = f - f.mean(axis=0)
+    onehot = _one_hot(codes, n_classes)
+    counts = onehot.sum(axis=0)
+    # sqrt(n_c) (mu_c - mu): the rows whose Gram matrix is (n - 1) cov(E[f|y])
+    between = (onehot.T @ fc) / np.sqrt(counts)[:, None]  # (C, D)
+
+    if n >= d:
+        lam, vecs = np.linalg.eigh(fc.T @ fc)  # (n - 1) cov(f)
+    else:
+        _, sing, vt = np.linalg.svd(fc, full_matrices=False)
+        lam, vecs = sing**2, vt.T
+    if lam.size == 0 or lam.max() <= 0:
+        raise ValueError(f"features are constant (shape {f.shape}); H-score is undefined.")
+    keep = lam > rcond * lam.max()
+    proj = between @ vecs[:, keep]  # (C, k)
+    return float(np.sum(proj**2 / lam[keep]))
+
+
+# --------------------------------------------------------------------------- ranking
+
+
+_SCORE_FUNCS = {"logme": logme, "h_score": h_score, "leep": leep, "nce": nce}
+
+
+def _score_input(name: str, candidate: Mapping[str, Any], score: str):
+    key = SCORES[score]
+    value = candidate.get(key)
+    if value is None and score == "nce":
+        value = candidate.get("source_probs")  # NCE takes the argmax of the probabilities
+    return value
+
+
+def rank_models(
+    candidates: Mapping[str, Mapping[str, Any]],
+    target_labels: Any,
+    scores: Sequence[str] = ("logme", "h_score", "leep", "nce"),
+) -> list[dict[str, Any]]:
+    """Score several pre-trained models on one target task and rank them.
+
+    Used in notebook 02 ("model choice") to pick a backbone before fine-tuning.
+
+    Args:
+        candidates: mapping ``model name -> inputs``, where inputs is a mapping with
+            any of ``"features"`` (``(n, D)``, for ``"logme"`` and ``"h_score"``),
+            ``"source_probs"`` (``(n, Z)`` softmax of the source head, for ``"leep"``;
+            its argmax also serves ``"nce"``) and ``"source_labels"`` (``(n,)``,
+            for ``"nce"``).
+        target_labels: ``(n,)`` integer target labels shared by all candidates.
+        scores: names from :data:`SCORES`; the first one orders the table.
+
+    Returns:
+        One dict per model, ``{"rank": int, "model": name, <score>: float or None,
+        ...}``, sorted by the first score (highest first; models that lack its input
+        come last, in the given order). A score whose input a candidate lacks is
+        ``None``. Print it with :func:`format_table`.
+    """
+    if isinstance(scores, str):
+        scores = (scores,)
+    scores = tuple(scores)
+    if not scores:
+        raise ValueError("scores must name at least one score.")
+    for score in scores:
+        check_choice("score", score, SCORES)
+    if not isinstance(candidates, Mapping) or not candidates:
+        raise ValueError(
+            "candidates must be a non-empty mapping {model name: {'features': ..., "
+            f"'source_probs': ...}}, got {type(candidates).__name__}."
+        )
+    rows = []
+    for name, inputs in candidates.items():
+        if not isinstance(inputs, Mapping):
+            raise ValueError(
+                f"candidates[{name!r}] must be a mapping with keys such as 'features' or "
+                f"'source_probs', got {type(inputs).__name__}."
+            )
+        row: dict[str, Any] = {"model": name}
+        for score in scores:
+            value = _score_input(name, inputs, score)
+            row[score] = None if value is None else _SCORE_FUNCS[score](value, target_labels)
+        rows.append(row)
+    first = scores[0]
+    rows.sort(key=lambda r: (r[first] is None, -(r[first] if r[first] is not None else 0.0)))
+    for rank, row in enumerate(rows, start=1):
+        row["rank"] = rank
+    return [{"rank": r["rank"], "model": r["model"], **{s: r[s] for s in scores}} for r in rows]
+
+
+def format_table(rows: Sequence[Mapping[str, Any]], *, precision: int = 4) -> str:
+    """Format the output of :func:`rank_models` (any list of flat dicts) as aligned text.
+
+    Floats get ``precision`` decimals, ``None`` shows as ``-``.
+    """
+    precision = check_int("precision", precision, minimum=0)
+    if not rows:
+        return "(no rows)"
+    columns = list(rows[0].keys())
+    for row in rows[1:]:
+        columns += [k for k in row if k not in columns]
+
+    def cell(value: Any) -> str:
+        if value is None:
+            return "-"
+        if isinstance(value, (float, np.floating)):
+            return f"{value:.{precision}f}"
+        return str(value)
+
+    body = [[cell(row.get(c)) for c in columns] for row in rows]
+    widths = [max(len(str(c)), *(len(r[j]) for r in body)) for j, c in enumerate(columns)]
+    lines = ["  ".join(str(c).ljust(w) for c, w in zip(columns, widths, strict=True))]
+    lines.append("  ".join("-" * w for w in widths))
+    for r in body:
+        lines.append(
+            "  ".join(
+                v.ljust(w) if j == 1 else v.rjust(w)
+                for j, (v, w) in enumerate(zip(r, widths, strict=True))
+            )
+        )
+    return "\n".join(lines)
+
+
+def rank_correlation(scores: Any, accuracies: Any) -> dict[str, float]:
+    """How well a transferability score predicts fine-tuned accuracy across models.
+
+    Used in notebook 02 ("model choice") to *measure* a score's usefulness on the
+    course's own tasks. Computed with ``scipy.stats``: Pearson r, Kendall tau-b,
+    weighted Kendall tau (``scipy.stats.weightedtau``, hyperbolic weights that
+    stress agreement among the top models; the statistic TLlib and the LogME paper
+    report) and Spearman rho. All lie in ``[-1, 1]``; 1 means the score orders the
+    models exactly as their accuracies do.
+
+    Args:
+        scores: one score per model, a sequence, or a mapping ``model -> score``.
+        accuracies: fine-tuned accuracies, same length (or a mapping with the same
+            keys as ``scores``).
+
+    Returns:
+        ``{"pearson": r, "kendall": tau, "weighted_kendall": tau_w, "spearman": rho}``.
+    """
+    if isinstance(scores, Mapping):
+        if not isinstance(accuracies, Mapping) or set(scores) != set(accuracies):
+            raise ValueError(
+                "When scores is a mapping, accuracies must be a mapping with the same keys; "
+                f"got scores keys {sorted(map(str, scores))} and accuracies "
+                f"{sorted(map(str, accuracies)) if isinstance(accuracies, Mapping) else type(accuracies).__name__}."
+            )
+        keys = list(scores)
+        scores = [scores[k] for k in keys]
+        accuracies = [accuracies[k] for k in keys]
+    x = np.asarray(to_numpy("scores", scores, ndim=1), dtype=np.float64)
+    y = np.asarray(to_numpy("accuracies", accuracies, ndim=1), dtype=np.float64)
+    if x.shape != y.shape:
+        raise ValueError(
+            f"scores and accuracies must have the same length, got shapes {x.shape} and {y.shape}."
+        )
+    if x.shape[0] < 3:
+        raise ValueError(f"rank_correlation needs at least 3 models, got {x.shape[0]}.")
+    if np.ptp(x) == 0 or np.ptp(y) == 0:
+        raise ValueError("scores and accuracies must not be constant (correlation undefined).")
+    return {
+        "pearson": float(stats.pearsonr(x, y).statistic),
+        "kendall": float(stats.kendalltau(x, y).statistic),
+        "weighted_kendall": float(stats.weightedtau(x, y).statistic),
+        "spearman": float(stats.spearmanr(x, y).statistic),
+    }
