@@ -1,0 +1,101 @@
+"""Every notebook: conventions checked statically, then executed by papermill with non-default
+parameters (``tests/smoke_params.json``); nbval runs the same notebooks on their defaults."""
+
+from __future__ import annotations
+
+import json
+import math
+import re
+from pathlib import Path
+
+import nbformat
+import papermill as pm
+import pytest
+
+from tlhelpers.runner import notebook_parameters, run_notebook
+
+ROOT = Path(__file__).resolve().parent.parent
+NOTEBOOKS = sorted((ROOT / "notebooks").glob("[0-9][0-9]_*.ipynb"))
+SMOKE = {
+    k: v
+    for k, v in json.loads((ROOT / "tests" / "smoke_params.json").read_text()).items()
+    if not k.startswith("_")
+}
+PARAM_LINE = re.compile(r"^(\w+): ([\w\[\], |]+) = (.+?)  # (\S.*)$")
+
+
+def _ids(p: Path) -> str:
+    return p.stem
+
+
+def _code_cells(path: Path) -> list:
+    return [c for c in nbformat.read(path, as_version=4).cells if c.cell_type == "code"]
+
+
+def test_there_are_notebooks():
+    assert [p.name for p in NOTEBOOKS][:1] == ["00_welcome.ipynb"]
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=_ids)
+def test_conventions(path: Path):
+    cells = _code_cells(path)
+    assert all(not c.get("outputs") and c.get("execution_count") is None for c in cells), (
+        "notebooks are committed stripped of outputs (make strip)"
+    )
+    tagged = [i for i, c in enumerate(cells) if "parameters" in c.metadata.get("tags", [])]
+    assert len(tagged) == 1, "exactly one cell tagged 'parameters'"
+    i = tagged[0]
+    assert "ParameterGuard(globals())" in cells[i - 1].source, "guard created before parameters"
+    assert "guard.check(" in cells[i + 1].source, "parameters validated right after"
+    lines = [ln for ln in cells[i].source.splitlines() if ln.strip()]
+    bad = [ln for ln in lines if not PARAM_LINE.match(ln)]
+    assert not bad, f"parameter lines must read 'name: type = value  # help': {bad}"
+    names = {PARAM_LINE.match(ln).group(1) for ln in lines}
+    assert {"seed", "out_dir"} <= names
+    declared = notebook_parameters(path)
+    assert set(declared) == names, "papermill parses every parameter line"
+    assert all(d["help"] for d in declared.values())
+
+
+def test_every_notebook_has_smoke_parameters():
+    missing = sorted({p.stem for p in NOTEBOOKS} - set(SMOKE))
+    assert not missing, f"add papermill smoke parameters for {missing} to tests/smoke_params.json"
+
+
+@pytest.mark.notebooks
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=_ids)
+def test_papermill_non_default_parameters(path: Path, tmp_path: Path):
+    params = SMOKE[path.stem]
+    defaults = notebook_parameters(path)
+    changed = [k for k, v in params.items() if repr(v) != defaults[k]["default"].replace('"', "'")]
+    assert changed, "smoke parameters must differ from the defaults"
+    rec = run_notebook(path, tmp_path, params, timeout=600)
+    assert rec.status == "ok", rec.error
+    doc = json.loads((tmp_path / "results.json").read_text())
+    for k, v in params.items():
+        assert doc["params"][k] == v, f"parameter {k} did not reach the notebook"
+    assert doc["key_numbers"] and rec.key_numbers
+    for k, v in rec.key_numbers.items():
+        assert isinstance(v, (int, float)) and math.isfinite(v), f"{k}={v!r}"
+
+
+@pytest.mark.notebooks
+def test_unknown_parameter_is_refused_inside_the_notebook(tmp_path: Path):
+    """Raw papermill only warns about a typo; the notebook's guard refuses it by name."""
+    with pytest.raises(pm.PapermillExecutionError, match="Unknown parameter.*'n_sede'"):
+        pm.execute_notebook(
+            str(NOTEBOOKS[0]), str(tmp_path / "out.ipynb"),
+            parameters={"n_sede": 2, "out_dir": str(tmp_path)},
+            kernel_name="python3", progress_bar=False,
+        )  # fmt: skip
+    assert not (tmp_path / "results.json").exists()
+
+
+@pytest.mark.notebooks
+def test_invalid_parameter_value_is_refused_before_work(tmp_path: Path):
+    with pytest.raises(pm.PapermillExecutionError, match="per_class"):
+        pm.execute_notebook(
+            str(NOTEBOOKS[0]), str(tmp_path / "out.ipynb"),
+            parameters={"per_class": 0, "out_dir": str(tmp_path)},
+            kernel_name="python3", progress_bar=False,
+        )  # fmt: skip

@@ -1,0 +1,38 @@
+"""Repository hygiene: data/ is documented with correct hashes; CI calls the README's test command."""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def test_every_data_file_is_documented_with_its_sha256():
+    readme = (ROOT / "data" / "README.md").read_text()
+    rows = dict(re.findall(r"^\| `([^`]+)` \|.*\| `([0-9a-f]{64})` \|$", readme, re.M))
+    files = sorted(
+        str(p.relative_to(ROOT / "data"))
+        for p in (ROOT / "data").rglob("*")
+        if p.is_file() and p.name != "README.md"
+    )
+    assert sorted(rows) == files
+    for name, sha in rows.items():
+        assert hashlib.sha256((ROOT / "data" / name).read_bytes()).hexdigest() == sha, name
+
+
+def test_kit_hashes_match_data_readme():
+    from tlhelpers.data import FASHION_MNIST_FILES
+    from tlhelpers.models import WEIGHTS
+
+    readme = (ROOT / "data" / "README.md").read_text()
+    for sha in FASHION_MNIST_FILES.values():
+        assert sha in readme
+    assert WEIGHTS["small_cnn_fmnist_a"].sha256 in readme
+
+
+def test_ci_runs_the_readme_test_command():
+    readme = (ROOT / "README.md").read_text()
+    ci = (ROOT / ".ci" / "run").read_text()
+    assert "make test" in readme and re.search(r"^make test$", ci, re.M)
