@@ -1,0 +1,58 @@
+"""Metrics against scipy, and the shared plots draw what they claim."""
+
+from __future__ import annotations
+
+import matplotlib
+
+matplotlib.use("Agg")  # tests only; notebooks keep the inline backend
+
+import matplotlib.pyplot as plt
+import numpy as np
+import pytest
+import torch
+from scipy import stats
+
+from tlhelpers.metrics import accuracy, mean_ci, summarize
+from tlhelpers.plots import plot_bars, plot_history, plot_learning_curves, show_images
+from tlhelpers.training import History
+
+
+def test_accuracy_from_logits_and_labels():
+    logits = torch.tensor([[2.0, 1.0], [0.0, 3.0], [1.0, 0.0]])
+    y = torch.tensor([0, 1, 1])
+    assert accuracy(logits, y) == pytest.approx(2 / 3)
+    assert accuracy(torch.tensor([0, 1, 1]), y) == 1.0
+    with pytest.raises(ValueError, match="do not match"):
+        accuracy(torch.tensor([0, 1]), y)
+
+
+def test_mean_ci_matches_scipy_t_interval():
+    v = [0.81, 0.84, 0.79, 0.9, 0.86]
+    m, h = mean_ci(v, 0.95)
+    lo, hi = stats.t.interval(0.95, len(v) - 1, loc=np.mean(v), scale=stats.sem(v))
+    assert m == pytest.approx(np.mean(v))
+    assert (m - h, m + h) == pytest.approx((lo, hi))
+    assert mean_ci([0.5]) == (0.5, 0.0)
+    with pytest.raises(ValueError):
+        mean_ci([])
+
+
+def test_summarize():
+    s = summarize({"a": [1.0, 2.0, 3.0]})
+    assert s["a"]["mean"] == 2.0 and s["a"]["n"] == 3 and s["a"]["min"] == 1.0
+
+
+def test_plots_draw_one_line_per_term_and_method():
+    h = History()
+    for e in range(3):
+        h.append({"train/total": 1.0 / (e + 1), "train/task": 0.5, "time": e})
+    ax = plot_history(h)
+    assert [ln.get_label() for ln in ax.get_lines()] == ["train/total", "train/task"]
+    ax = plot_learning_curves({"a": {1: [0.5, 0.6], 5: [0.7, 0.8]}, "b": {1: [0.4], 5: [0.9]}})
+    assert len(ax.get_lines()) == 2
+    np.testing.assert_allclose(ax.get_lines()[0].get_ydata(), [0.55, 0.75])
+    ax = plot_bars({"x": [0.1, 0.2], "y": [0.3, 0.5]})
+    assert len(ax.patches) == 2
+    fig = show_images(torch.rand(3, 1, 8, 8), torch.tensor([0, 1, 0]), ["a", "b"], n=3)
+    assert [a.get_title() for a in fig.axes[:3]] == ["a", "b", "a"]
+    plt.close("all")
