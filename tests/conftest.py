@@ -1,0 +1,34 @@
+"""Shared test isolation: no downloads, one throw-away cache folder per session."""
+
+from __future__ import annotations
+
+import os
+
+import pytest
+import torch
+
+from tlhelpers.paths import CACHE_ENV, DOWNLOAD_ENV
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _session_cache(tmp_path_factory):
+    """Point ``TLHELPERS_CACHE`` at a session-wide tmp folder (Fashion-MNIST unpacks once)."""
+    saved = {k: os.environ.get(k) for k in (CACHE_ENV, DOWNLOAD_ENV)}
+    os.environ[CACHE_ENV] = str(tmp_path_factory.mktemp("tlhelpers-cache"))
+    os.environ.pop(DOWNLOAD_ENV, None)
+    yield
+    for k, v in saved.items():
+        if v is None:
+            os.environ.pop(k, None)
+        else:
+            os.environ[k] = v
+
+
+@pytest.fixture(autouse=True)
+def _no_downloads(monkeypatch):
+    """No test may download, nor leave downloads allowed for the next one."""
+    monkeypatch.delenv(DOWNLOAD_ENV, raising=False)
+    deterministic = torch.are_deterministic_algorithms_enabled()
+    warn_only = torch.is_deterministic_algorithms_warn_only_enabled()
+    yield
+    torch.use_deterministic_algorithms(deterministic, warn_only=warn_only)

