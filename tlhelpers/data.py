@@ -260,7 +260,8 @@ def _lfw_people(split: str, allow_download: bool, root: Path | None) -> TensorIm
         require_download("LFW people (about 230 MB)", allowed)
         raise
     idx = _stratified_halves(d.target, split, test_size=0.3)
-    images = torch.from_numpy(d.images[idx] / 255.0).float().unsqueeze(1)
+    # scikit-learn already scales LFW grey levels to [0, 1]
+    images = torch.from_numpy(d.images[idx]).float().unsqueeze(1)
     return TensorImageDataset(images, torch.from_numpy(d.target[idx]), list(d.target_names))
 
 
