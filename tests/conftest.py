@@ -32,3 +32,12 @@ def _no_downloads(monkeypatch):
     warn_only = torch.is_deterministic_algorithms_warn_only_enabled()
     yield
     torch.use_deterministic_algorithms(deterministic, warn_only=warn_only)
+
+
+@pytest.fixture
+def one_thread():
+    """Run tiny-tensor tests on one intra-op thread (threads only add contention there)."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)

@@ -67,7 +67,8 @@ def extract_features(
             saved = torch.load(path, weights_only=True)
             return saved["features"], saved["targets"]
     dev = torch.device(device) if device is not None else torch.device("cpu")
-    was_training = body.training
+    # split_model wraps the body in a new container (in train mode): remember every module's mode
+    modes = [(m, m.training) for m in body.modules()]
     body.eval().to(dev)
     feats, ys = [], []
     from tqdm.auto import tqdm
@@ -80,7 +81,8 @@ def extract_features(
             x = batch_transform(x)
         feats.append(body(x).flatten(1).cpu())
         ys.append(torch.as_tensor(y))
-    body.train(was_training)
+    for m, mode in modes:
+        m.training = mode
     out = torch.cat(feats), torch.cat(ys)
     if path is not None:
         tmp = path.with_suffix(".tmp")

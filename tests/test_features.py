@@ -1,0 +1,111 @@
+"""Frozen features: extraction equals a manual body forward, on-disk cache, linear probe."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+from torch import nn
+
+from tlhelpers.data import TensorImageDataset
+from tlhelpers.features import extract_features, linear_probe
+from tlhelpers.models import SmallCNN, split_model
+
+pytestmark = pytest.mark.usefixtures("one_thread")
+
+
+@pytest.fixture
+def cache(tmp_path, monkeypatch):
+    monkeypatch.setenv("TLHELPERS_CACHE", str(tmp_path))
+    return tmp_path / "features"
+
+
+def _data(n=37, seed=0):
+    g = torch.Generator().manual_seed(seed)
+    images = torch.rand(n, 1, 12, 12, generator=g)
+    return TensorImageDataset(images, torch.arange(n) % 3, ["a", "b", "c"])
+
+
+def _model(seed=0):
+    torch.manual_seed(seed)
+    model = SmallCNN(num_classes=3, width=4)
+    with torch.no_grad():  # non-trivial BN statistics, so eval vs train mode matters
+        for m in model.modules():
+            if isinstance(m, nn.BatchNorm2d):
+                m.running_mean.uniform_(-0.5, 0.5)
+                m.running_var.uniform_(0.5, 2.0)
+    return model
+
+
+def test_extract_features_equals_manual_body_forward():
+    model, data = _model(), _data()
+    model.train()
+    feats, targets = extract_features(model, data, batch_size=10)
+    assert feats.shape == (37, 16)
+    assert torch.equal(targets, data.targets)
+    assert model.training  # mode restored
+    body = split_model(model).body.eval()
+    with torch.no_grad():
+        manual = body(data.images)
+    torch.testing.assert_close(feats, manual, rtol=1e-5, atol=1e-6)
+    # with a batch transform (the first call left the model in train mode: body in eval again)
+    body.eval()
+    feats2, _ = extract_features(model, data, batch_transform=lambda x: x.flip(-1))
+    with torch.no_grad():
+        torch.testing.assert_close(feats2, body(data.images.flip(-1)), rtol=1e-5, atol=1e-6)
+    # an already-headless feature extractor is used as is
+    feats3, _ = extract_features(nn.Sequential(nn.Flatten()), data)
+    assert torch.equal(feats3, data.images.flatten(1))
+
+
+def test_extract_features_keeps_every_module_mode():
+    model, data = _model(), _data()
+    model.eval()
+    extract_features(model, data)
+    assert not any(m.training for m in model.modules())
+    model.train()
+    model.features.block1[1].eval()  # e.g. a frozen BatchNorm kept in eval mode
+    extract_features(model, data)
+    modes = {n: m.training for n, m in model.named_modules()}
+    assert modes.pop("features.block1.1") is False
+    assert all(modes.values())
+
+
+def test_feature_cache_skips_the_model(cache):
+    model, data = _model(), _data()
+    calls = []
+    model.features.register_forward_hook(lambda *a: calls.append(1))
+    f1, t1 = extract_features(model, data, batch_size=16, cache=True)
+    assert len(calls) == 3
+    files = list(cache.glob("features-*.pt"))
+    assert len(files) == 1
+    f2, t2 = extract_features(model, data, batch_size=16, cache=True)
+    assert len(calls) == 3  # served from disk
+    assert torch.equal(f1, f2) and torch.equal(t1, t2)
+    # other weights or other data -> another key, computed afresh
+    other = _model(seed=1)
+    other.features.register_forward_hook(lambda *a: calls.append(1))
+    f3, _ = extract_features(other, data, batch_size=16, cache=True)
+    assert len(calls) == 6 and not torch.equal(f3, f1)
+    extract_features(model, _data(seed=1), batch_size=16, cache=True)
+    assert len(calls) == 9
+    extract_features(model, data, batch_size=16, cache="mine")
+    assert len(list(cache.glob("mine-*.pt"))) == 1
+    assert len(list(cache.glob("features-*.pt"))) == 3
+
+
+def test_no_cache_writes_nothing(cache):
+    extract_features(_model(), _data(), cache=False)
+    assert not cache.exists() or not any(cache.iterdir())
+
+
+def test_linear_probe_on_separable_features():
+    g = torch.Generator().manual_seed(0)
+    y = torch.arange(60) % 3
+    centers = torch.eye(3) * 5
+    x = centers[y] + 0.3 * torch.randn(60, 3, generator=g)
+    acc = linear_probe(x[:30], y[:30], x[30:], y[30:])
+    assert acc == 1.0
+    assert linear_probe(x[:30].numpy(), y[:30].numpy(), x[30:], y[30:], standardize=True) == 1.0
+    # shuffled labels cannot be predicted: the probe really scores the test set
+    perm = torch.randperm(30, generator=g)
+    assert linear_probe(x[:30], y[:30], x[30:], y[30:][perm]) < 0.8

@@ -1,0 +1,71 @@
+"""Seeding and device choice."""
+
+from __future__ import annotations
+
+import random
+
+import numpy as np
+import pytest
+import torch
+
+from tlhelpers.utils import get_device, seed_everything
+
+
+@pytest.fixture(autouse=True)
+def _restore_env(monkeypatch):
+    monkeypatch.delenv("CUBLAS_WORKSPACE_CONFIG", raising=False)
+
+
+def _draw():
+    return torch.randn(5), np.random.rand(5), [random.random() for _ in range(5)]
+
+
+def test_seed_everything_reproducible():
+    g1 = seed_everything(3)
+    a = _draw()
+    ga = torch.rand(3, generator=g1)
+    g2 = seed_everything(3)
+    b = _draw()
+    gb = torch.rand(3, generator=g2)
+    assert torch.equal(a[0], b[0])
+    assert np.array_equal(a[1], b[1])
+    assert a[2] == b[2]
+    assert torch.equal(ga, gb)
+    seed_everything(4)
+    c = _draw()
+    assert not torch.equal(a[0], c[0]) and not np.array_equal(a[1], c[1]) and a[2] != c[2]
+
+
+def test_seed_everything_deterministic_flag():
+    seed_everything(0, deterministic=True)
+    assert torch.are_deterministic_algorithms_enabled()
+    torch.use_deterministic_algorithms(False)
+    seed_everything(0, deterministic=False)
+    assert not torch.are_deterministic_algorithms_enabled()
+    seed_everything(2**40)  # large seeds are fine for numpy too
+
+
+def test_get_device_cpu_and_auto(monkeypatch):
+    assert get_device("cpu") == torch.device("cpu")
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    monkeypatch.setattr(torch.backends.mps, "is_available", lambda: False)
+    assert get_device() == torch.device("cpu")
+    assert get_device("auto") == torch.device("cpu")
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    assert get_device() == torch.device("cuda")
+
+
+def test_get_device_unknown_name():
+    with pytest.raises(ValueError) as err:
+        get_device("gpu")
+    assert "'gpu'" in str(err.value)
+    assert "auto, cpu, cuda, mps" in str(err.value)
+
+
+def test_get_device_unavailable_accelerator(monkeypatch):
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    monkeypatch.setattr(torch.backends.mps, "is_available", lambda: False)
+    with pytest.raises(RuntimeError, match="cuda"):
+        get_device("cuda")
+    with pytest.raises(RuntimeError, match="MPS"):
+        get_device("mps")
