@@ -1,0 +1,155 @@
+"""Checked notebook parameters (ParameterGuard), results.json and output folders."""
+
+from __future__ import annotations
+
+import json
+import math
+
+import numpy as np
+import pytest
+import torch
+
+from tlhelpers import notebook
+from tlhelpers.notebook import ParameterError, ParameterGuard, resolve_out_dir, save_results
+
+
+def _namespace(**values):
+    """A notebook namespace after the parameters cell: ``values`` maps name -> (type, value)."""
+    ns = {"__name__": "__main__", "math": math, "In": [], "_": None}
+    guard = ParameterGuard(ns)
+    ns["guard"] = guard  # assigned after the snapshot, as in ``guard = ParameterGuard(globals())``
+    ns["__annotations__"] = {k: t for k, (t, _) in values.items()}
+    ns.update({k: v for k, (_, v) in values.items()})
+    return ns, guard
+
+
+DEFAULTS = {
+    "seed": (int, 0),
+    "lr": (float, 1e-3),
+    "method": (str, "probe"),
+    "layers": (list[int], [1, 2]),
+    "use_bn": (bool, True),
+}
+
+
+def _with(**changes):
+    values = dict(DEFAULTS)
+    for k, v in changes.items():
+        values[k] = (values[k][0], v)
+    return _namespace(**values)
+
+
+def test_valid_parameters_are_returned():
+    ns, guard = _with()
+    params = guard.check(positive=["lr"], choices={"method": ["probe", "finetune"]})
+    assert params == {"seed": 0, "lr": 1e-3, "method": "probe", "layers": [1, 2], "use_bn": True}
+    assert guard.elapsed() >= 0
+
+
+def test_injected_unknown_name_is_refused():
+    ns, guard = _with()
+    ns["sede"] = 1  # a typo injected by papermill
+    with pytest.raises(ParameterError) as err:
+        guard.check()
+    msg = str(err.value)
+    assert "'sede'" in msg
+    assert "Valid parameters: layers, lr, method, seed, use_bn." in msg
+
+
+def test_helpers_defined_in_the_notebook_are_not_parameters():
+    ns, guard = _with()
+    ns["helper"] = lambda: None
+    ns["np"] = np
+    ns["_private"] = 3
+    assert guard.check()["seed"] == 0
+
+
+def test_int_is_converted_for_float():
+    ns, guard = _with(lr=1)
+    params = guard.check()
+    assert params["lr"] == 1.0 and isinstance(params["lr"], float)
+    assert isinstance(ns["lr"], float)  # the notebook sees the converted value
+
+
+@pytest.mark.parametrize(
+    "name, value",
+    [("seed", "0"), ("seed", True), ("seed", 1.0), ("lr", "0.1"), ("use_bn", 1), ("method", 3)],
+)
+def test_wrong_types_are_refused(name, value):
+    _, guard = _with(**{name: value})
+    with pytest.raises(ParameterError) as err:
+        guard.check()
+    assert name in str(err.value) and repr(value) in str(err.value)
+
+
+def test_list_elements_are_checked():
+    _, guard = _with(layers=[1, "2"])
+    with pytest.raises(ParameterError, match=r"layers\[1\]"):
+        guard.check()
+    ns, guard = _with(layers=(3, 4))
+    assert guard.check()["layers"] == [3, 4]
+
+
+def test_value_rules():
+    _, guard = _with(lr=0.0)
+    with pytest.raises(ParameterError, match="lr=0.0: must be > 0"):
+        guard.check(positive=["lr"])
+    _, guard = _with(seed=-1)
+    with pytest.raises(ParameterError, match="must be >= 0"):
+        guard.check(non_negative=["seed"])
+    _, guard = _with(seed=0)
+    assert guard.check(non_negative=["seed"])["seed"] == 0
+    _, guard = _with(lr=1.5)
+    with pytest.raises(ParameterError, match="must be <= 1"):
+        guard.check(ranges={"lr": (0, 1)})
+    _, guard = _with(layers=[1, 9])
+    with pytest.raises(ParameterError, match="layers=9"):
+        guard.check(ranges={"layers": (0, 4)})
+    _, guard = _with(method="finetun")
+    with pytest.raises(ParameterError) as err:
+        guard.check(choices={"method": ["probe", "finetune"]})
+    assert "'finetun'" in str(err.value) and "'probe', 'finetune'" in str(err.value)
+    _, guard = _with(layers=[1, 5, 7])
+    with pytest.raises(ParameterError) as err:
+        guard.check(subset_of={"layers": [1, 2, 3]})
+    assert "[5, 7]" in str(err.value) and "1, 2, 3" in str(err.value)
+
+
+def test_save_results_writes_json(tmp_path):
+    results = {
+        "acc": np.float32(0.5),
+        "curve": torch.tensor([1.0, 2.0]),
+        "arr": np.arange(3),
+        "nan": float("nan"),
+        "path": tmp_path,
+    }
+    path = save_results(
+        tmp_path / "out", results, params={"seed": 0}, key_numbers=["acc"], wall_time=1.5
+    )
+    assert path == tmp_path / "out" / "results.json"
+    doc = json.loads(path.read_text())
+    assert doc["results"]["acc"] == 0.5
+    assert doc["results"]["curve"] == [1.0, 2.0]
+    assert doc["results"]["arr"] == [0, 1, 2]
+    assert math.isnan(doc["results"]["nan"])
+    assert doc["results"]["path"] == str(tmp_path)
+    assert doc["params"] == {"seed": 0}
+    assert doc["key_numbers"] == ["acc"]
+    assert doc["wall_time_s"] == 1.5
+    assert doc["environment"]["torch"] == torch.__version__
+    assert not list((tmp_path / "out").glob("*.tmp"))
+
+
+def test_save_results_refuses_unknown_key_numbers(tmp_path):
+    with pytest.raises(KeyError, match="accuracy"):
+        save_results(tmp_path, {"acc": 1.0}, key_numbers=["accuracy"])
+    assert not (tmp_path / "results.json").exists()
+
+
+def test_resolve_out_dir(tmp_path, monkeypatch):
+    given = resolve_out_dir(str(tmp_path / "a" / "b"), "00_welcome")
+    assert given == (tmp_path / "a" / "b").resolve() and given.is_dir()
+    monkeypatch.setattr(notebook, "repo_root", lambda: tmp_path / "repo")
+    default = resolve_out_dir("", "00_welcome")
+    assert default == (tmp_path / "repo" / "build" / "results" / "00_welcome").resolve()
+    assert default.is_dir()
