@@ -36,6 +36,7 @@ from .validation import check_choice, check_int, check_positive
 
 __all__ = [
     "METHODS",
+    "CURVE_METHODS",
     "DEFAULT_STRENGTHS",
     "transfer_model",
     "parameter_state",
@@ -55,6 +56,16 @@ __all__ = [
 #: Fine-tuning objectives of notebook 03: the target loss plus (at most) one transfer term.
 METHODS: tuple[str, ...] = ("finetune", "l2", "l2sp", "lwf", "bss", "delta")
 
+#: Methods on the learning curves of notebook 04 (see its table).
+CURVE_METHODS: tuple[str, ...] = (
+    "scratch",
+    "linear_probe",
+    "top1",
+    "top2",
+    "finetune_all",
+    "distill",
+)
+
 #: Default weight of each method's term (the kit's term conventions, see tlhelpers.losses).
 DEFAULT_STRENGTHS: dict[str, float] = {
     "finetune": 0.0,
@@ -62,7 +73,7 @@ DEFAULT_STRENGTHS: dict[str, float] = {
     "l2sp": 0.1,  # alpha of alpha/2 ||w_S - w_S^0||^2 (beta = 0.01 on the head)
     "lwf": 1.0,  # weight of T^2 KL(old outputs), T = 2
     "bss": 0.001,  # weight of the smallest squared singular value, k = 1
-    "delta": 1.0,  # weight of the feature-map distance (blocks 1-3, no attention)
+    "delta": 0.01,  # weight of the feature-map distance (blocks 1-3, no attention)
 }
 
 #: Layers the DELTA term compares in a SplitModel built from the kit's SmallCNN.
@@ -113,7 +124,8 @@ def make_objective(
     - ``"finetune"``: :math:`\mathrm{CE}` only.
     - ``"l2"``: :math:`+\frac{\alpha}{2}\lVert w\rVert^2` (toward zero).
     - ``"l2sp"``: :math:`+\frac{\alpha}{2}\lVert w_S - w_S^0\rVert^2 + \frac{\beta}{2}\lVert
-      w_{head}\rVert^2`, :math:`\beta = 0.1\,\alpha`.
+      w_{head}\rVert^2`, :math:`\beta = 0.01` (the authors' default; a larger
+      :math:`\beta` crushes the new head).
     - ``"lwf"``: :math:`+\lambda T^2 \mathrm{KL}(p_{old}(x; w^0)\,\Vert\, p_{old}(x; w))` with
       the source's old head, attached to ``model.old_head`` so ``fit`` trains it. ``source``
       is the original source classifier (e.g. the :class:`SmallCNN`).
@@ -131,7 +143,7 @@ def make_objective(
     if method == "l2":
         return TransferObjective(terms={"l2": (1.0, L2(alpha=w))})
     if method == "l2sp":
-        return TransferObjective(terms={"l2sp": (1.0, L2SP(model, alpha=w, beta=0.1 * w))})
+        return TransferObjective(terms={"l2sp": (1.0, L2SP(model, alpha=w, beta=0.01))})
     if method == "bss":
         return TransferObjective(terms={"bss": (w, BatchSpectralShrinkage(k=1))})
     if method == "delta":
