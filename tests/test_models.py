@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import shutil
+import time
 
 import pytest
 import torch
@@ -28,6 +29,8 @@ from tlhelpers.models import (
 from tlhelpers.training import evaluate
 
 MOBILENET = WEIGHTS["mobilenet_v2"]
+
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 @pytest.fixture
@@ -92,8 +95,10 @@ def test_resnet18_missing_without_permission_fails_at_once(empty_torch_home, mon
         raise AssertionError("tried to download")
 
     monkeypatch.setattr(torch.hub, "download_url_to_file", no_network)
+    start = time.perf_counter()
     with pytest.raises(WeightsNotFoundError) as err:
         load_backbone("resnet18")
+    assert time.perf_counter() - start < 2
     msg = str(err.value)
     assert "allow_download" in msg
     assert "TLHELPERS_ALLOW_DOWNLOAD" in msg
