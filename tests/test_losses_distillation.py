@@ -97,3 +97,14 @@ def test_lwf_term_in_objective():
     assert all(p.grad is None for p in lwf.teacher.parameters())
     obj.train()
     assert not lwf.teacher.training
+
+
+def test_lwf_from_a_kit_backbone_uses_its_classifier():
+    from tlhelpers.models import SmallCNN
+
+    cnn = SmallCNN(num_classes=5, width=4)
+    lwf = LwF.from_source(cnn)
+    assert torch.equal(lwf.old_head.weight, cnn.classifier.weight)
+    assert lwf.old_head is not cnn.classifier
+    with pytest.raises(ValueError, match="kit backbone"):
+        LwF.from_source(nn.Linear(3, 2))

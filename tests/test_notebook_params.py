@@ -153,3 +153,12 @@ def test_resolve_out_dir(tmp_path, monkeypatch):
     default = resolve_out_dir("", "00_welcome")
     assert default == (tmp_path / "repo" / "build" / "results" / "00_welcome").resolve()
     assert default.is_dir()
+
+
+def test_upper_case_constants_are_not_parameters_but_typos_still_are():
+    ns, guard = _namespace(**DEFAULTS)
+    ns["METHODS"] = ["probe", "finetune"]  # a constant defined before guard.check(...)
+    assert guard.check(choices={"method": ns["METHODS"]})["method"] == "probe"
+    ns["mehtod"] = "finetune"
+    with pytest.raises(ParameterError, match="'mehtod'"):
+        guard.check()

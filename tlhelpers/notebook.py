@@ -38,7 +38,8 @@ class ParameterGuard:
     """Snapshot the namespace before the parameters cell; :meth:`check` validates after it.
 
     Parameters are the names annotated in the parameters cell (``name: type = value``).
-    Any other new public name (e.g. a typo injected by papermill) is refused.
+    Any other new public lowercase name (e.g. a typo injected by papermill) is refused;
+    modules, functions and UPPER_CASE constants defined before ``check`` are allowed.
     """
 
     def __init__(self, namespace: dict[str, Any]):
@@ -66,6 +67,7 @@ class ParameterGuard:
         ann = dict(self._ns.get("__annotations__", {}))
         new = {k for k in self._ns if k not in self._before and not k.startswith("_")}
         new -= _IPYTHON_NAMES
+        new = {k for k in new if not k.isupper()}  # UPPER_CASE constants are not parameters
         unknown = sorted(
             k for k in new
             if k not in ann and self._ns[k] is not self and not _is_module_or_callable(self._ns[k])

@@ -144,11 +144,19 @@ class LwF(nn.Module):
 
     @classmethod
     def from_source(cls, source_model: nn.Module, temperature: float = 2.0) -> LwF:
-        """Build from a body/head source model: teacher = frozen copy, old_head = copy of
-        ``source_model.head`` (trainable). Call it *before* replacing the model's head."""
-        if not hasattr(source_model, "head"):
-            raise ValueError("source_model must have a .head attribute (a SplitModel-like model).")
-        return cls(source_model, hookless_copy(source_model.head), temperature)
+        """Build from a source classifier: teacher = frozen copy, old_head = copy of its
+        final linear layer (trainable). Any kit backbone works (``split_model`` finds the
+        head of MobileNetV2, ResNet and SmallCNN). Call it *before* replacing the head."""
+        from tlhelpers.models import split_model
+
+        head = getattr(source_model, "head", None)
+        try:
+            head = head if isinstance(head, nn.Module) else split_model(source_model).head
+        except TypeError as err:
+            raise ValueError(
+                "source_model must be a kit backbone or have .body/.head (a SplitModel)."
+            ) from err
+        return cls(source_model, hookless_copy(head), temperature)
 
     def train(self, mode: bool = True) -> LwF:
         # The teacher stays in eval mode: its BN/dropout must not change.
