@@ -78,13 +78,15 @@ def test_fine_tune_learns_and_leaves_model_unchanged():
     torch.manual_seed(0)
     model = SmallCNN(num_classes=5, width=4)
     before = {k: v.clone() for k, v in model.state_dict().items()}
-    acc = fine_tune(model, _toy(24), _toy(40, seed=1), 2, steps=40, lr=1e-2, seed=0,
-                    freeze_bn_stats=False)
+    acc = fine_tune(
+        model, _toy(24), _toy(40, seed=1), 2, steps=40, lr=1e-2, seed=0, freeze_bn_stats=False
+    )
     assert acc >= 0.9
     for k, v in model.state_dict().items():
         assert torch.equal(v, before[k]), k
-    again = fine_tune(model, _toy(24), _toy(40, seed=1), 2, steps=40, lr=1e-2, seed=0,
-                      freeze_bn_stats=False)
+    again = fine_tune(
+        model, _toy(24), _toy(40, seed=1), 2, steps=40, lr=1e-2, seed=0, freeze_bn_stats=False
+    )
     assert again == acc  # same seed, same result
     with pytest.raises(ValueError, match="lr"):
         fine_tune(model, _toy(4), _toy(4), 2, lr=-1.0)

@@ -111,8 +111,10 @@ def _input_means(model, x, batch_size):
     ref = copy.deepcopy(model).train()
     bns = [m for m in ref.modules() if isinstance(m, nn.BatchNorm2d)]
     got = {i: [] for i in range(len(bns))}
-    hooks = [bn.register_forward_hook(lambda m, inp, out, i=i: got[i].append(inp[0].detach()))
-             for i, bn in enumerate(bns)]
+    hooks = [
+        bn.register_forward_hook(lambda m, inp, out, i=i: got[i].append(inp[0].detach()))
+        for i, bn in enumerate(bns)
+    ]
     with torch.no_grad():
         ref(x)  # one batch: BN in train mode normalises with exactly these statistics
     for h in hooks:
@@ -124,8 +126,11 @@ def test_adabn_running_stats_equal_batch_stats_of_inputs():
     torch.manual_seed(0)
     model = SmallCNN(num_classes=3, width=4)
     x = torch.rand(32, 1, 12, 12) * 2 + 1  # shifted: far from the init stats (0, 1)
-    weights = {k: v.clone() for k, v in model.state_dict().items() if "running" not in k
-               and "num_batches" not in k}
+    weights = {
+        k: v.clone()
+        for k, v in model.state_dict().items()
+        if "running" not in k and "num_batches" not in k
+    }
     inputs = _input_means(model, x, 32)
     out = adabn(model, x, batch_size=32)
     assert out is model and not model.training
@@ -144,8 +149,12 @@ def test_adabn_cumulative_mean_over_batches_and_transform():
     model = SmallCNN(num_classes=2, width=4)
     x = torch.rand(40, 1, 8, 8)
     first = next(m for m in model.modules() if isinstance(m, nn.BatchNorm2d))
-    adabn(model, (x, torch.zeros(40, dtype=torch.long)), batch_size=10,
-          batch_transform=lambda b: b * 4)
+    adabn(
+        model,
+        (x, torch.zeros(40, dtype=torch.long)),
+        batch_size=10,
+        batch_transform=lambda b: b * 4,
+    )
     conv = model.features.block1[0]
     with torch.no_grad():
         expected = conv(x * 4).mean(dim=(0, 2, 3))

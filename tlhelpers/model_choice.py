@@ -28,8 +28,14 @@ from .validation import check_choice, check_int, check_positive
 
 
 @torch.no_grad()
-def measure_latency(model: nn.Module, input_shape: Sequence[int], repeats: int = 10, *,
-                    warmup: int = 2, device: str | torch.device = "cpu") -> float:
+def measure_latency(
+    model: nn.Module,
+    input_shape: Sequence[int],
+    repeats: int = 10,
+    *,
+    warmup: int = 2,
+    device: str | torch.device = "cpu",
+) -> float:
     """Inference latency in milliseconds per image: median over ``repeats`` timed forward passes.
 
     ``input_shape`` is the batch shape ``(N, C, H, W)``; each pass's time is divided by
@@ -89,8 +95,11 @@ def source_outputs(
         probs.append(torch.softmax(split.head(f), dim=1).cpu())
         ys.append(torch.as_tensor(y))
     model.train(was_training)
-    return {"features": torch.cat(feats), "source_probs": torch.cat(probs).double(),
-            "targets": torch.cat(ys)}
+    return {
+        "features": torch.cat(feats),
+        "source_probs": torch.cat(probs).double(),
+        "targets": torch.cat(ys),
+    }
 
 
 def fine_tune(
@@ -124,20 +133,37 @@ def fine_tune(
     net = replace_head(copy.deepcopy(model), num_classes)
     opt = torch.optim.Adam(param_groups(net, {"body": lr, "head": head_lr}, lr))
     mode = (lambda m: set_batchnorm_eval(m, frozen_only=False)) if freeze_bn_stats else None
-    fit(net, train_data, epochs=steps, lr=lr, optimizer=opt, batch_size=len(train_data),
-        batch_transform=batch_transform, device=device, seed=seed, progress=False,
-        train_mode=mode)
+    fit(
+        net,
+        train_data,
+        epochs=steps,
+        lr=lr,
+        optimizer=opt,
+        batch_size=len(train_data),
+        batch_transform=batch_transform,
+        device=device,
+        seed=seed,
+        progress=False,
+        train_mode=mode,
+    )
     return evaluate(net, test_data, batch_transform=batch_transform, device=device)["accuracy"]
 
 
 SCORE_LABELS = {
-    "logme": "LogME", "h_score": "H-score", "leep": "LEEP", "nce": "NCE",
+    "logme": "LogME",
+    "h_score": "H-score",
+    "leep": "LEEP",
+    "nce": "NCE",
     "probe": "linear probe accuracy",
 }
 
 
-def ranking_demo(table: Sequence[Mapping[str, Any]], target: str, score: str = "logme",
-                 accuracy_key: str = "fine_tuned") -> None:
+def ranking_demo(
+    table: Sequence[Mapping[str, Any]],
+    target: str,
+    score: str = "logme",
+    accuracy_key: str = "fine_tuned",
+) -> None:
     """ipywidgets demo (notebook 02): rank the candidate models of one target by a score.
 
     ``table`` has one row per (target, model): ``{"target", "model", <score>...,
@@ -167,11 +193,16 @@ def ranking_demo(table: Sequence[Mapping[str, Any]], target: str, score: str = "
     for name, x, y in zip(names, s, acc, strict=True):
         axes[1].annotate(name, (x, y), fontsize=8, xytext=(3, 3), textcoords="offset points")
     tau = stats.kendalltau(s, acc).statistic if len(rows) > 2 else float("nan")
-    axes[1].set(xlabel=SCORE_LABELS[score], ylabel="fine-tuned accuracy",
-                title=f"Kendall tau = {tau:.2f} over {len(rows)} models")
+    axes[1].set(
+        xlabel=SCORE_LABELS[score],
+        ylabel="fine-tuned accuracy",
+        title=f"Kendall tau = {tau:.2f} over {len(rows)} models",
+    )
     axes[1].grid(alpha=0.3)
     fig.tight_layout()
     plt.show()
     best = names[int(np.argmax(acc))]
-    print(f"{SCORE_LABELS[score]} picks {names[0]!r}; best fine-tuned: {best!r}"
-          f" ({'agree' if names[0] == best else 'disagree'})")
+    print(
+        f"{SCORE_LABELS[score]} picks {names[0]!r}; best fine-tuned: {best!r}"
+        f" ({'agree' if names[0] == best else 'disagree'})"
+    )

@@ -39,22 +39,30 @@ class Preprocess:
     can key :func:`tlhelpers.features.extract_features` caches.
     """
 
-    def __init__(self, size: int | None = None, channels: int | None = None,
-                 normalization: str | tuple | None = "imagenet"):
+    def __init__(
+        self,
+        size: int | None = None,
+        channels: int | None = None,
+        normalization: str | tuple | None = "imagenet",
+    ):
         self.size = size
         self.channels = channels
         if isinstance(normalization, tuple):
             mean, std = normalization
-            normalization = (tuple(round(float(m), 6) for m in mean),
-                             tuple(round(float(s), 6) for s in std))
+            normalization = (
+                tuple(round(float(m), 6) for m in mean),
+                tuple(round(float(s), 6) for s in std),
+            )
         self.normalization = normalization
 
     def __call__(self, images: torch.Tensor) -> torch.Tensor:
         return prepare_images(images, self.size, self.channels, self.normalization)
 
     def __repr__(self) -> str:
-        return (f"Preprocess(size={self.size}, channels={self.channels}, "
-                f"normalization={self.normalization!r})")
+        return (
+            f"Preprocess(size={self.size}, channels={self.channels}, "
+            f"normalization={self.normalization!r})"
+        )
 
 
 def target_normalization(images: torch.Tensor, channels: int = 3) -> tuple[list, list]:
@@ -73,8 +81,9 @@ def normalization_for(name: str, images: torch.Tensor, channels: int = 3):
     return None if name == "none" else "imagenet"
 
 
-def few_shot_indices(targets: torch.Tensor | np.ndarray, per_class: int, seed: int = 0
-                     ) -> np.ndarray:
+def few_shot_indices(
+    targets: torch.Tensor | np.ndarray, per_class: int, seed: int = 0
+) -> np.ndarray:
     """Sorted indices of exactly ``per_class`` items per class; the same draw as
     :func:`tlhelpers.data.few_shot` with the same ``seed`` (so features can be cached)."""
     check_int("per_class", per_class, minimum=1)
@@ -84,27 +93,35 @@ def few_shot_indices(targets: torch.Tensor | np.ndarray, per_class: int, seed: i
     for c in range(int(t.max()) + 1):
         members = np.flatnonzero(t == c)
         if len(members) < per_class:
-            raise ValueError(
-                f"per_class={per_class} but class {c} has only {len(members)} items."
-            )
+            raise ValueError(f"per_class={per_class} but class {c} has only {len(members)} items.")
         chosen.append(rng.choice(members, size=per_class, replace=False))
     return np.sort(np.concatenate(chosen))
 
 
-def probe_over_seeds(train_features: torch.Tensor, train_targets: torch.Tensor,
-                     test_features: torch.Tensor, test_targets: torch.Tensor,
-                     per_class: int, seeds: Sequence[int], **probe_kwargs) -> list[float]:
+def probe_over_seeds(
+    train_features: torch.Tensor,
+    train_targets: torch.Tensor,
+    test_features: torch.Tensor,
+    test_targets: torch.Tensor,
+    per_class: int,
+    seeds: Sequence[int],
+    **probe_kwargs,
+) -> list[float]:
     """Linear-probe test accuracy for each seed's few-shot draw of the training features."""
     accs = []
     for s in seeds:
         idx = few_shot_indices(train_targets, per_class, s)
-        accs.append(linear_probe(train_features[idx], train_targets[idx], test_features,
-                                 test_targets, **probe_kwargs))
+        accs.append(
+            linear_probe(
+                train_features[idx], train_targets[idx], test_features, test_targets, **probe_kwargs
+            )
+        )
     return accs
 
 
-def timed_features(model: nn.Module, data: Data, batch_transform=None, **kwargs
-                   ) -> tuple[torch.Tensor, torch.Tensor, float]:
+def timed_features(
+    model: nn.Module, data: Data, batch_transform=None, **kwargs
+) -> tuple[torch.Tensor, torch.Tensor, float]:
     """:func:`tlhelpers.features.extract_features` plus its wall time in seconds (no cache)."""
     start = time.perf_counter()
     feats, y = extract_features(model, data, batch_transform=batch_transform, **kwargs)
@@ -125,8 +142,15 @@ def natural_photos(n: int = 200, size: int = 64, seed: int = 0) -> torch.Tensor:
     from sklearn.datasets import load_sample_images
 
     photos = []
-    for name in ("astronaut", "chelsea", "coffee", "rocket", "hubble_deep_field",
-                 "immunohistochemistry", "motorcycle_left"):
+    for name in (
+        "astronaut",
+        "chelsea",
+        "coffee",
+        "rocket",
+        "hubble_deep_field",
+        "immunohistochemistry",
+        "motorcycle_left",
+    ):
         try:
             img = getattr(skimage.data, name)()
         except Exception:  # noqa: BLE001 - a photo missing from this skimage is just skipped
@@ -134,8 +158,7 @@ def natural_photos(n: int = 200, size: int = 64, seed: int = 0) -> torch.Tensor:
         if img.ndim == 3 and img.shape[2] >= 3:
             photos.append(img[..., :3])
     photos += list(load_sample_images().images)
-    tensors = [torch.from_numpy(np.array(p)).permute(2, 0, 1).float() / 255.0
-               for p in photos]
+    tensors = [torch.from_numpy(np.array(p)).permute(2, 0, 1).float() / 255.0 for p in photos]
     rng = np.random.default_rng(seed)
     out = torch.empty(n, 3, size, size)
     for i in range(n):
@@ -143,13 +166,14 @@ def natural_photos(n: int = 200, size: int = 64, seed: int = 0) -> torch.Tensor:
         h, w = img.shape[1:]
         side = int(rng.uniform(0.3, 0.7) * min(h, w))
         top, left = rng.integers(0, h - side + 1), rng.integers(0, w - side + 1)
-        crop = img[:, top:top + side, left:left + side].unsqueeze(0)
+        crop = img[:, top : top + side, left : left + side].unsqueeze(0)
         out[i] = prepare_images(crop, size, None, None)[0]
     return out.clamp_(0, 1)
 
 
-def domain_gap(a: torch.Tensor, b: torch.Tensor, n: int | None = None, seed: int = 0
-               ) -> dict[str, float]:
+def domain_gap(
+    a: torch.Tensor, b: torch.Tensor, n: int | None = None, seed: int = 0
+) -> dict[str, float]:
     """``{"mmd2", "coral"}`` between feature samples ``a (n_a, D)`` and ``b (n_b, D)``.
 
     MMD^2 (biased estimator, one Gaussian kernel at the median bandwidth) and CORAL
@@ -247,8 +271,9 @@ def adabn(
     return model.eval()
 
 
-def normalization_demo(images: torch.Tensor, normalization: str = "imagenet", size: int = 64,
-                       index: int = 0) -> None:
+def normalization_demo(
+    images: torch.Tensor, normalization: str = "imagenet", size: int = 64, index: int = 0
+) -> None:
     """ipywidgets demo (notebook 01): what the source model sees after preprocessing.
 
     Shows image ``index`` of ``images`` (N, C, H, W) in [0, 1] resized to ``size`` and
@@ -267,12 +292,12 @@ def normalization_demo(images: torch.Tensor, normalization: str = "imagenet", si
     x = Preprocess(size, 3, norm)(images)
     fig, axes = plt.subplots(1, 2, figsize=(8, 3))
     img = x[index].permute(1, 2, 0).numpy()
-    axes[0].imshow(((img - img.min()) / max(img.max() - img.min(), 1e-8)))
+    axes[0].imshow((img - img.min()) / max(img.max() - img.min(), 1e-8))
     axes[0].set_title(f"input {size}x{size} (display rescaled)", fontsize=9)
     axes[0].axis("off")
     grid = np.linspace(-4, 4, 200)
     axes[1].hist(x.flatten().numpy(), bins=60, density=True, alpha=0.6, label="input values")
-    axes[1].plot(grid, np.exp(-grid**2 / 2) / np.sqrt(2 * np.pi), "k--", label="N(0, 1)")
+    axes[1].plot(grid, np.exp(-(grid**2) / 2) / np.sqrt(2 * np.pi), "k--", label="N(0, 1)")
     axes[1].set(xlim=(-4, 4), title=f"normalization = {normalization!r}", xlabel="value")
     axes[1].legend(fontsize=8)
     fig.tight_layout()
