@@ -249,7 +249,7 @@ def test_target_statistics_normalize_to_zero_mean_unit_std():
 
 def test_imagenet_input_transform():
     t = D.ImageNetInput(size=16)
-    assert repr(t) == "ImageNetInput(size=16, normalization='imagenet')"
+    assert repr(t) == "ImageNetInput(size=16, channels=3, normalization='imagenet')"
     x = torch.rand(2, 1, 8, 8)
     torch.testing.assert_close(t(x), prepare_images(x, 16, 3, "imagenet"))
 
@@ -381,3 +381,12 @@ def test_online_dataset_without_permission_fails_at_once(name, tmp_path, monkeyp
         load_dataset(name, "train", root=tmp_path / "empty")
     assert time.perf_counter() - start < 2
     assert "TLHELPERS_ALLOW_DOWNLOAD" in str(err.value)
+
+
+def test_few_shot_indices_are_the_few_shot_draw():
+    ds = D.load_dataset("digits")
+    for seed in (0, 3):
+        idx = D.few_shot_indices(ds.targets, 4, seed, ds.classes)
+        assert torch.equal(ds.subset(idx).images, D.few_shot(ds, 4, seed).images)
+    with pytest.raises(ValueError, match=r"class 1 \('b'\) has only 1"):
+        D.few_shot_indices(torch.tensor([0, 0, 1]), 2, classes=["a", "b"])

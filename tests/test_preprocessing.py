@@ -12,14 +12,18 @@ from torch import nn
 
 matplotlib.use("Agg")
 
-from tlhelpers.data import TensorImageDataset, few_shot, prepare_images  # noqa: E402
+from tlhelpers.data import (  # noqa: E402
+    Preprocess,
+    TensorImageDataset,
+    few_shot,
+    few_shot_indices,
+    prepare_images,
+)
 from tlhelpers.models import SmallCNN  # noqa: E402
 from tlhelpers.preprocessing import (  # noqa: E402
-    Preprocess,
     adabn,
     augment,
     domain_gap,
-    few_shot_indices,
     natural_photos,
     normalization_demo,
     normalization_for,

@@ -329,24 +329,41 @@ def load_task(name: str, split: str = "train") -> TensorImageDataset:
     return select_classes(load_dataset(dataset, split), classes)
 
 
+def few_shot_indices(
+    targets: torch.Tensor | np.ndarray,
+    per_class: int,
+    seed: int = 0,
+    classes: Sequence[str] | None = None,
+) -> np.ndarray:
+    """Sorted indices of exactly ``per_class`` items of every class ``0..K-1``.
+
+    The draw behind :func:`few_shot`; use it directly to pick rows of cached features.
+    Raises ``ValueError`` naming the class (with its name from ``classes``) when it has
+    fewer than ``per_class`` items.
+    """
+    check_int("per_class", per_class, minimum=1)
+    t = np.asarray(targets)
+    n_classes = len(classes) if classes is not None else int(t.max()) + 1
+    rng = np.random.default_rng(seed)
+    chosen = []
+    for c in range(n_classes):
+        members = np.flatnonzero(t == c)
+        if len(members) < per_class:
+            name = f" ({classes[c]!r})" if classes is not None else ""
+            raise ValueError(
+                f"per_class={per_class} but class {c}{name} has only {len(members)} items."
+            )
+        chosen.append(rng.choice(members, size=per_class, replace=False))
+    return np.sort(np.concatenate(chosen))
+
+
 def few_shot(dataset: TensorImageDataset, per_class: int, seed: int = 0) -> TensorImageDataset:
     """A stratified subset with exactly ``per_class`` items of every class.
 
     The same ``seed`` gives the same subset. Raises ``ValueError`` naming the
     class when it has fewer than ``per_class`` items.
     """
-    check_int("per_class", per_class, minimum=1)
-    rng = np.random.default_rng(seed)
-    targets = dataset.targets.numpy()
-    chosen = []
-    for c, name in enumerate(dataset.classes):
-        members = np.flatnonzero(targets == c)
-        if len(members) < per_class:
-            raise ValueError(
-                f"per_class={per_class} but class {c} ({name!r}) has only {len(members)} items."
-            )
-        chosen.append(rng.choice(members, size=per_class, replace=False))
-    return dataset.subset(np.sort(np.concatenate(chosen)))
+    return dataset.subset(few_shot_indices(dataset.targets, per_class, seed, dataset.classes))
 
 
 # ---------------------------------------------------------------- preprocessing
@@ -394,18 +411,42 @@ def channel_stats(images: torch.Tensor) -> tuple[list[float], list[float]]:
     return images.mean(dim=(0, 2, 3)).tolist(), images.std(dim=(0, 2, 3)).tolist()
 
 
-class ImageNetInput:
-    """A batch transform for ImageNet backbones: resize, grey->RGB, ImageNet normalisation.
+class Preprocess:
+    """Batch transform ``(N, C, H, W)`` -> resized, ``channels``, normalised (notebook 01).
 
-    Callable on ``(N, C, H, W)`` batches; its ``repr`` is stable so it can key caches.
+    ``normalization`` is ``"imagenet"``, ``None`` or a ``(mean, std)`` pair (e.g. the
+    target's own from :func:`channel_stats`). Its ``repr`` is stable, so it can key
+    :func:`tlhelpers.features.extract_features` caches.
     """
 
-    def __init__(self, size: int = 64, normalization: str | None = "imagenet"):
+    def __init__(
+        self,
+        size: int | None = None,
+        channels: int | None = None,
+        normalization: str | tuple | None = "imagenet",
+    ):
         self.size = size
+        self.channels = channels
+        if isinstance(normalization, tuple):
+            mean, std = normalization
+            normalization = (
+                tuple(round(float(m), 6) for m in mean),
+                tuple(round(float(s), 6) for s in std),
+            )
         self.normalization = normalization
 
     def __call__(self, images: torch.Tensor) -> torch.Tensor:
-        return prepare_images(images, self.size, 3, self.normalization)
+        return prepare_images(images, self.size, self.channels, self.normalization)
 
     def __repr__(self) -> str:
-        return f"ImageNetInput(size={self.size}, normalization={self.normalization!r})"
+        return (
+            f"{type(self).__name__}(size={self.size}, channels={self.channels}, "
+            f"normalization={self.normalization!r})"
+        )
+
+
+class ImageNetInput(Preprocess):
+    """What ImageNet backbones expect: resize to ``size``, grey -> RGB, ImageNet mean/std."""
+
+    def __init__(self, size: int = 64, normalization: str | tuple | None = "imagenet"):
+        super().__init__(size, 3, normalization)

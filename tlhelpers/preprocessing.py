@@ -1,9 +1,8 @@
 """Fitting target data to a source model: transforms, timing, domain gap, AdaBN (notebook 01).
 
-- :class:`Preprocess`: a batch transform (resize, channels, normalisation) with a stable
-  ``repr``, so it can key feature caches; :func:`tlhelpers.data.prepare_images` does the work.
-- :func:`few_shot_indices` and :func:`probe_over_seeds`: few-shot linear probes on
-  features computed once.
+- :func:`probe_over_seeds`: few-shot linear probes on features computed once
+  (rows picked with :func:`tlhelpers.data.few_shot_indices`).
+- The batch transform itself is :class:`tlhelpers.data.Preprocess`.
 - :func:`timed_features`: features and the seconds they took.
 - :func:`natural_photos`: random crops of the offline scikit-image / scikit-learn photos,
   a small "source-like" (ImageNet-like) sample.
@@ -22,47 +21,13 @@ import numpy as np
 import torch
 from torch import nn
 
-from .data import channel_stats, prepare_images
+from .data import Preprocess, channel_stats, few_shot_indices, prepare_images
 from .features import extract_features, linear_probe
 from .training import Data, iterate_batches
 from .validation import check_choice, check_int
 
 NORMALIZATIONS = ("imagenet", "target", "none")
 AUGMENTATIONS = ("flip", "crop", "rotate", "jitter", "all")
-
-
-class Preprocess:
-    """Batch transform ``(N, C, H, W)`` -> resized, ``channels``, normalised.
-
-    ``normalization`` is ``"imagenet"``, ``None`` or a ``(mean, std)`` pair (e.g. the
-    target's own from :func:`target_normalization`). Its ``repr`` is stable, so it
-    can key :func:`tlhelpers.features.extract_features` caches.
-    """
-
-    def __init__(
-        self,
-        size: int | None = None,
-        channels: int | None = None,
-        normalization: str | tuple | None = "imagenet",
-    ):
-        self.size = size
-        self.channels = channels
-        if isinstance(normalization, tuple):
-            mean, std = normalization
-            normalization = (
-                tuple(round(float(m), 6) for m in mean),
-                tuple(round(float(s), 6) for s in std),
-            )
-        self.normalization = normalization
-
-    def __call__(self, images: torch.Tensor) -> torch.Tensor:
-        return prepare_images(images, self.size, self.channels, self.normalization)
-
-    def __repr__(self) -> str:
-        return (
-            f"Preprocess(size={self.size}, channels={self.channels}, "
-            f"normalization={self.normalization!r})"
-        )
 
 
 def target_normalization(images: torch.Tensor, channels: int = 3) -> tuple[list, list]:
@@ -79,23 +44,6 @@ def normalization_for(name: str, images: torch.Tensor, channels: int = 3):
     if name == "target":
         return target_normalization(images, channels)
     return None if name == "none" else "imagenet"
-
-
-def few_shot_indices(
-    targets: torch.Tensor | np.ndarray, per_class: int, seed: int = 0
-) -> np.ndarray:
-    """Sorted indices of exactly ``per_class`` items per class; the same draw as
-    :func:`tlhelpers.data.few_shot` with the same ``seed`` (so features can be cached)."""
-    check_int("per_class", per_class, minimum=1)
-    t = np.asarray(targets)
-    rng = np.random.default_rng(seed)
-    chosen = []
-    for c in range(int(t.max()) + 1):
-        members = np.flatnonzero(t == c)
-        if len(members) < per_class:
-            raise ValueError(f"per_class={per_class} but class {c} has only {len(members)} items.")
-        chosen.append(rng.choice(members, size=per_class, replace=False))
-    return np.sort(np.concatenate(chosen))
 
 
 def probe_over_seeds(
