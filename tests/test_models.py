@@ -301,7 +301,7 @@ def test_small_cnn_checkpoint_scores_recorded_accuracy(empty_torch_home):
     test = load_task("fmnist_a", "test")
     assert len(test) == 5000
     acc = evaluate(model, test, device="cpu")["accuracy"]
-    assert acc >= 0.84
+    assert acc >= 0.87
     assert acc == pytest.approx(WEIGHTS["small_cnn_fmnist_a"].info["test_accuracy"], abs=0.01)
 
 

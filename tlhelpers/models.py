@@ -59,10 +59,10 @@ WEIGHTS: dict[str, WeightFile] = {
     # The kit's own source model (tlhelpers.pretrain recipe "fmnist_a").
     "small_cnn_fmnist_a": WeightFile(
         filename="small_cnn_fmnist_a.pt",
-        sha256="72970daebbedb533f86a114b581f9e2e5de24c64c30b4b6fe85d1ee60f9afd85",
+        sha256="c27efcd411963f0f4fb3e12c1b6b9fc3effe87873e3006ee40cb8964342bcded",
         size=103_557,
         data_path="checkpoints/small_cnn_fmnist_a.pt",
-        info={"test_accuracy": 0.860, "train_seconds": 40},
+        info={"test_accuracy": 0.895, "train_seconds": 15},
     ),
 }
 
