@@ -30,6 +30,10 @@ $(STAMP): requirements.txt pyproject.toml
 	$(BIN)/python -m pip install --disable-pip-version-check -q --no-deps --no-build-isolation -e .
 	@touch $@
 
+# Headless runs call each widget's function once instead of building widgets
+# (tlhelpers.interactive): widget comms intermittently hung headless kernels.
+export TLHELPERS_WIDGETS = 0
+
 run: setup
 	$(BIN)/python -m tlhelpers.runner run --build build
 
@@ -44,7 +48,7 @@ test-fast: setup
 	$(BIN)/python -m pytest tests -m "not slow and not notebooks"
 
 lab: setup
-	$(BIN)/jupyter lab notebooks
+	TLHELPERS_WIDGETS=1 $(BIN)/jupyter lab notebooks
 
 benchmark: setup
 	$(BIN)/python benchmarks/bench_transferability.py

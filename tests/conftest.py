@@ -7,7 +7,12 @@ import os
 import pytest
 import torch
 
+from tlhelpers.interactive import WIDGETS_ENV
 from tlhelpers.paths import CACHE_ENV, DOWNLOAD_ENV
+
+# Kernels started by nbval and papermill inherit this: widgets run headless (see
+# tlhelpers.interactive); set at import so it also covers notebooks/ collected by nbval.
+os.environ.setdefault(WIDGETS_ENV, "0")
 
 
 @pytest.fixture(scope="session", autouse=True)

@@ -79,23 +79,24 @@ def test_papermill_non_default_parameters(path: Path, tmp_path: Path):
         assert isinstance(v, (int, float)) and math.isfinite(v), f"{k}={v!r}"
 
 
+def _execute_welcome(tmp_path: Path, **params) -> None:
+    pm.execute_notebook(
+        str(NOTEBOOKS[0]), str(tmp_path / "out.ipynb"),
+        parameters={**params, "out_dir": str(tmp_path)},
+        kernel_name="python3", progress_bar=False,
+    )  # fmt: skip
+
+
 @pytest.mark.notebooks
 def test_unknown_parameter_is_refused_inside_the_notebook(tmp_path: Path):
     """Raw papermill only warns about a typo; the notebook's guard refuses it by name."""
     with pytest.raises(pm.PapermillExecutionError, match="Unknown parameter.*'n_sede'"):
-        pm.execute_notebook(
-            str(NOTEBOOKS[0]), str(tmp_path / "out.ipynb"),
-            parameters={"n_sede": 2, "out_dir": str(tmp_path)},
-            kernel_name="python3", progress_bar=False,
-        )  # fmt: skip
+        _execute_welcome(tmp_path, n_sede=2)
     assert not (tmp_path / "results.json").exists()
 
 
 @pytest.mark.notebooks
 def test_invalid_parameter_value_is_refused_before_work(tmp_path: Path):
     with pytest.raises(pm.PapermillExecutionError, match="per_class"):
-        pm.execute_notebook(
-            str(NOTEBOOKS[0]), str(tmp_path / "out.ipynb"),
-            parameters={"per_class": 0, "out_dir": str(tmp_path)},
-            kernel_name="python3", progress_bar=False,
-        )  # fmt: skip
+        _execute_welcome(tmp_path, per_class=0)
+    assert not (tmp_path / "results.json").exists()

@@ -18,6 +18,7 @@ import argparse
 import ast
 import itertools
 import json
+import os
 import sys
 import time
 import traceback
@@ -26,6 +27,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from .interactive import WIDGETS_ENV
 from .paths import repo_root
 
 
@@ -91,6 +93,8 @@ def run_notebook(
     out.mkdir(parents=True, exist_ok=True)
     if "out_dir" in notebook_parameters(path):
         parameters.setdefault("out_dir", str(out))
+    # Headless: widgets become one plain call (tlhelpers.interactive); kernels inherit this.
+    os.environ.setdefault(WIDGETS_ENV, "0")
     stale = out / "results.json"
     if stale.exists():
         stale.unlink()  # never report numbers of an earlier run
