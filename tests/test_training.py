@@ -189,3 +189,16 @@ def test_train_linear_head_separates_features():
     assert float((head(feats).argmax(1) == y).float().mean()) == 1.0
     again = train_linear_head(feats, y, 2, epochs=100, lr=0.05)
     assert torch.equal(again.weight, head.weight)
+
+
+def test_eval_mode_restores_every_submodules_own_mode():
+    from torch import nn
+
+    from tlhelpers.training import eval_mode
+
+    net = nn.Sequential(nn.Linear(2, 2), nn.BatchNorm1d(2))
+    net.train()
+    net[1].eval()  # a BN layer deliberately kept in eval mode inside a training model
+    with eval_mode(net):
+        assert not any(m.training for m in net.modules())
+    assert net.training and net[0].training and not net[1].training

@@ -16,7 +16,7 @@ from torch import nn
 
 from .models import split_model
 from .paths import cache_dir
-from .training import Data, iterate_batches
+from .training import Data, eval_mode, iterate_batches
 
 
 def _fingerprint(model: nn.Module, data: Data, transform) -> str:
@@ -67,22 +67,21 @@ def extract_features(
             saved = torch.load(path, weights_only=True)
             return saved["features"], saved["targets"]
     dev = torch.device(device) if device is not None else torch.device("cpu")
-    # split_model wraps the body in a new container (in train mode): remember every module's mode
-    modes = [(m, m.training) for m in body.modules()]
-    body.eval().to(dev)
+    body.to(dev)
     feats, ys = [], []
     from tqdm.auto import tqdm
 
     n_batches = -(-len(data) // batch_size)
-    for x, y in tqdm(iterate_batches(data, batch_size), total=n_batches, disable=not progress,
-                     desc="features", leave=False):
-        x = x.to(dev)
-        if batch_transform is not None:
-            x = batch_transform(x)
-        feats.append(body(x).flatten(1).cpu())
-        ys.append(torch.as_tensor(y))
-    for m, mode in modes:
-        m.training = mode
+    batches = tqdm(iterate_batches(data, batch_size), total=n_batches, disable=not progress,
+                   desc="features", leave=False)
+    # eval_mode restores every module's own mode (split_model's new container starts in train)
+    with eval_mode(body):
+        for x, y in batches:
+            x = x.to(dev)
+            if batch_transform is not None:
+                x = batch_transform(x)
+            feats.append(body(x).flatten(1).cpu())
+            ys.append(torch.as_tensor(y))
     out = torch.cat(feats), torch.cat(ys)
     if path is not None:
         tmp = path.with_suffix(".tmp")

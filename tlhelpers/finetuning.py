@@ -193,7 +193,9 @@ def finetune(
     seed: int = 0,
     bn_eval: bool = True,
     reference: Mapping[str, Tensor] | None = None,
-    device: str | torch.device = "cpu",
+    optimizer: torch.optim.Optimizer | None = None,
+    batch_transform: Callable[[Tensor], Tensor] | None = None,
+    device: str | torch.device | None = "cpu",
 ) -> History:
     """``steps`` Adam steps on ``data`` (full batch unless ``batch_size``), via :func:`fit`.
 
@@ -201,7 +203,9 @@ def finetune(
     (``ceil(steps * batch_size / n)`` passes). ``bn_eval`` keeps every BatchNorm layer in
     eval mode (the source statistics; a few-shot batch is a poor estimate of them), which
     also makes the DELTA distance start at exactly 0. ``reference`` (parameter name ->
-    source value) adds ``train/weight_distance`` to the history.
+    source value) adds ``train/weight_distance`` to the history. ``optimizer`` (e.g. Adam
+    over :func:`tlhelpers.models.param_groups`) replaces the default Adam at ``lr``;
+    ``batch_transform`` is applied to every input batch.
     """
     check_int("steps", steps, minimum=1)
     n = len(data[1]) if isinstance(data, tuple) else len(data)
@@ -215,8 +219,10 @@ def finetune(
         data,
         epochs=epochs,
         lr=lr,
+        optimizer=optimizer,
         objective=obj,
         batch_size=bs,
+        batch_transform=batch_transform,
         seed=seed,
         device=device,
         progress=False,
@@ -319,15 +325,13 @@ def split_at_block(model: SplitModel, k: int) -> tuple[nn.Module, SplitModel]:
 @torch.no_grad()
 def cache_activations(lower: nn.Module, data: Data, batch_size: int = 512) -> tuple[Tensor, Tensor]:
     """``(lower(x), y)`` for all of ``data``, ``lower`` in eval mode: computed once, reused each step."""
-    from .training import iterate_batches
+    from .training import eval_mode, iterate_batches
 
-    was = lower.training
-    lower.eval()
     acts, ys = [], []
-    for x, y in iterate_batches(data, batch_size):
-        acts.append(lower(x))
-        ys.append(torch.as_tensor(y))
-    lower.train(was)
+    with eval_mode(lower):
+        for x, y in iterate_batches(data, batch_size):
+            acts.append(lower(x))
+            ys.append(torch.as_tensor(y))
     return torch.cat(acts), torch.cat(ys)
 
 

@@ -21,8 +21,9 @@ import numpy as np
 import torch
 from torch import nn
 
-from .models import param_groups, replace_head, set_batchnorm_eval, split_model
-from .training import Data, evaluate, fit, iterate_batches
+from .finetuning import finetune
+from .models import param_groups, replace_head, split_model
+from .training import Data, eval_mode, evaluate, iterate_batches
 from .utils import seed_everything
 from .validation import check_choice, check_int, check_positive
 
@@ -49,19 +50,18 @@ def measure_latency(
     if len(shape) < 2 or any(s < 1 for s in shape):
         raise ValueError(f"input_shape must be a batch shape like (N, C, H, W), got {shape}.")
     dev = torch.device(device)
-    was_training = model.training
-    model.eval().to(dev)
+    model.to(dev)
     x = torch.rand(shape, device=dev)
-    for _ in range(warmup):
-        model(x)
     times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        model(x)
-        if dev.type == "cuda":
-            torch.cuda.synchronize()
-        times.append((time.perf_counter() - start) * 1000.0 / shape[0])
-    model.train(was_training)
+    with eval_mode(model):
+        for _ in range(warmup):
+            model(x)
+        for _ in range(repeats):
+            start = time.perf_counter()
+            model(x)
+            if dev.type == "cuda":
+                torch.cuda.synchronize()
+            times.append((time.perf_counter() - start) * 1000.0 / shape[0])
     return float(statistics.median(times))
 
 
@@ -83,18 +83,17 @@ def source_outputs(
     """
     split = split_model(model)
     dev = torch.device(device) if device is not None else next(model.parameters()).device
-    was_training = model.training
-    model.eval().to(dev)
+    model.to(dev)
     feats, probs, ys = [], [], []
-    for x, y in iterate_batches(data, batch_size):
-        x = x.to(dev)
-        if batch_transform is not None:
-            x = batch_transform(x)
-        f = split.body(x).flatten(1)
-        feats.append(f.cpu())
-        probs.append(torch.softmax(split.head(f), dim=1).cpu())
-        ys.append(torch.as_tensor(y))
-    model.train(was_training)
+    with eval_mode(model):
+        for x, y in iterate_batches(data, batch_size):
+            x = x.to(dev)
+            if batch_transform is not None:
+                x = batch_transform(x)
+            f = split.body(x).flatten(1)
+            feats.append(f.cpu())
+            probs.append(torch.softmax(split.head(f), dim=1).cpu())
+            ys.append(torch.as_tensor(y))
     return {
         "features": torch.cat(feats),
         "source_probs": torch.cat(probs).double(),
@@ -132,20 +131,8 @@ def fine_tune(
     seed_everything(seed)
     net = replace_head(copy.deepcopy(model), num_classes)
     opt = torch.optim.Adam(param_groups(net, {"body": lr, "head": head_lr}, lr))
-    mode = (lambda m: set_batchnorm_eval(m, frozen_only=False)) if freeze_bn_stats else None
-    fit(
-        net,
-        train_data,
-        epochs=steps,
-        lr=lr,
-        optimizer=opt,
-        batch_size=len(train_data),
-        batch_transform=batch_transform,
-        device=device,
-        seed=seed,
-        progress=False,
-        train_mode=mode,
-    )
+    finetune(net, train_data, steps=steps, lr=lr, optimizer=opt, batch_transform=batch_transform,
+             seed=seed, bn_eval=freeze_bn_stats, device=device)
     return evaluate(net, test_data, batch_transform=batch_transform, device=device)["accuracy"]
 
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 import time
 from collections import defaultdict
 from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager
 from typing import Any
 
 import numpy as np
@@ -191,6 +192,22 @@ def fit(
     return history
 
 
+@contextmanager
+def eval_mode(model: nn.Module) -> Iterator[nn.Module]:
+    """Put ``model`` in eval mode for a block, then restore *every* submodule's own mode.
+
+    ``model.train(was_training)`` would not do: it flips all submodules, undoing e.g.
+    BatchNorm layers deliberately kept in eval mode inside a training model.
+    """
+    modes = [(m, m.training) for m in model.modules()]
+    model.eval()
+    try:
+        yield model
+    finally:
+        for m, mode in modes:
+            m.training = mode
+
+
 @torch.no_grad()
 def predict(
     model: nn.Module,
@@ -202,16 +219,14 @@ def predict(
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """``(outputs, targets)`` of ``model`` in eval mode over ``data`` (on the CPU)."""
     dev = torch.device(device) if device is not None else next(model.parameters()).device
-    was_training = model.training
-    model.eval()
     outs, ys = [], []
-    for x, y in iterate_batches(data, batch_size):
-        x = x.to(dev)
-        if batch_transform is not None:
-            x = batch_transform(x)
-        outs.append(model(x).cpu())
-        ys.append(torch.as_tensor(y))
-    model.train(was_training)
+    with eval_mode(model):
+        for x, y in iterate_batches(data, batch_size):
+            x = x.to(dev)
+            if batch_transform is not None:
+                x = batch_transform(x)
+            outs.append(model(x).cpu())
+            ys.append(torch.as_tensor(y))
     return torch.cat(outs), torch.cat(ys)
 
 
