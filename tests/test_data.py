@@ -137,6 +137,55 @@ def test_lfw_faces_fixed_disjoint_split():
     assert torch.equal(again.images, train.images) and torch.equal(again.targets, train.targets)
 
 
+def test_lfw_faces_hard_split_is_balanced_disjoint_and_fixed():
+    from skimage.data import lfw_subset
+
+    train, test = load_dataset("lfw_faces_hard", "train"), load_dataset("lfw_faces_hard", "test")
+    assert train.classes == test.classes == ["non-face", "face"]
+    assert train.class_counts() == test.class_counts() == {"non-face": 50, "face": 50}
+    for ds in (train, test):
+        assert ds.images.shape == (100, 1, 25, 25) and ds.images.dtype == torch.float32
+        assert 0.0 <= float(ds.images.min()) and float(ds.images.max()) <= 1.0
+    keys = [{img.numpy().tobytes() for img in ds.images} for ds in (train, test)]
+    assert len(keys[0]) == len(keys[1]) == 100 and not keys[0] & keys[1]
+    # faces and 25 non-faces per split are scikit-image's LFW crops, with their labels
+    x = torch.from_numpy(lfw_subset()).float()
+    label_of = {img.numpy().tobytes(): int(i < 100) for i, img in enumerate(x)}
+    for ds in (train, test):
+        lfw = [(img, y) for img, y in zip(ds.images, ds.targets, strict=True)
+               if img[0].numpy().tobytes() in label_of]
+        assert len(lfw) == 75
+        assert all(label_of[img[0].numpy().tobytes()] == int(y) for img, y in lfw)
+        hard = [int(y) for img, y in zip(ds.images, ds.targets, strict=True)
+                if img[0].numpy().tobytes() not in label_of]
+        assert hard == [0] * D.N_HARD_NEGATIVES  # every crop not from LFW is a non-face
+    again = load_dataset("lfw_faces_hard", "test")
+    assert torch.equal(again.images, test.images) and torch.equal(again.targets, test.targets)
+
+
+def test_face_hard_negatives_come_from_each_splits_own_photos():
+    crops, sources = {}, {}
+    for split in ("train", "test"):
+        crops[split], sources[split] = D.face_hard_negatives(split)
+        assert crops[split].shape == (D.N_HARD_NEGATIVES, 1, 25, 25)
+        assert set(sources[split]) == set(D.HARD_NEGATIVE_SOURCES[split])
+        counts = [sources[split].count(n) for n in D.HARD_NEGATIVE_SOURCES[split]]
+        assert max(counts) - min(counts) <= 1  # spread evenly over the photos
+        # contrast-stretched to the faces' grey range: every crop spans 0.05..0.9
+        lo = crops[split].amin(dim=(1, 2, 3))
+        hi = crops[split].amax(dim=(1, 2, 3))
+        assert torch.allclose(lo, torch.full_like(lo, 0.05), atol=1e-5)
+        assert torch.allclose(hi, torch.full_like(hi, 0.9), atol=1e-5)
+    assert not set(sources["train"]) & set(sources["test"])  # whole photos per split
+    used = set(D.HARD_NEGATIVE_SOURCES["train"]) | set(D.HARD_NEGATIVE_SOURCES["test"])
+    assert not used & {"astronaut", "camera", "coins", "phantom"}  # photos with faces
+    # callers get copies: changing one does not change the next call's crops
+    crops["test"].zero_()
+    assert float(D.face_hard_negatives("test")[0].max()) > 0.8
+    with pytest.raises(ValueError, match="split"):
+        D.face_hard_negatives("validation")
+
+
 def test_digits_split():
     train, test = load_dataset("digits", "train"), load_dataset("digits", "test")
     assert len(train) + len(test) == 1797

@@ -1,7 +1,7 @@
 """Datasets, source/target task splits, few-shot subsets and preprocessing (notebooks 00-01).
 
-Offline by default: ``fashion_mnist`` (files in ``data/``), ``lfw_faces``
-(scikit-image) and ``digits`` (scikit-learn) need no network. ``cifar10``,
+Offline by default: ``fashion_mnist`` (files in ``data/``), ``lfw_faces`` and
+``lfw_faces_hard`` (scikit-image) and ``digits`` (scikit-learn) need no network. ``cifar10``,
 ``lfw_people`` and ``olivetti_faces`` load from a local copy and download only
 when allowed (``allow_download=True`` or ``TLHELPERS_ALLOW_DOWNLOAD=1``).
 
@@ -12,6 +12,7 @@ caching are vectorised.
 
 from __future__ import annotations
 
+import functools
 import gzip
 import pickle
 import shutil
@@ -43,7 +44,7 @@ FASHION_MNIST_FILES = {
     "t10k-labels-idx1-ubyte.gz": "8d3605d196f4be44669e46906da9733c8131fef761fdbfec72c424d5222f1a05",
 }
 
-OFFLINE_DATASETS = ("fashion_mnist", "lfw_faces", "digits")
+OFFLINE_DATASETS = ("fashion_mnist", "lfw_faces", "lfw_faces_hard", "digits")
 ONLINE_DATASETS = ("cifar10", "lfw_people", "olivetti_faces")
 DATASETS = OFFLINE_DATASETS + ONLINE_DATASETS
 SPLITS = ("train", "test")
@@ -163,6 +164,95 @@ def _lfw_faces(split: str) -> TensorImageDataset:
     return TensorImageDataset(images, torch.from_numpy(y[idx]), ["non-face", "face"])
 
 
+#: scikit-image sample photos without a human face (each checked by eye), the sources
+#: of the hard negatives of ``"lfw_faces_hard"``. Whole photos are assigned to one split,
+#: so no test crop overlaps a training crop. Left out on purpose: ``astronaut`` and
+#: ``camera`` (a person's face), ``coins`` (heads on coins), ``phantom`` (a head model),
+#: and the synthetic images (``checkerboard``, ``colorwheel``, ``logo``, ``horse``).
+HARD_NEGATIVE_SOURCES: dict[str, tuple[str, ...]] = {
+    "train": ("chelsea", "rocket", "hubble_deep_field", "immunohistochemistry", "brick",
+              "gravel", "cell"),
+    "test": ("coffee", "clock", "moon", "retina", "text", "page", "grass"),
+}  # fmt: skip
+#: Seed of everything random in ``"lfw_faces_hard"``: crop positions and sizes, and which
+#: faces and LFW background crops go to which split.
+HARD_NEGATIVES_SEED = 0
+#: Hard-negative crops per split, and LFW background crops per split (50 non-faces each).
+N_HARD_NEGATIVES = 25
+N_LFW_BACKGROUNDS = 25
+#: Crop side as a fraction of the photo's shorter side (uniform in this range).
+HARD_NEGATIVE_SCALE = (0.12, 0.5)
+
+
+def _grey_photo(name: str) -> torch.Tensor:
+    """A scikit-image sample photo as a grey ``(H, W)`` float tensor in [0, 1]."""
+    import skimage.data
+    from skimage.color import rgb2gray
+    from skimage.util import img_as_float
+
+    img = np.asarray(getattr(skimage.data, name)())
+    if img.ndim == 3:
+        img = rgb2gray(img[..., :3])  # drop an alpha channel, luminance weights of Rec. 709
+    return torch.from_numpy(img_as_float(img)).float()
+
+
+def _stretch(x: torch.Tensor, lo: float = 0.05, hi: float = 0.9) -> torch.Tensor:
+    """Map ``x``'s min..max to ``lo..hi`` (about the grey range of the LFW face crops)."""
+    span = (x.max() - x.min()).clamp_min(1e-6)
+    return (x - x.min()) / span * (hi - lo) + lo
+
+
+def face_hard_negatives(split: str) -> tuple[torch.Tensor, list[str]]:
+    """The hard non-faces of ``"lfw_faces_hard"``: ``(crops (N, 1, 25, 25), source photo names)``.
+
+    ``N_HARD_NEGATIVES`` square crops, spread evenly over the split's photos
+    (:data:`HARD_NEGATIVE_SOURCES`): side uniform in :data:`HARD_NEGATIVE_SCALE` of the
+    shorter side, position uniform, grey, resized to 25x25 (bilinear, antialiased) and
+    contrast-stretched to the faces' grey range, so that brightness and contrast alone do
+    not tell them from faces. Seeded (:data:`HARD_NEGATIVES_SEED` and the split), so the
+    same crops every time.
+    """
+    check_choice("split", split, SPLITS)
+    crops, sources = _hard_negatives(split)
+    return crops.clone(), list(sources)
+
+
+@functools.lru_cache(maxsize=2)
+def _hard_negatives(split: str) -> tuple[torch.Tensor, tuple[str, ...]]:
+    names = HARD_NEGATIVE_SOURCES[split]
+    rng = np.random.default_rng([HARD_NEGATIVES_SEED, SPLITS.index(split)])
+    counts = [len(c) for c in np.array_split(np.arange(N_HARD_NEGATIVES), len(names))]
+    crops, sources = [], []
+    for name, count in zip(names, counts, strict=True):
+        photo = _grey_photo(name)
+        h, w = photo.shape
+        for _ in range(count):
+            side = int(rng.uniform(*HARD_NEGATIVE_SCALE) * min(h, w))
+            top, left = int(rng.integers(0, h - side + 1)), int(rng.integers(0, w - side + 1))
+            crop = photo[top : top + side, left : left + side][None, None]
+            crop = F.interpolate(crop, size=(25, 25), mode="bilinear", antialias=True,
+                                 align_corners=False)  # fmt: skip
+            crops.append(_stretch(crop[0]))
+            sources.append(name)
+    return torch.stack(crops), tuple(sources)
+
+
+def _lfw_faces_hard(split: str) -> TensorImageDataset:
+    from skimage.data import lfw_subset
+
+    x = torch.from_numpy(lfw_subset()).float().unsqueeze(1)  # first 100 faces, then 100 not
+    rng = np.random.default_rng(HARD_NEGATIVES_SEED)
+    faces, backgrounds = rng.permutation(100), 100 + rng.permutation(100)
+    half = 0 if split == "train" else 1
+    face_idx = faces[half * 50 : (half + 1) * 50]
+    bg_idx = backgrounds[half * N_LFW_BACKGROUNDS : (half + 1) * N_LFW_BACKGROUNDS]
+    hard, _ = face_hard_negatives(split)
+    images = torch.cat([x[np.sort(bg_idx)], hard, x[np.sort(face_idx)]])
+    n_non = len(bg_idx) + len(hard)
+    targets = torch.cat([torch.zeros(n_non, dtype=torch.long), torch.ones(50, dtype=torch.long)])
+    return TensorImageDataset(images, targets, ["non-face", "face"])
+
+
 def _digits(split: str) -> TensorImageDataset:
     from sklearn.datasets import load_digits
     from sklearn.model_selection import train_test_split
@@ -276,7 +366,10 @@ def load_dataset(
 
     Offline: ``"fashion_mnist"`` (60,000/10,000, 28x28 grey, from ``data/``),
     ``"lfw_faces"`` (scikit-image's 100 face + 100 non-face 25x25 crops; fixed
-    split, 50 per class each way), ``"digits"`` (scikit-learn, 8x8; fixed
+    split, 50 per class each way), ``"lfw_faces_hard"`` (the same faces against
+    LFW background crops *and* hard negatives cropped from scikit-image photos without a
+    human face, see :func:`face_hard_negatives`; 50 faces and 25 + 25 non-faces per
+    split, hard negatives of the two splits from different photos), ``"digits"`` (scikit-learn, 8x8; fixed
     stratified 70/30 split). Online (downloaded only when allowed; ``root``
     overrides the cache folder): ``"cifar10"``, ``"olivetti_faces"``,
     ``"lfw_people"`` (people with at least 20 images; stratified 70/30 split).
@@ -290,6 +383,8 @@ def load_dataset(
         return _fashion_mnist(split)
     if name == "lfw_faces":
         return _lfw_faces(split)
+    if name == "lfw_faces_hard":
+        return _lfw_faces_hard(split)
     if name == "digits":
         return _digits(split)
     loader = {"cifar10": _cifar10, "olivetti_faces": _olivetti_faces, "lfw_people": _lfw_people}
