@@ -158,3 +158,22 @@ def test_compare_all_and_print(capsys):
     with pytest.raises(ValueError, match="comparisons"):
         print_verdicts([])
     assert isinstance(comps[0], Comparison)
+
+
+def test_lower_is_better_flips_the_verdict_word_only():
+    closer = [1.0, 1.2, 0.9, 1.1]
+    farther = [2.0, 2.3, 1.9, 2.2]
+    c = compare(
+        closer,
+        farther,
+        name_a="L2-SP",
+        name_b="fine-tuning",
+        metric="||w - w0||",
+        lower_is_better=True,
+    )
+    assert c.diff_mean < 0 and c.ci_high < 0
+    assert c.verdict == "better"
+    assert "(||w - w0||, lower is better, 4 paired seeds)" in str(c)
+    assert compare(farther, closer, lower_is_better=True).verdict == "worse"
+    assert c.to_dict()["lower_is_better"] is True
+    assert compare(farther, closer).verdict == "better"

@@ -164,9 +164,9 @@ RECIPES: dict[str, Recipe] = {
             weight_decay=0.0,
             batch_size=64,
             batchnorm="train",
-            epochs=40,
+            epochs=80,
             min_steps=150,
-            max_steps=600,
+            max_steps=1000,
             why=(
                 "The no-transfer baseline: a randomly initialised network. BatchNorm must "
                 "train (batch statistics, running estimates updated): in eval mode a new "
@@ -175,7 +175,9 @@ RECIPES: dict[str, Recipe] = {
                 "baseline. Adam at 3e-3 for every layer (nothing is pretrained, so no layer "
                 "needs a smaller rate); at least 150 steps, because random weights need many "
                 "more updates than pretrained ones (lr 1e-3..1e-2 and 150 vs 300 steps were "
-                "within noise of each other at 1 label per class); 40 epochs beyond that."
+                "within noise of each other at 1 and 5 labels per class). 80 epochs beyond "
+                "that: at 50 labels per class (about 310 steps) validation accuracy was "
+                "0.905, against 0.862 and one unstable seed with 150 steps."
             ),
         ),
         Recipe(

@@ -58,6 +58,7 @@ class Comparison:
     b: tuple[float, ...]
     ci_low: float
     ci_high: float
+    lower_is_better: bool = False
 
     @property
     def n(self) -> int:
@@ -82,18 +83,22 @@ class Comparison:
 
     @property
     def verdict(self) -> str:
-        """``"better"`` / ``"worse"`` when the interval excludes 0, else ``"not distinguishable"``."""
+        """``"better"`` / ``"worse"`` when the interval excludes 0, else ``"not distinguishable"``.
+
+        ``"better"`` means a larger metric, or a smaller one with ``lower_is_better``.
+        """
         if self.ci_low > 0:
-            return "better"
+            return "worse" if self.lower_is_better else "better"
         if self.ci_high < 0:
-            return "worse"
+            return "better" if self.lower_is_better else "worse"
         return "not distinguishable"
 
     def sentence(self, width: int = 0) -> str:
         """The verdict as one sentence; ``width`` pads ``name_a`` (for aligned tables)."""
         pct = f"{100 * self.confidence:g}%"
+        metric = f"{self.metric}, lower is better" if self.lower_is_better else self.metric
         return (
-            f"{self.name_a:<{width}} vs {self.name_b} ({self.metric}, {self.n} paired seeds): "
+            f"{self.name_a:<{width}} vs {self.name_b} ({metric}, {self.n} paired seeds): "
             f"{self.diff_mean:+.3f} ({pct} CI {self.ci_low:+.3f} to {self.ci_high:+.3f}): "
             f"{self.verdict}."
         )
@@ -116,6 +121,7 @@ class Comparison:
             "diff_mean": self.diff_mean,
             "ci_low": self.ci_low,
             "ci_high": self.ci_high,
+            "lower_is_better": self.lower_is_better,
             "verdict": self.verdict,
             "sentence": str(self),
         }
@@ -173,13 +179,15 @@ def compare(
     name_b: str = "b",
     metric: str = "accuracy",
     confidence: float = 0.95,
+    lower_is_better: bool = False,
 ) -> Comparison:
     r"""Paired t-interval on :math:`a - b` over seeds and its verdict.
 
     ``a`` and ``b`` hold one value per seed, the same seeds in the same order (n >= 2).
     The interval is :math:`\bar d \pm t_{(1+c)/2,n-1}\, s_d/\sqrt n`
     (``scipy.stats.ttest_rel``'s). When every difference is the same, :math:`s_d = 0` and
-    the interval is that single point.
+    the interval is that single point. ``lower_is_better`` (e.g. a loss, a distance)
+    makes an interval below 0 read ``"better"``.
 
     Raises ``ValueError`` (naming the argument) for lengths that differ, fewer than two
     seeds, non-finite values, or ``confidence`` outside (0, 1).
@@ -213,6 +221,7 @@ def compare(
         b=tuple(float(v) for v in vb),
         ci_low=mean - half,
         ci_high=mean + half,
+        lower_is_better=bool(lower_is_better),
     )
 
 
@@ -221,7 +230,7 @@ def compare_all(
 ) -> list[Comparison]:
     """Every entry of ``results`` (in order) against ``results[baseline]``, paired by seed.
 
-    ``kwargs`` (``metric``, ``confidence``) go to :func:`compare`; names are the keys.
+    ``kwargs`` (``metric``, ``confidence``, ``lower_is_better``) go to :func:`compare`; names are the keys.
     """
     if baseline not in results:
         shown = ", ".join(repr(k) for k in results)
