@@ -203,6 +203,18 @@ def test_l2sp_demo_returns_none_caches_and_plots(source, data):
     plt.close("all")
 
 
+def test_l2sp_demo_with_a_recipe_on_validation(source, data):
+    from tlhelpers.recipes import get_recipe
+
+    demo = make_l2sp_demo(source, data, data, steps=3, recipe=get_recipe("fine_tune"),
+                          eval_name="validation")  # fmt: skip
+    demo(0.1)
+    _, _, hist = demo.cache[0.1]
+    assert len(hist) == 3
+    assert "validation accuracy" in [ax.get_ylabel() for ax in plt.gcf().axes]
+    plt.close("all")
+
+
 def test_curves_demo(data):
     curves = {"a": {1: [0.5, 0.6], 5: [0.7, 0.8]}, "b": {1: [0.4, 0.5], 5: [0.8, 0.9]}}
     demo = make_curves_demo(curves)

@@ -305,6 +305,13 @@ def test_small_cnn_checkpoint_scores_recorded_accuracy(empty_torch_home):
     assert acc == pytest.approx(WEIGHTS["small_cnn_fmnist_a"].info["test_accuracy"], abs=0.01)
 
 
+def test_random_split_checkpoint_scores_recorded_accuracy(empty_torch_home):
+    model = load_backbone("small_cnn", source="fmnist_rand_a")
+    assert model.classifier.out_features == 5
+    acc = evaluate(model, load_task("fmnist_rand_a", "test"), device="cpu")["accuracy"]
+    assert acc == pytest.approx(WEIGHTS["small_cnn_fmnist_rand_a"].info["test_accuracy"], abs=0.01)
+
+
 def test_unknown_source_lists_recipes():
     with pytest.raises(ValueError, match="fmnist_a"):
         load_backbone("small_cnn", source="cifar")

@@ -55,6 +55,10 @@ TASKS: dict[str, tuple[str, tuple[int, ...]]] = {
     "fmnist_b": ("fashion_mnist", (5, 6, 7, 8, 9)),  # shoes, shirt, bag: target task B
     "fmnist_even": ("fashion_mnist", (0, 2, 4, 6, 8)),  # a random-like split (Yosinski)
     "fmnist_odd": ("fashion_mnist", (1, 3, 5, 7, 9)),
+    # A random split (as Yosinski et al., 2014): every target class has a relative in the
+    # source (shirt/T-shirt, sneaker/sandal and boot, dress/trouser), so transfer is strong.
+    "fmnist_rand_a": ("fashion_mnist", (2, 3, 4, 6, 7)),  # pullover, dress, coat, shirt, sneaker
+    "fmnist_rand_b": ("fashion_mnist", (0, 1, 5, 8, 9)),  # T-shirt, trouser, sandal, bag, boot
 }
 
 
@@ -323,7 +327,8 @@ def load_task(name: str, split: str = "train") -> TensorImageDataset:
     """A named source/target task (see :data:`TASKS`), labels relabelled to ``0..k-1``.
 
     ``"fmnist_a"`` = Fashion-MNIST classes 0-4 (source task A), ``"fmnist_b"`` =
-    classes 5-9 (target task B); ``"fmnist_even"``/``"fmnist_odd"`` are a random-like split.
+    classes 5-9 (target task B); ``"fmnist_even"``/``"fmnist_odd"`` are a random-like split;
+    ``"fmnist_rand_a"``/``"fmnist_rand_b"`` a random split with a pretrained source (notebook 03).
     """
     check_choice("task", name, TASKS)
     dataset, classes = TASKS[name]

@@ -352,13 +352,18 @@ def make_l2sp_demo(
     steps: int = 60,
     lr: float = 1e-3,
     seed: int = 0,
+    recipe: Any = None,
+    eval_name: str = "test",
 ) -> Callable[[float], None]:
     """A callback ``demo(alpha)`` for an ipywidgets slider over the L2-SP strength.
 
-    Each call fine-tunes (``steps`` full-batch Adam steps; cached per ``alpha``) and plots
-    the task loss, the L2-SP term and :math:`\\lVert w - w^0\\rVert` over training (left)
-    and test accuracy against distance from the source for every ``alpha`` tried so far
-    (right). Returns None; ``demo.cache`` holds ``{alpha: (accuracy, distance, history)}``.
+    Each call fine-tunes (``steps`` full-batch Adam steps at ``lr``, or ``recipe.fit`` with
+    ``steps`` when a :class:`tlhelpers.recipes.Recipe` is given; cached per ``alpha``) and
+    plots the task loss, the L2-SP term and :math:`\\lVert w - w^0\\rVert` over training
+    (left) and the accuracy on ``test`` against distance from the source for every
+    ``alpha`` tried so far (right). Pass a validation split as ``test`` with
+    ``eval_name="validation"`` when the widget is used to *choose* ``alpha``. Returns
+    None; ``demo.cache`` holds ``{alpha: (accuracy, distance, history)}``.
     """
     cache: dict[float, tuple[float, float, History]] = {}
 
@@ -368,9 +373,12 @@ def make_l2sp_demo(
             model = transfer_model(source, num_classes, seed)
             ref = parameter_state(model, "body.")
             obj = make_objective("l2sp", model, strength=max(key, 0.0))
-            hist = finetune(
-                model, train, objective=obj, steps=steps, lr=lr, seed=seed, reference=ref
-            )
+            if recipe is not None:
+                hist = recipe.fit(model, train, objective=obj, steps=steps, seed=seed, reference=ref)
+            else:
+                hist = finetune(
+                    model, train, objective=obj, steps=steps, lr=lr, seed=seed, reference=ref
+                )
             acc = evaluate(model, test)["accuracy"]
             cache[key] = (acc, weight_distance(model, ref), hist)
         return cache[key]
@@ -397,7 +405,7 @@ def make_l2sp_demo(
         axes[1].scatter([dist], [acc], s=80, color="C3", zorder=3)
         axes[1].set(
             xlabel="||w - w0|| after fine-tuning",
-            ylabel="test accuracy",
+            ylabel=f"{eval_name} accuracy",
             title="every alpha tried so far",
         )
         fig.tight_layout()

@@ -64,6 +64,14 @@ WEIGHTS: dict[str, WeightFile] = {
         data_path="checkpoints/small_cnn_fmnist_a.pt",
         info={"test_accuracy": 0.895, "train_seconds": 15},
     ),
+    # The same recipe on a random class split (tlhelpers.pretrain recipe "fmnist_rand_a").
+    "small_cnn_fmnist_rand_a": WeightFile(
+        filename="small_cnn_fmnist_rand_a.pt",
+        sha256="24e6f88c46ed69cea1ff0bab8681947184b3632df9c3df4ac4673ee538f15f9d",
+        size=103_751,
+        data_path="checkpoints/small_cnn_fmnist_rand_a.pt",
+        info={"test_accuracy": 0.851, "train_seconds": 15},
+    ),
 }
 
 BACKBONES = ("mobilenet_v2", "resnet18", "small_cnn")

@@ -48,6 +48,11 @@ RECIPES: dict[str, Recipe] = {
         classes=("T-shirt/top", "Trouser", "Pullover", "Dress", "Coat"),
         checkpoint="small_cnn_fmnist_a",
     ),
+    "fmnist_rand_a": Recipe(
+        task="fmnist_rand_a",
+        classes=("Pullover", "Dress", "Coat", "Shirt", "Sneaker"),
+        checkpoint="small_cnn_fmnist_rand_a",
+    ),
 }
 
 
