@@ -177,3 +177,10 @@ def test_lower_is_better_flips_the_verdict_word_only():
     assert compare(farther, closer, lower_is_better=True).verdict == "worse"
     assert c.to_dict()["lower_is_better"] is True
     assert compare(farther, closer).verdict == "better"
+
+
+def test_a_bound_near_zero_shows_its_sign():
+    # the lower bound is positive but below 0.0005: "+0.000" would hide why the verdict is "better"
+    c = compare([0.5004, 0.5006, 0.5005], [0.5, 0.5, 0.5])
+    assert c.verdict == "better" and 0 < c.ci_low < 0.0005
+    assert "+0.000 to" not in str(c) and f"CI {c.ci_low:+.2g} to" in str(c)

@@ -99,7 +99,7 @@ class Comparison:
         metric = f"{self.metric}, lower is better" if self.lower_is_better else self.metric
         return (
             f"{self.name_a:<{width}} vs {self.name_b} ({metric}, {self.n} paired seeds): "
-            f"{self.diff_mean:+.3f} ({pct} CI {self.ci_low:+.3f} to {self.ci_high:+.3f}): "
+            f"{_fmt(self.diff_mean)} ({pct} CI {_fmt(self.ci_low)} to {_fmt(self.ci_high)}): "
             f"{self.verdict}."
         )
 
@@ -160,6 +160,14 @@ class ClaimFailed(AssertionError):
         self.failed = list(failed)
         lines = "\n".join(f"  - {c}" for c in self.failed)
         super().__init__(f"{len(self.failed)} claim(s) failed:\n{lines}")
+
+
+def _fmt(v: float) -> str:
+    """``+0.052``; a nonzero value that would print as ``+0.000`` keeps two significant digits."""
+    out = f"{v:+.3f}"
+    if v != 0 and float(out) == 0:
+        out = f"{v:+.2g}"
+    return out
 
 
 def _values(name: str, x: Iterable[float]) -> np.ndarray:
