@@ -201,3 +201,23 @@ def test_delta_channel_attention_by_zeroing_channels():
             rises.append(nn.functional.cross_entropy(m(x), y) - base)
     assert torch.allclose(w, torch.softmax(torch.stack(rises), 0), atol=1e-6)
     assert model.training  # mode restored
+
+
+def test_delta_channel_attention_restores_every_submodules_mode():
+    """A BatchNorm layer deliberately kept in eval mode inside a training model stays in eval
+    mode (``model.train(was_training)`` used to flip it back to training)."""
+    torch.manual_seed(0)
+    model = nn.Sequential(
+        nn.Conv2d(2, 4, 3, padding=1),
+        nn.BatchNorm2d(4),
+        nn.ReLU(),
+        nn.AdaptiveAvgPool2d(1),
+        nn.Flatten(),
+        nn.Linear(4, 3),
+    )
+    model.train()
+    model[1].eval()
+    data = [(torch.randn(4, 2, 5, 5), torch.randint(0, 3, (4,)))]
+    delta_channel_attention(model, ["0"], data)
+    assert model.training and model[0].training
+    assert not model[1].training

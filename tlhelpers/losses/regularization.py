@@ -15,6 +15,7 @@ from torch import Tensor, nn
 from torch.utils.hooks import RemovableHandle
 
 from tlhelpers.losses._utils import check_2d, frozen_copy
+from tlhelpers.models import eval_mode
 from tlhelpers.validation import check_int, check_positive
 
 __all__ = [
@@ -464,8 +465,8 @@ def delta_channel_attention(
     zeroes channel c of layer j's output. Simplification (documented): one weight vector
     per layer over the whole data (as TLlib), not per sample as in the paper.
 
-    Cost: one forward per channel per batch, so use a few batches. The model is put in
-    eval mode for the computation and restored afterwards.
+    Cost: one forward per channel per batch, so use a few batches. The model runs in
+    :func:`tlhelpers.models.eval_mode`: every submodule's own mode is restored afterwards.
 
     Args:
         source_model: maps inputs to logits compatible with the labels.
@@ -482,8 +483,6 @@ def delta_channel_attention(
     if not data:
         raise ValueError("batches is empty.")
     modules = dict(source_model.named_modules())
-    was_training = source_model.training
-    source_model.eval()
 
     def mean_loss() -> Tensor:
         return torch.stack([loss_fn(source_model(x), y) for x, y in data]).mean()
@@ -495,7 +494,9 @@ def delta_channel_attention(
         out[:, channel[0]] = 0
         return out
 
-    try:
+    # eval_mode restores every submodule's own mode (train(was_training) would flip a
+    # BatchNorm layer deliberately kept in eval mode back to training).
+    with eval_mode(source_model):
         base = mean_loss()
         result: dict[str, Tensor] = {}
         for name in layers:
@@ -512,8 +513,6 @@ def delta_channel_attention(
             finally:
                 handle.remove()
             result[name] = torch.softmax(torch.stack(rises) / temperature, dim=0)
-    finally:
-        source_model.train(was_training)
     return result
 
 
