@@ -17,18 +17,6 @@ from tlhelpers.models import SmallCNN, transfer_model
 from tlhelpers.training import evaluate, fine_tune
 
 
-@pytest.fixture
-def source():
-    torch.manual_seed(0)
-    return SmallCNN(num_classes=5, width=4).eval()
-
-
-@pytest.fixture
-def data():
-    g = torch.Generator().manual_seed(1)
-    return torch.rand(20, 1, 28, 28, generator=g), torch.arange(20) % 5
-
-
 def test_interpolate_state_endpoints_and_linearity():
     s = {"body.w": torch.zeros(3), "head.w": torch.ones(2), "n": torch.tensor(1)}
     t = {"body.w": torch.full((3,), 4.0), "head.w": torch.full((2,), 3.0), "n": torch.tensor(7)}

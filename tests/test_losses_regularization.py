@@ -14,6 +14,7 @@ from tlhelpers.losses import (
     FeatureMapDistance,
     bss,
     delta_channel_attention,
+    feature_map_distance,
     l2,
     l2sp,
 )
@@ -221,3 +222,20 @@ def test_delta_channel_attention_restores_every_submodules_mode():
     delta_channel_attention(model, ["0"], data)
     assert model.training and model[0].training
     assert not model[1].training
+
+
+def test_feature_map_distance_functional_matches_explicit_formula():
+    g = torch.Generator().manual_seed(0)
+    a = {"x": torch.randn(4, 3, 5, 5, generator=g), "y": torch.randn(4, 2, generator=g)}
+    b = {k: v + 0.5 * torch.randn(v.shape, generator=g) for k, v in a.items()}
+    att = {"x": torch.tensor([0.2, 0.3, 0.5])}
+    value = feature_map_distance(a, b, att)
+    expected = 0.5 * (
+        (((a["x"] - b["x"]) ** 2).mean((2, 3)).mean(0) * att["x"]).sum()
+        + ((a["y"] - b["y"]) ** 2).mean(0).sum()
+    )
+    assert float(value) == pytest.approx(float(expected), rel=1e-6)
+    with pytest.raises(ValueError, match="same non-empty layers"):
+        feature_map_distance(a, {"x": b["x"]})
+    with pytest.raises(ValueError, match="unknown layers"):
+        feature_map_distance(a, b, {"z": torch.ones(3)})

@@ -328,17 +328,6 @@ def test_pretrain_recipe_reproduces_recorded_accuracy():
 # ------------------------------------------------------------------ starting points (notebooks 03-04)
 
 
-@pytest.fixture
-def source():
-    torch.manual_seed(0)
-    return SmallCNN(num_classes=5, width=4).eval()
-
-
-@pytest.fixture
-def data():
-    g = torch.Generator().manual_seed(1)
-    return torch.rand(20, 1, 28, 28, generator=g), torch.arange(20) % 5
-
 
 def test_transfer_model_copies_source_and_seeds_head(source):
     before = {k: v.clone() for k, v in source.state_dict().items()}

@@ -283,17 +283,6 @@ def test_adabn_without_batchnorm_raises():
 # ------------------------------------------------------------------ step-based fine-tuning
 
 
-@pytest.fixture
-def source():
-    torch.manual_seed(0)
-    return SmallCNN(num_classes=5, width=4).eval()
-
-
-@pytest.fixture
-def data():
-    g = torch.Generator().manual_seed(1)
-    return torch.rand(20, 1, 28, 28, generator=g), torch.arange(20) % 5
-
 
 @pytest.mark.parametrize("method", TRANSFER_METHODS)
 def test_every_method_trains_and_logs_its_term(method, source, data):

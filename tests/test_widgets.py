@@ -11,7 +11,6 @@ import numpy as np  # noqa: E402
 import pytest  # noqa: E402
 import torch  # noqa: E402
 
-from tlhelpers.models import SmallCNN  # noqa: E402
 from tlhelpers.widgets import (  # noqa: E402
     make_curves_demo,
     make_l2sp_demo,
@@ -26,17 +25,6 @@ def _close_figures():
     yield
     plt.close("all")
 
-
-@pytest.fixture
-def source():
-    torch.manual_seed(0)
-    return SmallCNN(num_classes=5, width=4).eval()
-
-
-@pytest.fixture
-def data():
-    g = torch.Generator().manual_seed(1)
-    return torch.rand(20, 1, 28, 28, generator=g), torch.arange(20) % 5
 
 
 def test_normalization_demo_draws_the_normalised_inputs(capsys):

@@ -1,6 +1,6 @@
 """Classification losses for the target task: focal loss and label smoothing.
 
-Taught in the notebooks on fine-tuning for imbalanced or small target datasets.
+Not used by notebooks 00-04 yet (reserved for a chapter on imbalanced or small targets).
 """
 
 from __future__ import annotations
@@ -135,7 +135,7 @@ def label_smoothing_cross_entropy(
     Szegedy et al., "Rethinking the Inception Architecture", CVPR 2016. The mass
     ``eps`` is spread over *all* C classes, the true one included; this is the
     convention of ``torch.nn.CrossEntropyLoss(label_smoothing=eps)``, which does the
-    work here. The wrapper only exists to give the formula a name in the notebooks.
+    work here. The wrapper only exists to give the formula a name.
 
     Args:
         logits: (N, C) raw scores. targets: (N,) class indices.

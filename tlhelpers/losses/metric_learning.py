@@ -1,5 +1,8 @@
 """Target-task losses for recognition by embedding (cross-type transfer, e.g. faces).
 
+Not used by notebooks 00-04 yet (a later chapter on faces will); tested against
+pytorch-metric-learning and ``torch.nn.TripletMarginLoss``.
+
 Margin softmax losses (ArcFace, CosFace) learn class centres on the unit sphere;
 triplet losses compare distances between embeddings directly.
 """
@@ -47,7 +50,12 @@ def _cosine(embeddings: Tensor, weight: Tensor) -> Tensor:
     return F.normalize(embeddings, dim=1) @ F.normalize(weight, dim=1).T
 
 
-def _check_margin_inputs(embeddings: Tensor, labels: Tensor, weight: Tensor) -> None:
+def _check_margin_inputs(
+    embeddings: Tensor, labels: Tensor, weight: Tensor, margin: float, scale: float, reduction: str
+) -> None:
+    check_positive("margin", margin, strict=False)
+    check_positive("scale", scale)
+    check_choice("reduction", reduction, REDUCTIONS)
     check_2d("embeddings", embeddings)
     check_2d("weight", weight)
     if embeddings.shape[1] != weight.shape[1]:
@@ -82,10 +90,7 @@ def arcface_loss(
         margin: additive angle in **radians**. scale: ``s``.
         reduction: "mean", "sum" or "none".
     """
-    _check_margin_inputs(embeddings, labels, weight)
-    check_positive("margin", margin, strict=False)
-    check_positive("scale", scale)
-    check_choice("reduction", reduction, REDUCTIONS)
+    _check_margin_inputs(embeddings, labels, weight, margin, scale, reduction)
     cos = _cosine(embeddings, weight)
     cos_t = cos.gather(1, labels[:, None]).clamp(-1.0, 1.0)
     # cos(theta + m) by the addition formula; the floor under 1 - cos^2 keeps the sqrt's
@@ -108,10 +113,7 @@ def cosface_loss(
     reduction: str = "mean",
 ) -> Tensor:
     r"""CosFace (additive cosine margin) loss; see :class:`CosFaceLoss` for the formula."""
-    _check_margin_inputs(embeddings, labels, weight)
-    check_positive("margin", margin, strict=False)
-    check_positive("scale", scale)
-    check_choice("reduction", reduction, REDUCTIONS)
+    _check_margin_inputs(embeddings, labels, weight, margin, scale, reduction)
     cos = _cosine(embeddings, weight)
     return _margin_ce(cos, cos.gather(1, labels[:, None]) - margin, labels, scale, reduction)
 
@@ -328,8 +330,12 @@ class TripletLoss(_MetricLoss):
         self.p = p
 
     def hparams(self) -> dict[str, Any]:
-        return {"margin": self.margin, "normalize": self.normalize,
-                "reduction": self.reduction, "p": self.p}
+        return {
+            "margin": self.margin,
+            "normalize": self.normalize,
+            "reduction": self.reduction,
+            "p": self.p,
+        }
 
 
 def batch_hard_triplet_loss(
