@@ -13,9 +13,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from tlhelpers.finetuning import transfer_model
 from tlhelpers.losses import L2SP, TransferObjective
-from tlhelpers.models import SmallCNN, split_model
+from tlhelpers.models import SmallCNN, split_model, transfer_model
 from tlhelpers.recipes import get_recipe
 
 

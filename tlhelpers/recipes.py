@@ -26,7 +26,8 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor, nn
 
-from .training import Data, History
+from .data import Data
+from .training import History, fine_tune
 from .validation import check_choice, check_int, check_positive
 
 __all__ = ["Recipe", "RECIPES", "get_recipe"]
@@ -115,17 +116,16 @@ class Recipe:
         steps: int | None = None,
         reference: Mapping[str, Tensor] | None = None,
         batch_transform: Callable[[Tensor], Tensor] | None = None,
-        device: str | torch.device | None = "cpu",
+        device: str | torch.device | None = None,
     ) -> History:
         """Train ``model`` on ``data`` with this recipe; returns the per-term :class:`History`.
 
         ``steps`` defaults to :meth:`steps_for` of the training-set size. With
         ``trains="head"`` the body is frozen first (``model.body.requires_grad_(False)``).
         ``objective`` (default cross-entropy), ``reference`` and ``batch_transform`` are
-        those of :func:`tlhelpers.finetuning.finetune`, which runs the loop.
+        those of :func:`tlhelpers.training.fine_tune`, which runs the loop. ``device``:
+        ``None`` = where the model is (:func:`tlhelpers.runtime.resolve_device`).
         """
-        from .finetuning import finetune
-
         n = len(data[1]) if isinstance(data, tuple) else len(data)
         steps = self.steps_for(n) if steps is None else check_int("steps", steps, minimum=1)
         if self.trains == "head":
@@ -136,7 +136,7 @@ class Recipe:
                     f"(a SplitModel), got {type(model).__name__}."
                 )
             body.requires_grad_(False)
-        return finetune(
+        return fine_tune(
             model,
             data,
             objective=objective,
