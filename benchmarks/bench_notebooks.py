@@ -18,6 +18,9 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+from tlhelpers.runner import course_notebooks  # noqa: E402
+
 BUDGETS = {"00": (60, 2.0)}  # seconds, GB; every other notebook: (90, 3.0)
 
 CHILD = """
@@ -53,7 +56,7 @@ def bench(path: Path) -> dict:
 
 
 def main() -> None:
-    paths = [Path(p) for p in sys.argv[1:]] or sorted((ROOT / "notebooks").glob("[0-9][0-9]_*.ipynb"))
+    paths = [Path(p) for p in sys.argv[1:]] or course_notebooks(ROOT / "notebooks")
     print(f"{'notebook':32s} {'ok':>3s} {'wall s':>7s} {'in-nb s':>7s} {'peak GB':>7s}  budget")
     for p in paths:
         r = bench(p.resolve())

@@ -1,4 +1,4 @@
-"""Datasets, source/target task splits, few-shot subsets and preprocessing (notebooks 00-01).
+"""Datasets, task splits, few-shot subsets, batching, preprocessing and augmentation (notebooks 00-01).
 
 Offline by default: ``fashion_mnist`` (files in ``data/``), ``lfw_faces`` and
 ``lfw_faces_hard`` (scikit-image) and ``digits`` (scikit-learn) need no network. ``cifar10``,
@@ -7,7 +7,8 @@ when allowed (``allow_download=True`` or ``TLHELPERS_ALLOW_DOWNLOAD=1``).
 
 Every dataset is a :class:`TensorImageDataset`: all images in one float tensor
 ``(N, C, H, W)`` in ``[0, 1]``, so that batching, few-shot subsets and feature
-caching are vectorised.
+caching are vectorised. :func:`iterate_batches` is the kit's one way to walk
+``Data`` (a dataset or an ``(inputs, targets)`` pair) in batches.
 """
 
 from __future__ import annotations
@@ -16,17 +17,21 @@ import functools
 import gzip
 import pickle
 import shutil
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
+from typing import NamedTuple
 
 import numpy as np
 import torch
 import torch.nn.functional as F
-from torch.utils.data import Dataset
+from torch.utils.data import DataLoader, Dataset, TensorDataset
 
-from .models import verify_file
-from .paths import cache_dir, data_dir, download_allowed, require_download
+from .paths import cache_dir, data_dir, download_allowed, require_download, verify_file
+from .runtime import seeded
 from .validation import check_choice, check_int
+
+#: What the kit's batched helpers accept: a dataset of ``(x, y)`` or an ``(inputs, targets)`` pair.
+Data = Dataset | tuple[torch.Tensor, torch.Tensor]
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
@@ -55,6 +60,10 @@ TASKS: dict[str, tuple[str, tuple[int, ...]]] = {
     "fmnist_b": ("fashion_mnist", (5, 6, 7, 8, 9)),  # shoes, shirt, bag: target task B
     "fmnist_even": ("fashion_mnist", (0, 2, 4, 6, 8)),  # a random-like split (Yosinski)
     "fmnist_odd": ("fashion_mnist", (1, 3, 5, 7, 9)),
+    # A random split (as Yosinski et al., 2014): every target class has a relative in the
+    # source (shirt/T-shirt, sneaker/sandal and boot, dress/trouser), so transfer is strong.
+    "fmnist_rand_a": ("fashion_mnist", (2, 3, 4, 6, 7)),  # pullover, dress, coat, shirt, sneaker
+    "fmnist_rand_b": ("fashion_mnist", (0, 1, 5, 8, 9)),  # T-shirt, trouser, sandal, bag, boot
 }
 
 
@@ -104,6 +113,51 @@ class TensorImageDataset(Dataset):
     def __repr__(self) -> str:
         shape = tuple(self.images.shape[1:])
         return f"TensorImageDataset(n={len(self)}, image_shape={shape}, classes={len(self.classes)})"
+
+
+# ---------------------------------------------------------------- batching
+
+
+def _as_tensors(data: Data) -> tuple[torch.Tensor, torch.Tensor] | None:
+    """``(inputs, targets)`` tensors when the data already live in memory, else None."""
+    if isinstance(data, tuple) and len(data) == 2:
+        return torch.as_tensor(data[0]), torch.as_tensor(data[1])
+    images = getattr(data, "images", None)
+    if isinstance(images, torch.Tensor) and getattr(data, "transform", None) is None:
+        return images, data.targets
+    if isinstance(data, TensorDataset) and len(data.tensors) == 2:
+        return data.tensors[0], data.tensors[1]
+    return None
+
+
+def data_length(data: Data) -> int:
+    """Number of examples in ``data`` (a dataset or an ``(inputs, targets)`` pair)."""
+    return len(data[1]) if isinstance(data, tuple) else len(data)
+
+
+def iterate_batches(
+    data: Data,
+    batch_size: int,
+    *,
+    shuffle: bool = False,
+    generator: torch.Generator | None = None,
+) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+    """Yield ``(x, y)`` batches; in-memory data are sliced directly (no per-item overhead).
+
+    ``shuffle`` draws the order from ``generator`` (torch's global one if ``None``).
+    """
+    check_int("batch_size", batch_size, minimum=1)
+    tensors = _as_tensors(data)
+    if tensors is None:
+        loader = DataLoader(data, batch_size=batch_size, shuffle=shuffle, generator=generator)
+        yield from loader
+        return
+    x, y = tensors
+    n = len(y)
+    order = torch.randperm(n, generator=generator) if shuffle else torch.arange(n)
+    for start in range(0, n, batch_size):
+        idx = order[start : start + batch_size]
+        yield x[idx], y[idx]
 
 
 # ---------------------------------------------------------------- offline datasets
@@ -417,7 +471,8 @@ def load_task(name: str, split: str = "train") -> TensorImageDataset:
     """A named source/target task (see :data:`TASKS`), labels relabelled to ``0..k-1``.
 
     ``"fmnist_a"`` = Fashion-MNIST classes 0-4 (source task A), ``"fmnist_b"`` =
-    classes 5-9 (target task B); ``"fmnist_even"``/``"fmnist_odd"`` are a random-like split.
+    classes 5-9 (target task B); ``"fmnist_even"``/``"fmnist_odd"`` are a random-like split;
+    ``"fmnist_rand_a"``/``"fmnist_rand_b"`` a random split with a pretrained source (notebook 03).
     """
     check_choice("task", name, TASKS)
     dataset, classes = TASKS[name]
@@ -459,6 +514,86 @@ def few_shot(dataset: TensorImageDataset, per_class: int, seed: int = 0) -> Tens
     class when it has fewer than ``per_class`` items.
     """
     return dataset.subset(few_shot_indices(dataset.targets, per_class, seed, dataset.classes))
+
+
+class Split(NamedTuple):
+    """Training, validation and test sets (unpack as ``train, val, test = split``)."""
+
+    train: TensorImageDataset
+    val: TensorImageDataset
+    test: TensorImageDataset
+
+
+def train_val_indices(
+    targets: torch.Tensor | np.ndarray,
+    per_class: int,
+    val_per_class: int,
+    seed: int = 0,
+    classes: Sequence[str] | None = None,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Sorted, disjoint ``(train, val)`` indices: ``per_class`` and ``val_per_class`` per class.
+
+    Per class, one seeded permutation of its items: the first ``per_class`` train, the
+    next ``val_per_class`` validate. Raises ``ValueError`` naming the class that has fewer
+    than ``per_class + val_per_class`` items.
+    """
+    check_int("per_class", per_class, minimum=1)
+    check_int("val_per_class", val_per_class, minimum=1)
+    t = np.asarray(targets)
+    n_classes = len(classes) if classes is not None else int(t.max()) + 1
+    rng = np.random.default_rng(seed)
+    train, val = [], []
+    need = per_class + val_per_class
+    for c in range(n_classes):
+        members = np.flatnonzero(t == c)
+        if len(members) < need:
+            name = f" ({classes[c]!r})" if classes is not None else ""
+            raise ValueError(
+                f"per_class + val_per_class = {need} but class {c}{name} has only "
+                f"{len(members)} items."
+            )
+        perm = rng.permutation(members)
+        train.append(perm[:per_class])
+        val.append(perm[per_class:need])
+    return np.sort(np.concatenate(train)), np.sort(np.concatenate(val))
+
+
+def train_val_test(
+    train_pool: TensorImageDataset,
+    test_pool: TensorImageDataset,
+    per_class: int,
+    *,
+    val_per_class: int,
+    n_test: int | None = None,
+    seed: int = 0,
+    test_seed: int = 0,
+) -> Split:
+    """The course's protocol: choose on validation, report the test set once.
+
+    - ``train``: ``per_class`` labelled images per class from ``train_pool`` (seeded by ``seed``);
+    - ``val``: ``val_per_class`` *other* images per class from ``train_pool`` (same seed),
+      used for every choice (strength, steps, learning rate);
+    - ``test``: ``n_test`` images of ``test_pool`` (all when None), drawn with
+      ``test_seed`` only, so every seed is evaluated on the same test images and
+      per-seed results can be compared pairwise.
+
+    A validation set larger than a few-shot training set is a teaching simplification:
+    it makes choices reliable enough to study; with truly few labels one would
+    cross-validate on the training images instead.
+    """
+    check_int("val_per_class", val_per_class, minimum=1)
+    tr, va = train_val_indices(
+        train_pool.targets, per_class, val_per_class, seed, train_pool.classes
+    )
+    if n_test is None:
+        test = test_pool
+    else:
+        check_int("n_test", n_test, minimum=1)
+        if n_test > len(test_pool):
+            raise ValueError(f"n_test must be <= {len(test_pool)} (the test pool), got {n_test}.")
+        g = torch.Generator().manual_seed(test_seed)
+        test = test_pool.subset(torch.randperm(len(test_pool), generator=g)[:n_test])
+    return Split(train_pool.subset(tr), train_pool.subset(va), test)
 
 
 # ---------------------------------------------------------------- preprocessing
@@ -545,3 +680,103 @@ class ImageNetInput(Preprocess):
 
     def __init__(self, size: int = 64, normalization: str | tuple | None = "imagenet"):
         super().__init__(size, 3, normalization)
+
+
+# ---------------------------------------------------------------- target statistics
+
+#: Input normalisations compared in notebook 01.
+NORMALIZATIONS = ("imagenet", "target", "none")
+
+
+def target_normalization(images: torch.Tensor, channels: int = 3) -> tuple[list, list]:
+    """The target's own per-channel ``(mean, std)``, repeated for ``channels`` if grey."""
+    mean, std = channel_stats(images)
+    if len(mean) == 1 and channels > 1:
+        mean, std = mean * channels, std * channels
+    return mean, std
+
+
+def normalization_for(name: str, images: torch.Tensor, channels: int = 3):
+    """``"imagenet"`` -> ``"imagenet"``, ``"target"`` -> own stats, ``"none"`` -> ``None``."""
+    check_choice("normalization", name, NORMALIZATIONS)
+    if name == "target":
+        return target_normalization(images, channels)
+    return None if name == "none" else "imagenet"
+
+
+# ---------------------------------------------------------------- augmentation
+
+#: Augmentations of :func:`augment` (notebook 01).
+AUGMENTATIONS = ("flip", "crop", "rotate", "jitter", "all")
+
+
+def augment(images: torch.Tensor, kind: str = "all", seed: int = 0) -> torch.Tensor:
+    """Randomly augmented copies of a batch ``(N, C, H, W)`` in [0, 1] (one draw per image).
+
+    ``kind``: ``"flip"`` (horizontal), ``"crop"`` (random resized crop, 70-100% area),
+    ``"rotate"`` (+-15 degrees), ``"jitter"`` (brightness/contrast +-30%) or ``"all"``.
+    torchvision draws from torch's global generator, so the draw runs inside
+    :func:`tlhelpers.runtime.seeded`: the caller's random stream is left as it was.
+    """
+    check_choice("kind", kind, AUGMENTATIONS)
+    from torchvision.transforms import v2
+
+    size = images.shape[-2:]
+    ops = {
+        "flip": v2.RandomHorizontalFlip(p=0.5),
+        "crop": v2.RandomResizedCrop(size, scale=(0.7, 1.0), antialias=True),
+        "rotate": v2.RandomRotation(15),
+        "jitter": v2.ColorJitter(brightness=0.3, contrast=0.3),
+    }
+    t = v2.Compose(list(ops.values())) if kind == "all" else ops[kind]
+    with seeded(seed):
+        out = torch.stack([t(img) for img in images])
+    return out.clamp(0, 1)
+
+
+# ---------------------------------------------------------------- natural photos
+
+_SKIMAGE_PHOTOS = (
+    "astronaut",
+    "chelsea",
+    "coffee",
+    "rocket",
+    "hubble_deep_field",
+    "immunohistochemistry",
+    "motorcycle_left",
+)
+
+
+def natural_photos(n: int = 200, size: int = 64, seed: int = 0) -> torch.Tensor:
+    """``n`` random square crops (``size`` px, RGB in [0, 1]) of offline natural photos (notebook 01).
+
+    The photos are scikit-image's ``astronaut, chelsea, coffee, rocket, hubble_deep_field,
+    immunohistochemistry, motorcycle_left`` (those present) and scikit-learn's two sample
+    images: a tiny, honest stand-in for "ImageNet-like" source images. Crop sides are
+    drawn between 30% and 70% of the shorter side, then resized to ``size``.
+    """
+    check_int("n", n, minimum=1)
+    check_int("size", size, minimum=2)
+    import skimage.data
+    from sklearn.datasets import load_sample_images
+
+    photos = []
+    for name in _SKIMAGE_PHOTOS:
+        try:
+            img = getattr(skimage.data, name)()
+        except Exception:  # noqa: BLE001 - a photo missing from this skimage is just skipped
+            continue
+        if img.ndim == 3 and img.shape[2] >= 3:
+            photos.append(img[..., :3])
+    photos += list(load_sample_images().images)
+    tensors = [torch.from_numpy(np.array(p)).permute(2, 0, 1).float() / 255.0 for p in photos]
+    rng = np.random.default_rng(seed)
+    out = torch.empty(n, 3, size, size)
+    for i in range(n):
+        img = tensors[rng.integers(len(tensors))]
+        h, w = img.shape[1:]
+        side = int(rng.uniform(0.3, 0.7) * min(h, w))
+        top, left = rng.integers(0, h - side + 1), rng.integers(0, w - side + 1)
+        crop = img[:, top : top + side, left : left + side].unsqueeze(0)
+        out[i] = prepare_images(crop, size, None, None)[0]
+    return out.clamp_(0, 1)

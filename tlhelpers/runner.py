@@ -19,6 +19,7 @@ import ast
 import itertools
 import json
 import os
+import re
 import sys
 import time
 import traceback
@@ -118,12 +119,22 @@ def run_notebook(
     )  # fmt: skip
 
 
+#: A course notebook's file name: two digits, an optional part letter, "_", a name
+#: (``00_welcome.ipynb``, ``03a_loss_transfer.ipynb``).
+NOTEBOOK_NAME = re.compile(r"^\d\d[a-z]?_[\w-]+\.ipynb$")
+
+
+def course_notebooks(folder: Path) -> list[Path]:
+    """The notebooks of ``folder`` whose names match :data:`NOTEBOOK_NAME`, in course order."""
+    return sorted(p for p in Path(folder).glob("*.ipynb") if NOTEBOOK_NAME.match(p.name))
+
+
 def default_notebooks() -> list[Path]:
-    """The course notebooks in order (``notebooks/NN_*.ipynb``)."""
+    """The course notebooks in order (``notebooks/NN_*.ipynb``, ``notebooks/NNa_*.ipynb``)."""
     root = repo_root()
     if root is None:
         raise FileNotFoundError("Run from a clone of the repository (notebooks/ not found).")
-    return sorted((root / "notebooks").glob("[0-9][0-9]_*.ipynb"))
+    return course_notebooks(root / "notebooks")
 
 
 def _write_summary(records: list[RunRecord], build: Path) -> None:
