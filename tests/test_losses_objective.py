@@ -162,3 +162,46 @@ def test_make_objective_builds_one_named_term_per_method():
         assert list(obj.weights) == expected, method
         if method == "delta":
             obj.terms["delta"].fn.remove()
+
+
+def test_distillation_student_copies_no_source_parameter_and_learns_the_source_outputs():
+    from tlhelpers.losses import make_distillation_objective
+    from tlhelpers.models import scratch_model
+    from tlhelpers.training import fine_tune
+
+    torch.manual_seed(0)
+    source = SmallCNN(num_classes=4, width=4).eval()
+    student = scratch_model(3, width=4, seed=1)
+    obj = make_distillation_objective(student, source, strength=1.0, seed=2)
+    aux = student.aux_head
+    assert (aux.in_features, aux.out_features) == (16, 4)  # student features -> source classes
+    # nothing of the source is copied into the student (LwF would copy the old head); random
+    # tensors only (BatchNorm starts at ones and zeros in every network)
+    source_values = [p.detach() for p in source.parameters() if p.unique().numel() > 1]
+    student_values = [p.detach() for p in student.parameters() if p.unique().numel() > 1]
+    assert len(student_values) == 7  # three convolutions, the head and the auxiliary head
+    for p in student_values:
+        assert not any(p.shape == q.shape and torch.equal(p, q) for q in source_values)
+    # the auxiliary head is seeded: the same seed, the same head; another seed, another head
+    again = make_distillation_objective(scratch_model(3, width=4, seed=1), source, seed=2)
+    other = make_distillation_objective(scratch_model(3, width=4, seed=1), source, seed=3)
+    w = [o.terms["distill"].fn.old_head.weight for o in (obj, again, other)]
+    assert torch.equal(w[0], w[1]) and not torch.equal(w[0], w[2])
+    x, y = torch.rand(12, 1, 12, 12), torch.randint(0, 3, (12,))
+    before = aux.weight.detach().clone()
+    hist = fine_tune(student, (x, y), objective=obj, steps=40, lr=1e-2, bn_eval=False)
+    assert not torch.equal(aux.weight, before)  # the optimiser trains the auxiliary head
+    assert hist["train/distill"][-1] < 0.5 * hist["train/distill"][0]
+    assert set(hist.keys()) >= {"train/task", "train/distill", "train/total"}
+
+
+def test_distillation_objective_refuses_a_negative_strength_and_a_non_linear_head():
+    from tlhelpers.losses import make_distillation_objective
+    from tlhelpers.models import SplitModel, scratch_model
+
+    source = SmallCNN(num_classes=4, width=4)
+    with pytest.raises(ValueError, match="strength"):
+        make_distillation_objective(scratch_model(3, width=4), source, strength=-1.0)
+    odd = SplitModel(nn.Flatten(), nn.Sequential(nn.Linear(144, 3)))
+    with pytest.raises(TypeError, match="nn.Linear"):
+        make_distillation_objective(odd, source)

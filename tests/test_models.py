@@ -316,6 +316,22 @@ def test_random_split_checkpoint_scores_recorded_accuracy(empty_torch_home):
     assert acc == pytest.approx(WEIGHTS["small_cnn_fmnist_rand_a"].info["test_accuracy"], abs=0.01)
 
 
+def test_mixed_split_checkpoint_scores_recorded_accuracy(empty_torch_home):
+    from tlhelpers.data import TASKS
+    from tlhelpers.models import SOURCE_RECIPES
+
+    model = load_backbone("small_cnn", source="fmnist_mixed_a")
+    assert model.classifier.out_features == 5
+    acc = evaluate(model, load_task("fmnist_mixed_a", "test"), device="cpu")["accuracy"]
+    assert acc == pytest.approx(WEIGHTS["small_cnn_fmnist_mixed_a"].info["test_accuracy"], abs=0.01)
+    # source and target are the two halves of Fashion-MNIST, tops and shoes on both sides
+    a, b = TASKS["fmnist_mixed_a"][1], TASKS["fmnist_mixed_b"][1]
+    assert sorted(a + b) == list(range(10))
+    assert {2, 4} & set(a) and {0, 3, 6} & set(b)  # tops: pullover, coat | T-shirt, dress, shirt
+    assert 7 in a and {5, 9} <= set(b)  # shoes: sneaker | sandal, ankle boot
+    assert SOURCE_RECIPES["fmnist_mixed_a"].epochs == 5
+
+
 def test_unknown_source_lists_recipes():
     with pytest.raises(ValueError, match="fmnist_a"):
         load_backbone("small_cnn", source="cifar")

@@ -31,6 +31,7 @@ def test_kit_hashes_match_data_readme():
         assert sha in readme
     assert WEIGHTS["small_cnn_fmnist_a"].sha256 in readme
     assert WEIGHTS["small_cnn_fmnist_rand_a"].sha256 in readme
+    assert WEIGHTS["small_cnn_fmnist_mixed_a"].sha256 in readme
 
 
 def test_ci_runs_the_readme_test_command():

@@ -64,6 +64,9 @@ TASKS: dict[str, tuple[str, tuple[int, ...]]] = {
     # source (shirt/T-shirt, sneaker/sandal and boot, dress/trouser), so transfer is strong.
     "fmnist_rand_a": ("fashion_mnist", (2, 3, 4, 6, 7)),  # pullover, dress, coat, shirt, sneaker
     "fmnist_rand_b": ("fashion_mnist", (0, 1, 5, 8, 9)),  # T-shirt, trouser, sandal, bag, boot
+    # a mixed split: tops and shoes on both sides, so every target class has a source sibling
+    "fmnist_mixed_a": ("fashion_mnist", (1, 2, 4, 7, 8)),  # trouser, pullover, coat, sneaker, bag
+    "fmnist_mixed_b": ("fashion_mnist", (0, 3, 5, 6, 9)),  # T-shirt, dress, sandal, shirt, boot
 }
 
 
@@ -472,7 +475,9 @@ def load_task(name: str, split: str = "train") -> TensorImageDataset:
 
     ``"fmnist_a"`` = Fashion-MNIST classes 0-4 (source task A), ``"fmnist_b"`` =
     classes 5-9 (target task B); ``"fmnist_even"``/``"fmnist_odd"`` are a random-like split;
-    ``"fmnist_rand_a"``/``"fmnist_rand_b"`` a random split with a pretrained source (notebook 03).
+    ``"fmnist_rand_a"``/``"fmnist_rand_b"`` a random split with a pretrained source (notebook 03);
+    ``"fmnist_mixed_a"``/``"fmnist_mixed_b"`` a mixed split, tops and shoes on both sides
+    (notebook 04).
     """
     check_choice("task", name, TASKS)
     dataset, classes = TASKS[name]

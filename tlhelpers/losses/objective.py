@@ -17,6 +17,7 @@ from torch import Tensor, nn
 from tlhelpers.losses.distillation import LwF
 from tlhelpers.losses.regularization import L2, L2SP, BatchSpectralShrinkage, FeatureMapDistance
 from tlhelpers.models import SplitModel, split_model
+from tlhelpers.runtime import seeded
 from tlhelpers.validation import check_choice, check_positive
 
 __all__ = [
@@ -28,6 +29,7 @@ __all__ = [
     "DEFAULT_STRENGTHS",
     "DELTA_LAYERS",
     "make_objective",
+    "make_distillation_objective",
 ]
 
 #: Fields of :class:`TermContext` that a term may read.
@@ -267,3 +269,40 @@ def make_objective(
     lwf = LwF(source, old_head, temperature=temperature)
     model.old_head = lwf.old_head  # shared, so fit's optimiser trains it
     return TransferObjective(terms={"lwf": (w, lwf)})
+
+
+def make_distillation_objective(
+    student: SplitModel,
+    source: nn.Module,
+    strength: float = 1.0,
+    temperature: float = 2.0,
+    seed: int = 0,
+) -> TransferObjective:
+    r"""Target loss plus knowledge distillation from ``source``, for a student that copies nothing.
+
+    .. math::
+        \mathcal{L} = \frac1n \sum_i \mathrm{CE}(h_T(f_w(x_i)), y_i)
+        + \lambda\, T^2\, \frac1n \sum_i \mathrm{KL}\big(\mathrm{softmax}(z^S_i / T)
+        \,\Vert\, \mathrm{softmax}(h_o(f_w(x_i)) / T)\big)
+
+    with :math:`z^S_i` the frozen source's logits on the *target* images and :math:`h_o` an
+    auxiliary linear head from the student's features to the source's classes (Hinton et
+    al., 2015, on the student's own inputs). Unlike LwF (:func:`make_objective` ``"lwf"``),
+    :math:`h_o` is **freshly initialised** (seeded by ``seed``), not copied from the source
+    head: the source speaks only through its outputs. ``h_o`` is attached as
+    ``student.aux_head`` so that the optimiser trains it; the term is logged as
+    ``"distill"``.
+    """
+    check_positive("strength", strength, strict=False)
+    head = split_model(student).head
+    source_head = split_model(source).head
+    if not isinstance(head, nn.Linear) or not isinstance(source_head, nn.Linear):
+        raise TypeError(
+            "student and source must end in an nn.Linear head, got "
+            f"{type(head).__name__} and {type(source_head).__name__}."
+        )
+    with seeded(seed):
+        aux_head = nn.Linear(head.in_features, source_head.out_features)
+    term = LwF(source, aux_head, temperature=temperature)
+    student.aux_head = term.old_head  # shared, so the optimiser trains it
+    return TransferObjective(terms={"distill": (strength, term)})
