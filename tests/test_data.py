@@ -168,6 +168,19 @@ def test_lfw_faces_hard_split_is_balanced_disjoint_and_fixed():
     assert torch.equal(again.images, test.images) and torch.equal(again.targets, test.targets)
 
 
+def test_face_kinds_label_every_item_in_order():
+    for split in ("train", "test"):
+        ds, kinds = load_dataset("lfw_faces_hard", split), D.face_kinds(split)
+        assert len(kinds) == len(ds) and set(kinds) == set(D.FACE_KINDS)
+        for kind, label in (("LFW background", 0), ("hard negative", 0), ("face", 1)):
+            idx = [i for i, k in enumerate(kinds) if k == kind]
+            assert set(ds.targets[idx].tolist()) == {label}
+        hard = [i for i, k in enumerate(kinds) if k == "hard negative"]
+        assert torch.equal(ds.images[hard], D.face_hard_negatives(split)[0])
+    with pytest.raises(ValueError, match="split"):
+        D.face_kinds("val")
+
+
 def test_face_hard_negatives_come_from_each_splits_own_photos():
     crops, sources = {}, {}
     for split in ("train", "test"):

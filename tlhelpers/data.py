@@ -294,6 +294,21 @@ def _hard_negatives(split: str) -> tuple[torch.Tensor, tuple[str, ...]]:
     return torch.stack(crops), tuple(sources)
 
 
+#: What each item of ``"lfw_faces_hard"`` is, in the dataset's order (:func:`face_kinds`).
+FACE_KINDS = ("LFW background", "hard negative", "face")
+
+
+def face_kinds(split: str) -> list[str]:
+    """The kind of every item of ``load_dataset("lfw_faces_hard", split)``, in its order.
+
+    One of :data:`FACE_KINDS`: scikit-image's LFW background crops and the hard negatives
+    (both labelled non-face), then the faces.
+    """
+    check_choice("split", split, SPLITS)
+    n_hard = len(_hard_negatives(split)[0])
+    return [FACE_KINDS[0]] * N_LFW_BACKGROUNDS + [FACE_KINDS[1]] * n_hard + [FACE_KINDS[2]] * 50
+
+
 def _lfw_faces_hard(split: str) -> TensorImageDataset:
     from skimage.data import lfw_subset
 
