@@ -106,7 +106,9 @@ class TensorImageDataset(Dataset):
 
     def __repr__(self) -> str:
         shape = tuple(self.images.shape[1:])
-        return f"TensorImageDataset(n={len(self)}, image_shape={shape}, classes={len(self.classes)})"
+        return (
+            f"TensorImageDataset(n={len(self)}, image_shape={shape}, classes={len(self.classes)})"
+        )
 
 
 # ---------------------------------------------------------------- batching
@@ -127,6 +129,54 @@ def _as_tensors(data: Data) -> tuple[torch.Tensor, torch.Tensor] | None:
 def data_length(data: Data) -> int:
     """Number of examples in ``data`` (a dataset or an ``(inputs, targets)`` pair)."""
     return len(data[1]) if isinstance(data, tuple) else len(data)
+
+
+def check_data(name: str, data: Data, *, check_finite: bool = True) -> int:
+    """Validate training/evaluation data; return its number of examples.
+
+    Refuses, naming ``name``: empty data, inputs and targets of different lengths (a
+    pair of 8 images and 7 labels would silently lose an image), NaN/inf inputs when
+    ``check_finite`` (in-memory data are checked at once, naming the first bad item; other
+    datasets batch by batch in :func:`tlhelpers.training.fit`), negative integer labels
+    and labels beyond the dataset's ``classes``.
+    """
+    if isinstance(data, tuple):
+        if len(data) != 2:
+            raise ValueError(
+                f"{name} must be a Dataset or an (inputs, targets) pair, got a tuple of "
+                f"{len(data)}."
+            )
+        n_x, n_y = len(data[0]), len(data[1])
+        if n_x != n_y:
+            raise ValueError(f"{name} has {n_x} inputs but {n_y} targets; they must match.")
+    n = data_length(data)
+    if n == 0:
+        raise ValueError(f"{name} is empty (0 items); nothing to train or evaluate on.")
+    tensors = _as_tensors(data)
+    if tensors is None:
+        return n
+    x, y = tensors
+    if len(x) != len(y):
+        raise ValueError(f"{name} has {len(x)} inputs but {len(y)} targets.")
+    if check_finite and x.is_floating_point():
+        bad = ~torch.isfinite(x.reshape(len(x), -1)).all(1)
+        if bool(bad.any()):
+            first = int(bad.nonzero()[0, 0])
+            raise ValueError(
+                f"{name} has NaN or inf inputs in {int(bad.sum())} item(s), first at item "
+                f"{first}; fix the data or pass check_finite=False to skip this check."
+            )
+    if not y.is_floating_point() and y.numel() and y.dtype != torch.bool:
+        lo, hi = int(y.min()), int(y.max())
+        classes = getattr(data, "classes", None)
+        if lo < 0:
+            raise ValueError(f"{name} has label {lo}; labels must be >= 0.")
+        if classes is not None and hi >= len(classes):
+            raise ValueError(
+                f"{name} has label {hi} but only {len(classes)} class names "
+                f"(valid labels 0..{len(classes) - 1})."
+            )
+    return n
 
 
 def iterate_batches(
@@ -274,9 +324,7 @@ def _sklearn_home(root: Path | None) -> str:
 def _stratified_halves(y: np.ndarray, split: str, test_size: float) -> np.ndarray:
     from sklearn.model_selection import train_test_split
 
-    tr, te = train_test_split(
-        np.arange(len(y)), test_size=test_size, stratify=y, random_state=0
-    )
+    tr, te = train_test_split(np.arange(len(y)), test_size=test_size, stratify=y, random_state=0)
     return np.sort(tr if split == "train" else te)
 
 
@@ -435,8 +483,9 @@ def prepare_images(
     if x.ndim != 4:
         raise ValueError(f"images must be (N, C, H, W), got shape {tuple(x.shape)}.")
     if size is not None and x.shape[-1] != size:
-        x = F.interpolate(x, size=(size, size), mode="bilinear", antialias=True,
-                          align_corners=False)
+        x = F.interpolate(
+            x, size=(size, size), mode="bilinear", antialias=True, align_corners=False
+        )
     if channels is not None and x.shape[1] != channels:
         if x.shape[1] != 1:
             raise ValueError(f"Can only expand 1 channel to {channels}, got {x.shape[1]}.")
