@@ -45,11 +45,14 @@ def interpolate_state(
     Interpolated: floating-point entries present in both with the same shape and (if
     ``prefixes`` is given) a name starting with one of them. Everything else (integer
     buffers such as ``num_batches_tracked``, the new head when ``prefixes=("body.",)``)
-    is taken from ``target_state``. ``t`` outside [0, 1] extrapolates.
+    is taken from ``target_state``. ``t`` outside [0, 1] extrapolates. A pair of states
+    with no entry in common raises ``ValueError`` (the "path" would be a single point,
+    e.g. a source ``state_dict()`` without the ``body.0.`` prefix of ``replace_head``).
     """
     if isinstance(prefixes, str):
         prefixes = (prefixes,)
     out: dict[str, Tensor] = {}
+    n_mixed = 0
     for key, w1 in target_state.items():
         w0 = source_state.get(key)
         if (
@@ -59,8 +62,15 @@ def interpolate_state(
             and _selected(key, prefixes)
         ):
             out[key] = torch.lerp(w0.to(w1.dtype), w1, float(t))
+            n_mixed += 1
         else:
             out[key] = w1.detach().clone()
+    if n_mixed == 0:
+        raise ValueError(
+            f"interpolate_state: no parameter is shared by source_state and target_state "
+            f"(same name and shape, prefixes={prefixes}); source names: "
+            f"{list(source_state)[:3]}..., target names: {list(target_state)[:3]}...."
+        )
     return out
 
 

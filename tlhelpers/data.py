@@ -17,6 +17,7 @@ import functools
 import gzip
 import pickle
 import shutil
+import warnings
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import NamedTuple
@@ -26,7 +27,17 @@ import torch
 import torch.nn.functional as F
 from torch.utils.data import DataLoader, Dataset, TensorDataset
 
-from .paths import cache_dir, data_dir, download_allowed, require_download, verify_file
+from .paths import (
+    CacheRebuiltWarning,
+    HashMismatchError,
+    atomic_write,
+    cache_dir,
+    data_dir,
+    download_allowed,
+    require_download,
+    sha256sum,
+    verify_file,
+)
 from .runtime import seeded
 from .validation import check_choice, check_int
 
@@ -47,6 +58,15 @@ FASHION_MNIST_FILES = {
     "train-labels-idx1-ubyte.gz": "0ae29f65d86684f32d1b9c85147786c547b9c6aebcaf235f0400a0cce308b056",
     "t10k-images-idx3-ubyte.gz": "cc1d090a38ace84dfa1aa66e3ada7c336ef481a96936906477e6dd344da56eaa",
     "t10k-labels-idx1-ubyte.gz": "8d3605d196f4be44669e46906da9733c8131fef761fdbfec72c424d5222f1a05",
+}
+
+#: sha256 of the unpacked files (the cache under ``cache_dir("fashion_mnist")``), checked
+#: on every load: an altered or truncated unpacked file is unpacked again.
+FASHION_MNIST_UNPACKED = {
+    "train-images-idx3-ubyte": "c59f468a2f672dc815687fe0f83887768d799fd8a3f3276145d20f83aa44d888",
+    "train-labels-idx1-ubyte": "bad3541b69d912435c50bb6ba87bec294ff4f6a2e1246121d8633921760443d9",
+    "t10k-images-idx3-ubyte": "5b4141f0afbad91edebe8549f8fcffe087ea10ca49f1dbef5c9a5cd8815ce37b",
+    "t10k-labels-idx1-ubyte": "0402a96d92fd2663957122ceb108a494c5af83dab82d92729df917d7dec38c34",
 }
 
 OFFLINE_DATASETS = ("fashion_mnist", "lfw_faces", "lfw_faces_hard", "digits")
@@ -90,9 +110,21 @@ class TensorImageDataset(Dataset):
             raise ValueError(
                 f"images and targets differ in length: {len(images)} vs {len(targets)}."
             )
+        targets = torch.as_tensor(targets)
+        if targets.is_floating_point() and bool((targets != targets.round()).any()):
+            raise ValueError("targets must hold integer class labels, got non-integer floats.")
         self.images = images.float()
-        self.targets = torch.as_tensor(targets, dtype=torch.long)
+        self.targets = targets.long()
         self.classes = list(classes)
+        if len(self.targets):
+            # a label without a class name would be dropped silently by few_shot and counts
+            lo, hi = int(self.targets.min()), int(self.targets.max())
+            if lo < 0 or hi >= len(self.classes):
+                bad = lo if lo < 0 else hi
+                raise ValueError(
+                    f"targets hold label {bad} but there are {len(self.classes)} class names "
+                    f"{self.classes[:5]}; labels must lie in 0..{len(self.classes) - 1}."
+                )
         self.transform = transform
 
     def __len__(self) -> int:
@@ -115,7 +147,9 @@ class TensorImageDataset(Dataset):
 
     def __repr__(self) -> str:
         shape = tuple(self.images.shape[1:])
-        return f"TensorImageDataset(n={len(self)}, image_shape={shape}, classes={len(self.classes)})"
+        return (
+            f"TensorImageDataset(n={len(self)}, image_shape={shape}, classes={len(self.classes)})"
+        )
 
 
 # ---------------------------------------------------------------- batching
@@ -136,6 +170,54 @@ def _as_tensors(data: Data) -> tuple[torch.Tensor, torch.Tensor] | None:
 def data_length(data: Data) -> int:
     """Number of examples in ``data`` (a dataset or an ``(inputs, targets)`` pair)."""
     return len(data[1]) if isinstance(data, tuple) else len(data)
+
+
+def check_data(name: str, data: Data, *, check_finite: bool = True) -> int:
+    """Validate training/evaluation data; return its number of examples.
+
+    Refuses, naming ``name``: empty data, inputs and targets of different lengths (a
+    pair of 8 images and 7 labels would silently lose an image), NaN/inf inputs when
+    ``check_finite`` (in-memory data are checked at once, naming the first bad item; other
+    datasets batch by batch in :func:`tlhelpers.training.fit`), negative integer labels
+    and labels beyond the dataset's ``classes``.
+    """
+    if isinstance(data, tuple):
+        if len(data) != 2:
+            raise ValueError(
+                f"{name} must be a Dataset or an (inputs, targets) pair, got a tuple of "
+                f"{len(data)}."
+            )
+        n_x, n_y = len(data[0]), len(data[1])
+        if n_x != n_y:
+            raise ValueError(f"{name} has {n_x} inputs but {n_y} targets; they must match.")
+    n = data_length(data)
+    if n == 0:
+        raise ValueError(f"{name} is empty (0 items); nothing to train or evaluate on.")
+    tensors = _as_tensors(data)
+    if tensors is None:
+        return n
+    x, y = tensors
+    if len(x) != len(y):
+        raise ValueError(f"{name} has {len(x)} inputs but {len(y)} targets.")
+    if check_finite and x.is_floating_point():
+        bad = ~torch.isfinite(x.reshape(len(x), -1)).all(1)
+        if bool(bad.any()):
+            first = int(bad.nonzero()[0, 0])
+            raise ValueError(
+                f"{name} has NaN or inf inputs in {int(bad.sum())} item(s), first at item "
+                f"{first}; fix the data or pass check_finite=False to skip this check."
+            )
+    if not y.is_floating_point() and y.numel() and y.dtype != torch.bool:
+        lo, hi = int(y.min()), int(y.max())
+        classes = getattr(data, "classes", None)
+        if lo < 0:
+            raise ValueError(f"{name} has label {lo}; labels must be >= 0.")
+        if classes is not None and hi >= len(classes):
+            raise ValueError(
+                f"{name} has label {hi} but only {len(classes)} class names "
+                f"(valid labels 0..{len(classes) - 1})."
+            )
+    return n
 
 
 def iterate_batches(
@@ -167,9 +249,14 @@ def iterate_batches(
 
 
 def fashion_mnist_raw_dir() -> Path:
-    """Unpack the committed ``.gz`` files (once, verified) into torchvision's layout.
+    """Unpack the committed ``.gz`` files (verified) into torchvision's layout; return the root.
 
     torchvision's ``FashionMNIST`` reads uncompressed files from ``root/FashionMNIST/raw``.
+    Every call checks each unpacked file against its recorded sha256
+    (:data:`FASHION_MNIST_UNPACKED`; about 0.1 s for the 55 MB): an altered or truncated
+    one is unpacked again once, with a :class:`~tlhelpers.paths.CacheRebuiltWarning`
+    naming it. Unpacking writes a temporary file in the same folder, checks its hash and
+    renames it (nothing is left behind on failure; an error names the file).
     """
     root = cache_dir("fashion_mnist")
     raw = root / "FashionMNIST" / "raw"
@@ -177,8 +264,16 @@ def fashion_mnist_raw_dir() -> Path:
     src = data_dir() / "fashion-mnist"
     for gz, sha in FASHION_MNIST_FILES.items():
         out = raw / gz[:-3]
+        expected = FASHION_MNIST_UNPACKED[out.name]
         if out.is_file():
-            continue
+            if sha256sum(out) == expected:
+                continue
+            warnings.warn(
+                f"{out} does not match its recorded sha256 (altered or truncated); "
+                f"unpacking it again from {src / gz}.",
+                CacheRebuiltWarning,
+                stacklevel=2,
+            )
         path = src / gz
         if not path.is_file():
             raise FileNotFoundError(
@@ -186,10 +281,15 @@ def fashion_mnist_raw_dir() -> Path:
                 "on Debian `apt-get install dataset-fashion-mnist` also provides it."
             )
         verify_file(path, sha)
-        tmp = out.with_suffix(".tmp")
-        with gzip.open(path, "rb") as f_in, open(tmp, "wb") as f_out:
-            shutil.copyfileobj(f_in, f_out)
-        tmp.replace(out)  # atomic: a half-written file is never taken as done
+        with atomic_write(out) as tmp:
+            with gzip.open(path, "rb") as f_in, open(tmp, "wb") as f_out:
+                shutil.copyfileobj(f_in, f_out)
+            got = sha256sum(tmp)
+            if got != expected:  # raised inside: the temporary file is removed
+                raise HashMismatchError(
+                    f"Unpacking {path} gave {out} with sha256 {got}, not the recorded "
+                    f"{expected}; the installation is inconsistent (reinstall the kit)."
+                )
     return root
 
 
@@ -387,9 +487,7 @@ def _sklearn_home(root: Path | None) -> str:
 def _stratified_halves(y: np.ndarray, split: str, test_size: float) -> np.ndarray:
     from sklearn.model_selection import train_test_split
 
-    tr, te = train_test_split(
-        np.arange(len(y)), test_size=test_size, stratify=y, random_state=0
-    )
+    tr, te = train_test_split(np.arange(len(y)), test_size=test_size, stratify=y, random_state=0)
     return np.sort(tr if split == "train" else te)
 
 
@@ -512,8 +610,16 @@ def few_shot_indices(
     fewer than ``per_class`` items.
     """
     check_int("per_class", per_class, minimum=1)
+    check_int("seed", seed, minimum=0)
     t = np.asarray(targets)
+    if t.size and t.min() < 0:
+        raise ValueError(f"targets hold label {t.min()}; labels must be >= 0.")
     n_classes = len(classes) if classes is not None else int(t.max()) + 1
+    if classes is not None and t.size and t.max() >= n_classes:
+        raise ValueError(
+            f"targets hold label {t.max()} but there are {n_classes} class names; "
+            f"labels must lie in 0..{n_classes - 1}."
+        )
     rng = np.random.default_rng(seed)
     chosen = []
     for c in range(n_classes):
@@ -636,8 +742,9 @@ def prepare_images(
     if x.ndim != 4:
         raise ValueError(f"images must be (N, C, H, W), got shape {tuple(x.shape)}.")
     if size is not None and x.shape[-1] != size:
-        x = F.interpolate(x, size=(size, size), mode="bilinear", antialias=True,
-                          align_corners=False)
+        x = F.interpolate(
+            x, size=(size, size), mode="bilinear", antialias=True, align_corners=False
+        )
     if channels is not None and x.shape[1] != channels:
         if x.shape[1] != 1:
             raise ValueError(f"Can only expand 1 channel to {channels}, got {x.shape[1]}.")

@@ -17,33 +17,76 @@ from __future__ import annotations
 
 import hashlib
 import time
+import warnings
 from collections.abc import Callable, Sequence
 
 import numpy as np
 import torch
 from torch import nn
 
-from .data import Data, few_shot_indices
+from .data import Data, _as_tensors, few_shot_indices, iterate_batches
 from .models import split_model
-from .paths import cache_dir
+from .paths import CacheRebuiltWarning, atomic_write, cache_dir
 from .training import predict
+
+#: Bumped when the cache layout or the fingerprint changes (old files are then unused).
+_CACHE_VERSION = "2"
+
+
+def _hash_tensor(h: hashlib._Hash, t: torch.Tensor) -> None:
+    """Feed a tensor's dtype, shape and every byte of its values into ``h``."""
+    t = t.detach().cpu().contiguous()
+    h.update(f"{t.dtype}{tuple(t.shape)}".encode())
+    if t.numel():
+        h.update(t.reshape(-1).view(torch.uint8).numpy().tobytes())
 
 
 def _fingerprint(model: nn.Module, data: Data, transform) -> str:
-    h = hashlib.sha256()
-    for t in model.state_dict().values():
-        if t.numel():
-            h.update(t.detach().cpu().float().flatten()[:64].numpy().tobytes())
-            h.update(str(tuple(t.shape)).encode())
-    images = getattr(data, "images", None)
-    if isinstance(images, torch.Tensor):
-        h.update(str(tuple(images.shape)).encode())
-        h.update(images.flatten()[:: max(1, images.numel() // 4096)].numpy().tobytes())
-        h.update(data.targets.numpy().tobytes())
-    else:
-        h.update(str(len(data)).encode())
+    """sha256 over every input of the features: the model's structure and *all* of its
+    state (every weight and buffer, not a sample), every input value and target, and
+    the transform's ``repr``. (The old key read 64 values per tensor and every n-th pixel,
+    so an edit elsewhere returned stale features.)"""
+    h = hashlib.sha256(f"tlhelpers-features-v{_CACHE_VERSION}".encode())
+    h.update(repr(model).encode())
+    for name, t in model.state_dict().items():
+        h.update(name.encode())
+        _hash_tensor(h, t)
+    tensors = _as_tensors(data)
+    batches = [tensors] if tensors is not None else iterate_batches(data, 256)
+    for x, y in batches:
+        _hash_tensor(h, torch.as_tensor(x))
+        _hash_tensor(h, torch.as_tensor(y))
     h.update(repr(transform).encode())
-    return h.hexdigest()[:16]
+    return h.hexdigest()
+
+
+def _content_sha256(features: torch.Tensor, targets: torch.Tensor) -> str:
+    h = hashlib.sha256()
+    _hash_tensor(h, features)
+    _hash_tensor(h, targets)
+    return h.hexdigest()
+
+
+def _load_cached(path, key: str) -> tuple[torch.Tensor, torch.Tensor] | None:
+    """The cached ``(features, targets)`` if ``path`` holds them intact for ``key``, else
+    None after a :class:`CacheRebuiltWarning` naming the file and the problem."""
+    try:
+        saved = torch.load(path, weights_only=True)
+        feats, targets = saved["features"], saved["targets"]
+        if saved.get("key") != key:
+            problem = "was made from other inputs"
+        elif saved.get("sha256") != _content_sha256(feats, targets):
+            problem = "does not match its recorded sha256 (edited or corrupt)"
+        else:
+            return feats, targets
+    except Exception as err:  # truncated/corrupt: torch/zip/pickle raise many types
+        problem = f"cannot be read ({type(err).__name__}: {err})"
+    warnings.warn(
+        f"Features cache {path} {problem}; computing the features again.",
+        CacheRebuiltWarning,
+        stacklevel=3,
+    )
+    return None
 
 
 def extract_features(
@@ -62,7 +105,12 @@ def extract_features(
     and run through :func:`tlhelpers.training.predict` (eval mode; ``device=None`` = where
     the model is). ``cache=True`` stores the result on disk under a key made from the
     weights, the data and the transform (a string picks the key prefix), so a second
-    call is a file read.
+    call is a file read. The key is a sha256 over *every* weight, buffer, input value and
+    target (hashing costs far less than the forward passes it saves); the file also
+    records the sha256 of its content, so an edited or truncated cache file is computed
+    again (with a :class:`~tlhelpers.paths.CacheRebuiltWarning` naming it). The file is
+    written atomically; a failed write (e.g. a full disk) leaves nothing behind and
+    raises an ``OSError`` naming the file.
     """
     try:
         body = split_model(model).body
@@ -72,10 +120,11 @@ def extract_features(
     if cache:
         prefix = cache if isinstance(cache, str) else "features"
         key = _fingerprint(body, data, batch_transform)
-        path = cache_dir("features") / f"{prefix}-{key}.pt"
+        path = cache_dir("features") / f"{prefix}-{key[:16]}.pt"
         if path.is_file():
-            saved = torch.load(path, weights_only=True)
-            return saved["features"], saved["targets"]
+            cached = _load_cached(path, key)
+            if cached is not None:
+                return cached
     out = predict(
         nn.Sequential(body, nn.Flatten()),
         data,
@@ -85,9 +134,10 @@ def extract_features(
         progress=progress,
     )
     if path is not None:
-        tmp = path.with_suffix(".tmp")
-        torch.save({"features": out[0], "targets": out[1]}, tmp)
-        tmp.replace(path)
+        payload = {"features": out[0], "targets": out[1], "key": key,
+                   "sha256": _content_sha256(*out)}  # fmt: skip
+        with atomic_write(path) as tmp:
+            torch.save(payload, tmp)
     return out
 
 

@@ -64,6 +64,8 @@ class ParameterGuard:
         - unknown names -> ``ParameterError`` listing the valid names;
         - a value whose type does not match its annotation (ints are accepted and
           converted for ``float``; lists for ``list``) -> ``ParameterError``;
+        - ``seed``/``seeds`` must be >= 0 (numpy refuses negative seeds, but only cells
+          later, far from the parameter);
         - ``positive``/``non_negative`` names, ``ranges`` (inclusive ``lo, hi``, None
           for open), ``choices`` (one of) and ``subset_of`` (every element of a list in).
         """
@@ -72,7 +74,8 @@ class ParameterGuard:
         new -= _IPYTHON_NAMES
         new = {k for k in new if not k.isupper()}  # UPPER_CASE constants are not parameters
         unknown = sorted(
-            k for k in new
+            k
+            for k in new
             if k not in ann and self._ns[k] is not self and not _is_module_or_callable(self._ns[k])
         )
         if unknown:
@@ -88,6 +91,10 @@ class ParameterGuard:
             value = _coerce(name, value, typ)
             self._ns[name] = value
             params[name] = value
+        for name in ("seed", "seeds"):
+            if name in params and isinstance(params[name], (int, list)):
+                for v in params[name] if isinstance(params[name], list) else [params[name]]:
+                    _bound(name, v, 0, None, strict=False)
         for name in positive:
             _bound(name, params[name], 0, None, strict=True)
         for name in non_negative:
@@ -245,12 +252,14 @@ def environment(short: bool = False) -> dict[str, Any]:
         return env
     from .data import FASHION_MNIST_FILES
     from .models import WEIGHTS, WeightsNotFoundError, find_weights
-    from .paths import data_dir
+    from .paths import HashMismatchError, data_dir
 
     assets: dict[str, str] = {}
     for name in WEIGHTS:
         try:
             assets[f"weights:{name}"] = str(find_weights(name))
+        except HashMismatchError as err:  # present but altered: say so, not "missing"
+            assets[f"weights:{name}"] = f"altered (sha256 mismatch): {err}"
         except (WeightsNotFoundError, ValueError) as err:
             assets[f"weights:{name}"] = f"missing ({type(err).__name__})"
     fm = data_dir() / "fashion-mnist"

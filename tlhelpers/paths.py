@@ -9,6 +9,9 @@ from __future__ import annotations
 
 import hashlib
 import os
+import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 #: Environment variable that points the kit at another ``data/`` folder.
@@ -98,3 +101,35 @@ def verify_file(path: str | Path, expected_sha256: str) -> Path:
             f"{expected_sha256}. The file is altered or corrupt; delete it and get it again."
         )
     return path
+
+
+class CacheRebuiltWarning(UserWarning):
+    """A cached derived file (unpacked data, features) failed its check and was rebuilt.
+
+    The message names the file and what was wrong with it.
+    """
+
+
+@contextmanager
+def atomic_write(path: str | Path) -> Iterator[Path]:
+    """Write ``path`` atomically: yield a temporary path in the same folder, then rename.
+
+    ``with atomic_write(p) as tmp: torch.save(obj, tmp)``. The rename (``os.replace``) is
+    atomic within a folder, so readers see the old file or the complete new one, never a
+    half-written one. On any error the temporary file is removed, and an ``OSError``
+    (e.g. ``[Errno 28]`` on a full disk) is re-raised with ``path`` in its message.
+    """
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, name = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    os.close(fd)
+    tmp = Path(name)
+    try:
+        yield tmp
+        os.replace(tmp, path)
+    except BaseException as err:
+        tmp.unlink(missing_ok=True)
+        if isinstance(err, OSError) and str(path) not in str(err):
+            reason = err.strerror or str(err)
+            raise OSError(err.errno, f"{reason} (while writing {path})") from err
+        raise

@@ -51,10 +51,12 @@ def seeded(seed: int) -> Iterator[None]:
 
     The draws inside equal those after ``torch.manual_seed(seed)``; after the block the
     caller's random stream continues as if nothing had been drawn (``torch.random.fork_rng``
-    over the CPU generator; CUDA generators are not touched).
+    over the CPU generator and, when CUDA is available, every CUDA generator: dropout on a
+    GPU draws from those, and ``torch.manual_seed`` reseeds them too).
     """
     check_int("seed", seed, minimum=0)
-    with torch.random.fork_rng(devices=[]):
+    devices = list(range(torch.cuda.device_count())) if torch.cuda.is_available() else []
+    with torch.random.fork_rng(devices=devices):
         torch.manual_seed(seed)
         yield
 

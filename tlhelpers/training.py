@@ -22,13 +22,14 @@ import math
 import time
 from collections import defaultdict
 from collections.abc import Callable, Iterator, Mapping
+from contextlib import nullcontext
 from typing import Any
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .data import Data, data_length, iterate_batches
+from .data import Data, check_data, data_length, iterate_batches
 from .losses import TransferObjective
 from .models import (
     eval_mode,
@@ -40,7 +41,9 @@ from .models import (
 from .runtime import resolve_device, seeded
 from .validation import check_int, check_positive
 
-Objective = Callable[[nn.Module, torch.Tensor, torch.Tensor], "torch.Tensor | Mapping[str, torch.Tensor]"]
+Objective = Callable[
+    [nn.Module, torch.Tensor, torch.Tensor], "torch.Tensor | Mapping[str, torch.Tensor]"
+]
 
 
 class History:
@@ -92,7 +95,16 @@ class History:
 
 
 def _default_objective(model: nn.Module, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
-    return F.cross_entropy(model(x), y)
+    logits = model(x)
+    if logits.ndim == 2 and y.numel() and not y.is_floating_point():
+        lo, hi = int(y.min()), int(y.max())
+        if lo < 0 or hi >= logits.shape[1]:
+            bad = lo if lo < 0 else hi
+            raise ValueError(
+                f"label {bad} is out of range for a model with {logits.shape[1]} outputs "
+                f"(valid labels 0..{logits.shape[1] - 1})."
+            )
+    return F.cross_entropy(logits, y)
 
 
 def _terms(out: torch.Tensor | Mapping[str, torch.Tensor]) -> dict[str, torch.Tensor]:
@@ -118,6 +130,7 @@ def fit(
     seed: int | None = None,
     progress: bool = True,
     train_mode: Callable[[nn.Module], Any] | None = None,
+    check_finite: bool = True,
 ) -> History:
     """Train ``model`` and return a :class:`History` of every loss term per epoch.
 
@@ -129,14 +142,27 @@ def fit(
     ``train_mode(model)`` is called after ``model.train()`` each epoch, e.g.
     :func:`tlhelpers.models.set_batchnorm_eval` to keep frozen BN statistics fixed.
     ``device``: see :func:`tlhelpers.runtime.resolve_device` (``None`` = where the model
-    is). ``seed`` orders the minibatches with a local generator (global state untouched;
-    ``None`` draws from torch's global generator); batches are reshuffled every epoch,
-    except when one batch holds the whole training set. A ``tqdm`` bar shows the epochs
-    and the current loss terms.
+    is). A ``tqdm`` bar shows the epochs and the current loss terms.
+
+    Reliability (no silent wrong answer): the data are validated first (see
+    :func:`tlhelpers.data.check_data`: not empty, as many targets as inputs, labels in
+    range, finite inputs unless ``check_finite=False``); training stops with
+    ``FloatingPointError`` naming the epoch and step as soon as a loss term is NaN or
+    inf, *before* that step changes the weights. ``seed`` makes the run repeatable: it
+    orders the minibatches with a local generator (one batch holding the whole training set
+    is not shuffled) and runs the loop inside
+    :func:`tlhelpers.runtime.seeded`, so dropout and random augmentation in
+    ``batch_transform`` repeat too, and the caller's global RNG state is restored
+    afterwards. ``seed=None`` uses (and advances) torch's global generator.
     """
     check_int("epochs", epochs, minimum=1)
     check_int("batch_size", batch_size, minimum=1)
     check_positive("lr", lr)
+    if seed is not None:
+        check_int("seed", seed, minimum=0)
+    check_data("train_data", train_data, check_finite=check_finite)
+    if val_data is not None:
+        check_data("val_data", val_data, check_finite=check_finite)
     dev = resolve_device(device, model)
     model.to(dev)
     objective = objective or _default_objective
@@ -153,34 +179,52 @@ def fit(
     start = time.perf_counter()
     from tqdm.auto import tqdm
 
+    step = 0
     bar = tqdm(range(epochs), desc="fit", disable=not progress, leave=False)
-    for _epoch in bar:
-        model.train()
-        if train_mode is not None:
-            train_mode(model)
-        sums: dict[str, float] = defaultdict(float)
-        count = 0
-        # One batch holding everything is not shuffled: the order would change only float
-        # rounding, and a plain full-batch loop then gives bit-identical weights (notebook 03a).
-        shuffle = batch_size < n_train
-        for x, y in iterate_batches(train_data, batch_size, shuffle=shuffle, generator=generator):
-            x, y = x.to(dev), y.to(dev)
-            if batch_transform is not None:
-                x = batch_transform(x)
-            terms = _terms(objective(model, x, y))
-            optimizer.zero_grad(set_to_none=True)
-            terms["total"].backward()
-            optimizer.step()
-            for k, v in terms.items():
-                sums[k] += float(v.detach()) * len(y)
-            count += len(y)
-        record = {f"train/{k}": v / count for k, v in sums.items()}
-        if val_data is not None:
-            ev = evaluate(model, val_data, batch_transform=batch_transform, device=dev)
-            record.update({f"val/{k}": v for k, v in ev.items()})
-        record["time"] = time.perf_counter() - start
-        history.append(record)
-        bar.set_postfix({k.split("/")[-1]: f"{v:.3g}" for k, v in record.items() if k != "time"})
+    with seeded(seed) if seed is not None else nullcontext():
+        for epoch in bar:
+            model.train()
+            if train_mode is not None:
+                train_mode(model)
+            sums: dict[str, float] = defaultdict(float)
+            count = 0
+            # One batch holding everything is not shuffled: the order would change only float
+            # rounding, and a plain full-batch loop then gives bit-identical weights (03a).
+            shuffle = batch_size < n_train
+            batches = iterate_batches(train_data, batch_size, shuffle=shuffle, generator=generator)
+            for batch, (x, y) in enumerate(batches, start=1):
+                step += 1
+                if check_finite and x.is_floating_point() and not bool(torch.isfinite(x).all()):
+                    raise ValueError(
+                        f"train_data has NaN or inf inputs in batch {batch} of epoch "
+                        f"{epoch + 1}; fix the data or pass check_finite=False."
+                    )
+                x, y = x.to(dev), y.to(dev)
+                if batch_transform is not None:
+                    x = batch_transform(x)
+                terms = _terms(objective(model, x, y))
+                values = {k: float(v.detach()) for k, v in terms.items()}
+                bad = {k: v for k, v in values.items() if not math.isfinite(v)}
+                if bad:  # stop before this step changes the weights
+                    raise FloatingPointError(
+                        f"fit: the loss became non-finite at epoch {epoch + 1}, step {step} "
+                        f"(batch {batch} of the epoch): {bad}. The model keeps the weights "
+                        "of the previous step. Try a lower lr, check the inputs and targets."
+                    )
+                optimizer.zero_grad(set_to_none=True)
+                terms["total"].backward()
+                optimizer.step()
+                for k, v in values.items():
+                    sums[k] += v * len(y)
+                count += len(y)
+            record = {f"train/{k}": v / count for k, v in sums.items()}
+            if val_data is not None:
+                ev = evaluate(model, val_data, batch_transform=batch_transform, device=dev)
+                record.update({f"val/{k}": v for k, v in ev.items()})
+            record["time"] = time.perf_counter() - start
+            history.append(record)
+            postfix = {k.split("/")[-1]: f"{v:.3g}" for k, v in record.items() if k != "time"}
+            bar.set_postfix(postfix)
     return history
 
 
@@ -197,8 +241,13 @@ def _forward_batches(
     from tqdm.auto import tqdm
 
     n_batches = -(-data_length(data) // batch_size)
-    batches = tqdm(iterate_batches(data, batch_size), total=n_batches, disable=not progress,
-                   desc=desc, leave=False)
+    batches = tqdm(
+        iterate_batches(data, batch_size),
+        total=n_batches,
+        disable=not progress,
+        desc=desc,
+        leave=False,
+    )
     for x, y in batches:
         x = x.to(device)
         if batch_transform is not None:
@@ -223,8 +272,10 @@ def predict(
     ``device`` (see :func:`tlhelpers.runtime.resolve_device`: ``None`` = where it is) and
     run under :func:`tlhelpers.models.eval_mode`, which restores every submodule's mode.
     A model that returns a tuple of tensors gives a tuple of concatenated outputs.
+    ``data`` is validated with :func:`tlhelpers.data.check_data` (not empty, finite, ...).
     """
     check_int("batch_size", batch_size, minimum=1)
+    check_data("data", data)
     dev = resolve_device(device, model)
     model.to(dev)
     outs: list[Any] = []
@@ -250,8 +301,9 @@ def evaluate(
     device: str | torch.device | None = None,
 ) -> dict[str, float]:
     """Cross-entropy ``loss`` and ``accuracy`` of a classifier on ``data`` (via :func:`predict`)."""
-    logits, y = predict(model, data, batch_size=batch_size, batch_transform=batch_transform,
-                        device=device)
+    logits, y = predict(
+        model, data, batch_size=batch_size, batch_transform=batch_transform, device=device
+    )
     return {
         "loss": float(F.cross_entropy(logits, y)),
         "accuracy": float((logits.argmax(1) == y).float().mean()),
@@ -271,8 +323,30 @@ def train_linear_head(
     """Fit ``nn.Linear`` on cached features with full-batch Adam (fast; notebook 04).
 
     For a scikit-learn probe with cross-validated regularisation see
-    :func:`tlhelpers.features.linear_probe`.
+    :func:`tlhelpers.features.linear_probe`. ``seed`` fixes the head's initialisation
+    without changing the caller's global RNG state. Refuses, by name, features that are
+    not 2-D or not finite, targets of another length or outside ``0..num_classes-1``.
     """
+    check_int("num_classes", num_classes, minimum=1)
+    check_int("epochs", epochs, minimum=1)
+    check_positive("lr", lr)
+    check_positive("weight_decay", weight_decay, strict=False)
+    if features.ndim != 2:
+        raise ValueError(f"features must be 2-D (N, D), got shape {tuple(features.shape)}.")
+    if len(targets) != len(features):
+        raise ValueError(
+            f"features has {len(features)} rows but targets has {len(targets)} entries."
+        )
+    if len(features) == 0:
+        raise ValueError("features is empty (0 rows).")
+    if not bool(torch.isfinite(features).all()):
+        raise ValueError("features contains NaN or inf values.")
+    lo, hi = int(targets.min()), int(targets.max())
+    if lo < 0 or hi >= num_classes:
+        raise ValueError(
+            f"targets must lie in 0..{num_classes - 1} (num_classes={num_classes}), "
+            f"got values in [{lo}, {hi}]."
+        )
     with seeded(seed):
         head = nn.Linear(features.shape[1], num_classes)
     opt = torch.optim.Adam(head.parameters(), lr=lr, weight_decay=weight_decay)
@@ -347,7 +421,9 @@ class TrackDistance:
         self.objective = objective
         self.reference = dict(reference)
 
-    def __call__(self, model: nn.Module, x: torch.Tensor, y: torch.Tensor) -> dict[str, torch.Tensor]:
+    def __call__(
+        self, model: nn.Module, x: torch.Tensor, y: torch.Tensor
+    ) -> dict[str, torch.Tensor]:
         out = self.objective(model, x, y)
         out = {"total": out} if isinstance(out, torch.Tensor) else dict(out)
         out["weight_distance"] = torch.tensor(weight_distance(model, self.reference))
@@ -383,10 +459,10 @@ def fine_tune(
     to the history. ``optimizer`` (e.g. Adam over :func:`tlhelpers.models.param_groups`)
     replaces the default Adam at ``lr``. ``objective`` defaults to
     :class:`tlhelpers.losses.TransferObjective` (cross-entropy, logged as ``train/task``).
-    ``seed`` orders the minibatches (a local generator).
+    ``seed`` makes the run repeatable (see :func:`fit`).
     """
     check_int("steps", steps, minimum=1)
-    n = data_length(data)
+    n = check_data("data", data)
     bs = n if batch_size is None else min(check_int("batch_size", batch_size, minimum=1), n)
     epochs = math.ceil(steps * bs / n) if bs < n else steps
     obj = objective if objective is not None else TransferObjective()
@@ -440,6 +516,15 @@ def fine_tuned_accuracy(
     with seeded(seed):
         net = replace_head(copy.deepcopy(model), num_classes)
     opt = torch.optim.Adam(param_groups(net, {"body": lr, "head": head_lr}, lr))
-    fine_tune(net, train_data, steps=steps, lr=lr, optimizer=opt, batch_transform=batch_transform,
-              seed=seed, bn_eval=freeze_bn_stats, device=device)
+    fine_tune(
+        net,
+        train_data,
+        steps=steps,
+        lr=lr,
+        optimizer=opt,
+        batch_transform=batch_transform,
+        seed=seed,
+        bn_eval=freeze_bn_stats,
+        device=device,
+    )
     return evaluate(net, test_data, batch_transform=batch_transform, device=device)["accuracy"]

@@ -283,8 +283,13 @@ def logme(features: Any, target_labels: Any, *, max_iter: int = 10_000, tol: flo
     :math:`D - n` zero eigenvalues of :math:`F^\top F` are added back as
     :math:`\log\alpha` terms; afterwards each iteration costs :math:`O(\min(n, D))`
     per class, and all classes iterate together as arrays (a class leaves once
-    converged). The maximised evidence does not depend on the feature scale, so the
-    iteration runs on :math:`F / \sqrt{s_{\max}}`. Unlike the reference code (at most
+    converged). The maximised evidence does not depend on the feature scale
+    (:math:`F \to cF` with :math:`\alpha \to c^2\alpha` leaves :math:`\mathcal L`
+    unchanged), and neither does the score: the features are first divided by their
+    root-mean-square entry and the paper's start :math:`\alpha = \beta = 1` is applied to
+    those (the reference code starts at 1 on the raw features, so on features far from
+    unit scale it can stop at a different fixed point, e.g. :math:`\alpha \to \infty`);
+    internally the iteration runs on :math:`F / \sqrt{s_{\max}}`. Unlike the reference code (at most
     11 iterations, 1% tolerance on :math:`\alpha/\beta`) this iterates until the
     evidence stops improving, so the value is the maximum (typically within 1e-6 per
     sample even where the iteration converges slowly, e.g. for features unrelated
@@ -309,6 +314,15 @@ def logme(features: Any, target_labels: Any, *, max_iter: int = 10_000, tol: flo
     check_positive("tol", tol)
     f, codes, n_classes = _features_and_labels(features, target_labels)
     n, d = f.shape
+    # Scale-free, as documented: the maximised evidence is invariant to F -> cF (alpha
+    # absorbs c^2), but the iteration's start is not (from alpha = beta = 1 on features
+    # scaled by 1e-10 it ran off to alpha -> inf, the "features ignored" value), and F^T F
+    # overflows at 1e200. So F is brought to unit root-mean-square entry first, in two
+    # steps that never square a huge or tiny number, and the paper's start is used there.
+    peak = float(np.max(np.abs(f)))
+    if peak > 0:
+        f = f / peak
+        f = f / math.sqrt(float(np.mean(f * f)))
     onehot = _one_hot(codes, n_classes)
     y_sq = onehot.sum(axis=0)  # ||y||^2 of each one-hot column
 

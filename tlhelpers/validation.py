@@ -7,6 +7,7 @@ values.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterable
 from typing import Any
 
@@ -28,12 +29,17 @@ def check_choice(name: str, value: Any, valid: Iterable[Any]) -> Any:
 
 
 def check_positive(name: str, value: float, *, strict: bool = True) -> float:
-    """Raise ``ValueError`` unless ``value > 0`` (``>= 0`` when ``strict=False``)."""
-    if not isinstance(value, (int, float)) or isinstance(value, bool):
+    """Raise ``ValueError`` unless ``value`` is a finite number ``> 0`` (``>= 0`` when
+    ``strict=False``).
+
+    Infinity is refused too: no argument of the kit has a meaning at ``inf`` (``lr=inf``
+    or ``temperature=inf`` would only give NaN later, far from the cause).
+    """
+    if not isinstance(value, (int, float, np.integer)) or isinstance(value, bool):
         raise ValueError(f"{name} must be a number, got {type(value).__name__} {value!r}.")
-    if (strict and not value > 0) or (not strict and not value >= 0):
-        bound = "> 0" if strict else ">= 0"
-        raise ValueError(f"{name} must be {bound}, got {value!r}.")
+    bound = "> 0" if strict else ">= 0"
+    if not math.isfinite(value) or (strict and not value > 0) or (not strict and not value >= 0):
+        raise ValueError(f"{name} must be a finite number {bound}, got {value!r}.")
     return value
 
 

@@ -36,6 +36,13 @@ from tlhelpers.losses.regularization import *  # noqa: F403
 
 __all__ = [
     name
-    for module in (objective, regularization, distillation, alignment, metric_learning, classification)
+    for module in (
+        objective,
+        regularization,
+        distillation,
+        alignment,
+        metric_learning,
+        classification,
+    )
     for name in module.__all__
 ]

@@ -43,6 +43,28 @@ def check_2d(name: str, x: object, *, min_rows: int = 1) -> Tensor:
     return x
 
 
+def check_finite(name: str, x: Tensor) -> Tensor:
+    """Raise ``ValueError`` naming ``name`` when the tensor ``x`` holds NaN or inf values."""
+    if x.is_floating_point() or x.is_complex():
+        finite = torch.isfinite(x)
+        if not bool(finite.all()):
+            n_bad = int((~finite).sum())
+            raise ValueError(
+                f"{name} contains NaN or inf values ({n_bad} of {x.numel()}, shape "
+                f"{tuple(x.shape)}); pass check_finite=False to skip this check."
+            )
+    return x
+
+
+def check_same_dtype(name_a: str, a: Tensor, name_b: str, b: Tensor) -> None:
+    """Raise ``ValueError`` unless two floating tensors share their dtype (no silent cast)."""
+    if a.dtype != b.dtype:
+        raise ValueError(
+            f"{name_a} and {name_b} must have the same dtype, got {a.dtype} and {b.dtype}; "
+            f"convert one, e.g. {name_b}.to({name_a}.dtype)."
+        )
+
+
 def check_same_dim(name_a: str, a: Tensor, name_b: str, b: Tensor) -> None:
     """Raise ``ValueError`` unless two (N, D) tensors share their feature dimension D."""
     if a.shape[1] != b.shape[1]:
@@ -50,6 +72,7 @@ def check_same_dim(name_a: str, a: Tensor, name_b: str, b: Tensor) -> None:
             f"{name_a} and {name_b} must have the same feature dimension, got shapes "
             f"{tuple(a.shape)} and {tuple(b.shape)}."
         )
+    check_same_dtype(name_a, a, name_b, b)
 
 
 def check_same_shape(name_a: str, a: Tensor, name_b: str, b: Tensor) -> None:
@@ -59,6 +82,7 @@ def check_same_shape(name_a: str, a: Tensor, name_b: str, b: Tensor) -> None:
             f"{name_a} and {name_b} must have the same shape, got {tuple(a.shape)} "
             f"and {tuple(b.shape)}."
         )
+    check_same_dtype(name_a, a, name_b, b)
 
 
 def check_labels(name: str, labels: object, n: int, num_classes: int | None = None) -> Tensor:

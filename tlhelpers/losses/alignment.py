@@ -16,6 +16,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from tlhelpers.losses._utils import check_2d, check_same_dim
+from tlhelpers.losses._utils import check_finite as _check_finite
 from tlhelpers.validation import check_choice, check_positive
 
 __all__ = [
@@ -104,6 +105,8 @@ def mmd2(
     y: Tensor,
     bandwidths: float | Sequence[float] | Tensor | None = None,
     estimator: str = "biased",
+    *,
+    check_finite: bool = True,
 ) -> Tensor:
     r"""Squared maximum mean discrepancy between two samples, Gaussian kernel.
 
@@ -138,6 +141,10 @@ def mmd2(
         y: target sample, shape (m, d).
         bandwidths: ``sigma`` value(s) (not ``sigma^2``), or ``None`` for the median heuristic.
         estimator: "biased", "unbiased" or "linear".
+        check_finite: refuse NaN/inf in ``x`` or ``y`` with a ``ValueError`` naming the
+            argument. Default True: NaN features would otherwise give a silent NaN
+            discrepancy. The check costs a reduction and a device sync per call; pass False
+            inside a training loop that already stops on a non-finite loss (``fit`` does).
 
     Returns:
         0-D tensor, differentiable with respect to ``x`` and ``y``.
@@ -146,6 +153,9 @@ def mmd2(
     x = check_2d("x", x)
     y = check_2d("y", y)
     check_same_dim("x", x, "y", y)
+    if check_finite:
+        _check_finite("x", x)
+        _check_finite("y", y)
     n, m = x.shape[0], y.shape[0]
     if estimator == "unbiased" and (n < 2 or m < 2):
         raise ValueError(
@@ -203,13 +213,15 @@ class MMDLoss(nn.Module):
         self,
         bandwidths: float | Sequence[float] | None = None,
         estimator: str = "biased",
+        check_finite: bool = True,
     ) -> None:
         super().__init__()
         self.bandwidths = bandwidths
         self.estimator = check_choice("estimator", estimator, MMD_ESTIMATORS)
+        self.check_finite = check_finite
 
     def forward(self, source: Tensor, target: Tensor) -> Tensor:
-        return mmd2(source, target, self.bandwidths, self.estimator)
+        return mmd2(source, target, self.bandwidths, self.estimator, check_finite=self.check_finite)
 
     def extra_repr(self) -> str:
         return f"bandwidths={self.bandwidths}, estimator={self.estimator!r}"
@@ -218,7 +230,7 @@ class MMDLoss(nn.Module):
 # --------------------------------------------------------------------------- CORAL
 
 
-def coral(source: Tensor, target: Tensor) -> Tensor:
+def coral(source: Tensor, target: Tensor, *, check_finite: bool = True) -> Tensor:
     r"""CORAL loss: distance between the feature covariances of two domains.
 
     .. math::
@@ -234,6 +246,7 @@ def coral(source: Tensor, target: Tensor) -> Tensor:
     Args:
         source: (n_s, d) features, n_s >= 2.
         target: (n_t, d) features, n_t >= 2 (n_t may differ from n_s).
+        check_finite: refuse NaN/inf inputs (default True, see :func:`mmd2` for why).
 
     Returns:
         0-D tensor.
@@ -241,6 +254,9 @@ def coral(source: Tensor, target: Tensor) -> Tensor:
     source = check_2d("source", source, min_rows=2)
     target = check_2d("target", target, min_rows=2)
     check_same_dim("source", source, "target", target)
+    if check_finite:
+        _check_finite("source", source)
+        _check_finite("target", target)
     d = source.shape[1]
     cs = torch.cov(source.T, correction=1).reshape(d, d)
     ct = torch.cov(target.T, correction=1).reshape(d, d)
@@ -255,8 +271,12 @@ class CORALLoss(nn.Module):
         - Output: scalar.
     """
 
+    def __init__(self, check_finite: bool = True) -> None:
+        super().__init__()
+        self.check_finite = check_finite
+
     def forward(self, source: Tensor, target: Tensor) -> Tensor:
-        return coral(source, target)
+        return coral(source, target, check_finite=self.check_finite)
 
 
 # --------------------------------------------------------------------------- DANN
@@ -379,6 +399,8 @@ class DomainAdversarialLoss(nn.Module):
         source_features = check_2d("source_features", source_features)
         target_features = check_2d("target_features", target_features)
         check_same_dim("source_features", source_features, "target_features", target_features)
+        _check_finite("source_features", source_features)
+        _check_finite("target_features", target_features)
         n_s = source_features.shape[0]
         feats = self.grl(torch.cat([source_features, target_features]))
         logits = self.domain_classifier(feats)

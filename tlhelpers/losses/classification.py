@@ -12,6 +12,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from tlhelpers.losses._utils import REDUCTIONS, check_labels, check_tensor, reduce
+from tlhelpers.losses._utils import check_finite as _check_finite
 from tlhelpers.validation import check_choice, check_positive
 
 __all__ = [
@@ -22,11 +23,15 @@ __all__ = [
 ]
 
 
-def _check_logits_targets(logits: Tensor, targets: Tensor) -> tuple[Tensor, Tensor]:
+def _check_logits_targets(
+    logits: Tensor, targets: Tensor, check_finite: bool
+) -> tuple[Tensor, Tensor]:
     logits = check_tensor("logits", logits)
     if logits.ndim != 2:
         raise ValueError(f"logits must be 2-D (N, C), got shape {tuple(logits.shape)}.")
     targets = check_labels("targets", targets, logits.shape[0], logits.shape[1])
+    if check_finite:
+        _check_finite("logits", logits)
     return logits, targets
 
 
@@ -36,6 +41,8 @@ def focal_loss(
     gamma: float = 2.0,
     alpha: Tensor | Sequence[float] | None = None,
     reduction: str = "mean",
+    *,
+    check_finite: bool = True,
 ) -> Tensor:
     r"""Multi-class (softmax) focal loss.
 
@@ -57,11 +64,15 @@ def focal_loss(
         reduction: "mean" (plain mean over the N samples, *not* divided by the sum of the
             ``alpha`` weights as ``cross_entropy(weight=...)`` does), "sum" or "none"
             (returns shape (N,)).
+        check_finite: refuse NaN/inf logits with a ``ValueError`` (default True: a NaN
+            logit would otherwise give a silent NaN loss). It costs a reduction and a
+            device sync; pass False inside a training loop that already stops on a
+            non-finite loss (``tlhelpers.training.fit`` does).
 
     Returns:
         Scalar tensor, or shape (N,) with ``reduction="none"``.
     """
-    logits, targets = _check_logits_targets(logits, targets)
+    logits, targets = _check_logits_targets(logits, targets, check_finite)
     check_positive("gamma", gamma, strict=False)
     log_p = F.log_softmax(logits, dim=1).gather(1, targets[:, None]).squeeze(1)
     p = log_p.exp()
@@ -99,8 +110,10 @@ class FocalLoss(nn.Module):
         gamma: float = 2.0,
         alpha: Tensor | Sequence[float] | None = None,
         reduction: str = "mean",
+        check_finite: bool = True,
     ) -> None:
         super().__init__()
+        self.check_finite = check_finite
         self.gamma = check_positive("gamma", gamma, strict=False)
         self.reduction = check_choice("reduction", reduction, REDUCTIONS)
         self.alpha: Tensor | None
@@ -109,7 +122,10 @@ class FocalLoss(nn.Module):
         )
 
     def forward(self, logits: Tensor, targets: Tensor) -> Tensor:
-        return focal_loss(logits, targets, self.gamma, self.alpha, self.reduction)
+        return focal_loss(
+            logits, targets, self.gamma, self.alpha, self.reduction,
+            check_finite=self.check_finite,
+        )  # fmt: skip
 
     def extra_repr(self) -> str:
         return f"gamma={self.gamma}, reduction={self.reduction!r}"
@@ -124,7 +140,12 @@ def _check_smoothing(smoothing: float) -> float:
 
 
 def label_smoothing_cross_entropy(
-    logits: Tensor, targets: Tensor, smoothing: float = 0.1, reduction: str = "mean"
+    logits: Tensor,
+    targets: Tensor,
+    smoothing: float = 0.1,
+    reduction: str = "mean",
+    *,
+    check_finite: bool = True,
 ) -> Tensor:
     r"""Cross-entropy against label-smoothed targets (thin wrapper of torch's built-in).
 
@@ -141,8 +162,9 @@ def label_smoothing_cross_entropy(
         logits: (N, C) raw scores. targets: (N,) class indices.
         smoothing: ``eps`` in [0, 1).
         reduction: "mean", "sum" or "none" (shape (N,)).
+        check_finite: refuse NaN/inf logits (default True; see :func:`focal_loss`).
     """
-    logits, targets = _check_logits_targets(logits, targets)
+    logits, targets = _check_logits_targets(logits, targets, check_finite)
     _check_smoothing(smoothing)
     losses = F.cross_entropy(logits, targets, label_smoothing=smoothing, reduction="none")
     return reduce(losses, reduction)
@@ -160,13 +182,18 @@ class LabelSmoothingCrossEntropy(nn.Module):
         - Output: scalar, or (N,) with ``reduction="none"``.
     """
 
-    def __init__(self, smoothing: float = 0.1, reduction: str = "mean") -> None:
+    def __init__(
+        self, smoothing: float = 0.1, reduction: str = "mean", check_finite: bool = True
+    ) -> None:
         super().__init__()
         self.smoothing = _check_smoothing(smoothing)
         self.reduction = check_choice("reduction", reduction, REDUCTIONS)
+        self.check_finite = check_finite
 
     def forward(self, logits: Tensor, targets: Tensor) -> Tensor:
-        return label_smoothing_cross_entropy(logits, targets, self.smoothing, self.reduction)
+        return label_smoothing_cross_entropy(
+            logits, targets, self.smoothing, self.reduction, check_finite=self.check_finite
+        )
 
     def extra_repr(self) -> str:
         return f"smoothing={self.smoothing}, reduction={self.reduction!r}"

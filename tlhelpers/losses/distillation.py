@@ -6,7 +6,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from tlhelpers.losses._utils import check_tensor, frozen_copy, hookless_copy
+from tlhelpers.losses._utils import check_finite as _check_finite
+from tlhelpers.losses._utils import check_same_dtype, check_tensor, frozen_copy, hookless_copy
 from tlhelpers.models import split_model
 from tlhelpers.validation import check_choice, check_positive
 
@@ -21,6 +22,8 @@ def distillation_loss(
     teacher_logits: Tensor,
     temperature: float = 2.0,
     reduction: str = "batchmean",
+    *,
+    check_finite: bool = True,
 ) -> Tensor:
     r"""Knowledge-distillation loss with Hinton's :math:`T^2` scaling.
 
@@ -45,6 +48,10 @@ def distillation_loss(
         reduction: "batchmean" (sum over classes, mean over samples: the true mean KL),
             "mean" (same as "batchmean" here; unlike ``torch.nn.KLDivLoss`` it does *not*
             also divide by C), "sum", or "none" (per-sample, shape (N,)).
+        check_finite: refuse NaN/inf logits with a ``ValueError`` naming the argument.
+            Default True: a NaN logit would otherwise give a silent NaN loss. It costs a
+            reduction and a device sync; pass False inside a training loop that already
+            stops on a non-finite loss (``fit`` does).
 
     Returns:
         Scalar tensor, or (N,) with ``reduction="none"``.
@@ -58,6 +65,10 @@ def distillation_loss(
             "student_logits and teacher_logits must both be 2-D (N, C) with the same shape, "
             f"got {tuple(student_logits.shape)} and {tuple(teacher_logits.shape)}."
         )
+    check_same_dtype("student_logits", student_logits, "teacher_logits", teacher_logits)
+    if check_finite:
+        _check_finite("student_logits", student_logits)
+        _check_finite("teacher_logits", teacher_logits)
     log_ps = F.log_softmax(student_logits / temperature, dim=1)
     log_pt = F.log_softmax(teacher_logits / temperature, dim=1)
     per_sample = (log_pt.exp() * (log_pt - log_ps)).sum(1) * temperature**2
@@ -80,13 +91,19 @@ class DistillationLoss(nn.Module):
         - Output: scalar, or (N,) with ``reduction="none"``.
     """
 
-    def __init__(self, temperature: float = 2.0, reduction: str = "batchmean") -> None:
+    def __init__(
+        self, temperature: float = 2.0, reduction: str = "batchmean", check_finite: bool = True
+    ) -> None:
         super().__init__()
         self.temperature = check_positive("temperature", temperature)
         self.reduction = check_choice("reduction", reduction, DISTILLATION_REDUCTIONS)
+        self.check_finite = check_finite
 
     def forward(self, student_logits: Tensor, teacher_logits: Tensor) -> Tensor:
-        return distillation_loss(student_logits, teacher_logits, self.temperature, self.reduction)
+        return distillation_loss(
+            student_logits, teacher_logits, self.temperature, self.reduction,
+            check_finite=self.check_finite,
+        )  # fmt: skip
 
     def extra_repr(self) -> str:
         return f"temperature={self.temperature}, reduction={self.reduction!r}"

@@ -21,9 +21,11 @@ from tlhelpers.losses._utils import (
     REDUCTIONS,
     check_2d,
     check_labels,
+    check_same_dtype,
     check_same_shape,
     reduce,
 )
+from tlhelpers.losses._utils import check_finite as _check_finite
 from tlhelpers.validation import check_choice, check_int, check_positive
 
 __all__ = [
@@ -51,13 +53,23 @@ def _cosine(embeddings: Tensor, weight: Tensor) -> Tensor:
 
 
 def _check_margin_inputs(
-    embeddings: Tensor, labels: Tensor, weight: Tensor, margin: float, scale: float, reduction: str
+    embeddings: Tensor,
+    labels: Tensor,
+    weight: Tensor,
+    margin: float,
+    scale: float,
+    reduction: str,
+    check_finite: bool,
 ) -> None:
     check_positive("margin", margin, strict=False)
     check_positive("scale", scale)
     check_choice("reduction", reduction, REDUCTIONS)
     check_2d("embeddings", embeddings)
     check_2d("weight", weight)
+    check_same_dtype("embeddings", embeddings, "weight", weight)
+    if check_finite:
+        _check_finite("embeddings", embeddings)
+        _check_finite("weight", weight)
     if embeddings.shape[1] != weight.shape[1]:
         raise ValueError(
             f"embeddings (N, E) and weight (num_classes, E) must share E, got shapes "
@@ -82,6 +94,8 @@ def arcface_loss(
     margin: float = 0.5,
     scale: float = 64.0,
     reduction: str = "mean",
+    *,
+    check_finite: bool = True,
 ) -> Tensor:
     r"""ArcFace (additive angular margin) loss; see :class:`ArcFaceLoss` for the formula.
 
@@ -89,8 +103,12 @@ def arcface_loss(
         embeddings: (N, E). labels: (N,) in [0, C). weight: class weights (C, E).
         margin: additive angle in **radians**. scale: ``s``.
         reduction: "mean", "sum" or "none".
+        check_finite: refuse NaN/inf embeddings or weights with a ``ValueError`` naming
+            the argument. Default True: one NaN embedding would otherwise give a silent NaN
+            loss. It costs a reduction and a device sync; pass False inside a training loop
+            that already stops on a non-finite loss (``tlhelpers.training.fit`` does).
     """
-    _check_margin_inputs(embeddings, labels, weight, margin, scale, reduction)
+    _check_margin_inputs(embeddings, labels, weight, margin, scale, reduction, check_finite)
     cos = _cosine(embeddings, weight)
     cos_t = cos.gather(1, labels[:, None]).clamp(-1.0, 1.0)
     # cos(theta + m) by the addition formula; the floor under 1 - cos^2 keeps the sqrt's
@@ -111,9 +129,14 @@ def cosface_loss(
     margin: float = 0.35,
     scale: float = 64.0,
     reduction: str = "mean",
+    *,
+    check_finite: bool = True,
 ) -> Tensor:
-    r"""CosFace (additive cosine margin) loss; see :class:`CosFaceLoss` for the formula."""
-    _check_margin_inputs(embeddings, labels, weight, margin, scale, reduction)
+    r"""CosFace (additive cosine margin) loss; see :class:`CosFaceLoss` for the formula.
+
+    ``check_finite`` as in :func:`arcface_loss` (default True).
+    """
+    _check_margin_inputs(embeddings, labels, weight, margin, scale, reduction, check_finite)
     cos = _cosine(embeddings, weight)
     return _margin_ce(cos, cos.gather(1, labels[:, None]) - margin, labels, scale, reduction)
 
@@ -132,8 +155,9 @@ class _MetricLoss(nn.Module):
     #: whether ``margin=None`` is meaningful (batch-hard's soft margin)
     soft_margin: bool = False
 
-    def __init__(self, margin: float | None, reduction: str) -> None:
+    def __init__(self, margin: float | None, reduction: str, check_finite: bool = True) -> None:
         super().__init__()
+        self.check_finite = check_finite
         if margin is not None or not self.soft_margin:
             check_positive("margin", margin, strict=False)
         self.margin = margin
@@ -144,7 +168,7 @@ class _MetricLoss(nn.Module):
         return {"margin": self.margin, "reduction": self.reduction}
 
     def forward(self, *inputs: Tensor) -> Tensor:
-        return type(self)._loss(*inputs, **self.hparams())
+        return type(self)._loss(*inputs, **self.hparams(), check_finite=self.check_finite)
 
     def extra_repr(self) -> str:
         return ", ".join(f"{k}={v!r}" for k, v in self.hparams().items())
@@ -163,8 +187,10 @@ class _MarginLoss(_MetricLoss):
         margin: float | None = None,
         scale: float = 64.0,
         reduction: str = "mean",
+        check_finite: bool = True,
     ) -> None:
-        super().__init__(self.default_margin if margin is None else margin, reduction)
+        margin = self.default_margin if margin is None else margin
+        super().__init__(margin, reduction, check_finite)
         self.num_classes = check_int("num_classes", num_classes, minimum=1)
         self.embedding_size = check_int("embedding_size", embedding_size, minimum=1)
         self.scale = check_positive("scale", scale)
@@ -175,7 +201,9 @@ class _MarginLoss(_MetricLoss):
         return {"margin": self.margin, "scale": self.scale, "reduction": self.reduction}
 
     def forward(self, embeddings: Tensor, labels: Tensor) -> Tensor:
-        return type(self)._loss(embeddings, labels, self.weight, **self.hparams())
+        return type(self)._loss(
+            embeddings, labels, self.weight, **self.hparams(), check_finite=self.check_finite
+        )
 
     def cosine(self, embeddings: Tensor) -> Tensor:
         """(N, C) cosine similarities to the class weights, no margin (use to predict)."""
@@ -271,6 +299,8 @@ def triplet_loss(
     normalize: bool = False,
     reduction: str = "mean",
     p: float = 2.0,
+    *,
+    check_finite: bool = True,
 ) -> Tensor:
     r"""Triplet margin loss on given (anchor, positive, negative) triplets.
 
@@ -290,10 +320,14 @@ def triplet_loss(
         reduction: "mean", "mean_nonzero" (mean over triplets with a positive loss, 0 if
             none), "sum" or "none" (shape (N,)).
         p: norm degree.
+        check_finite: refuse NaN/inf embeddings (default True; see :func:`arcface_loss`).
     """
     check_2d("anchor", anchor)
     check_same_shape("anchor", anchor, "positive", positive)
     check_same_shape("anchor", anchor, "negative", negative)
+    if check_finite:
+        for name, t in (("anchor", anchor), ("positive", positive), ("negative", negative)):
+            _check_finite(name, t)
     check_positive("margin", margin, strict=False)
     check_choice("reduction", reduction, TRIPLET_REDUCTIONS)
     if normalize:
@@ -324,8 +358,9 @@ class TripletLoss(_MetricLoss):
         normalize: bool = False,
         reduction: str = "mean",
         p: float = 2.0,
+        check_finite: bool = True,
     ) -> None:
-        super().__init__(margin, reduction)
+        super().__init__(margin, reduction, check_finite)
         self.normalize = normalize
         self.p = p
 
@@ -344,6 +379,8 @@ def batch_hard_triplet_loss(
     margin: float | None = 0.2,
     normalize: bool = False,
     reduction: str = "mean",
+    *,
+    check_finite: bool = True,
 ) -> Tensor:
     r"""Batch-hard triplet loss: hardest positive and hardest negative per anchor.
 
@@ -362,9 +399,12 @@ def batch_hard_triplet_loss(
         margin: hinge margin (>= 0), or ``None`` for the soft margin.
         normalize: L2-normalise embeddings first.
         reduction: "mean", "mean_nonzero", "sum" or "none" (shape (N_valid,)).
+        check_finite: refuse NaN/inf embeddings (default True; see :func:`arcface_loss`).
     """
     check_2d("embeddings", embeddings)
     check_labels("labels", labels, embeddings.shape[0])
+    if check_finite:
+        _check_finite("embeddings", embeddings)
     if margin is not None:
         check_positive("margin", margin, strict=False)
     check_choice("reduction", reduction, TRIPLET_REDUCTIONS)
@@ -402,9 +442,13 @@ class BatchHardTripletLoss(_MetricLoss):
     soft_margin = True
 
     def __init__(
-        self, margin: float | None = 0.2, normalize: bool = False, reduction: str = "mean"
+        self,
+        margin: float | None = 0.2,
+        normalize: bool = False,
+        reduction: str = "mean",
+        check_finite: bool = True,
     ) -> None:
-        super().__init__(margin, reduction)
+        super().__init__(margin, reduction, check_finite)
         self.normalize = normalize
 
     def hparams(self) -> dict[str, Any]:

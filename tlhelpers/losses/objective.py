@@ -97,6 +97,11 @@ class ContextTerm(nn.Module):
         return f"fn={name}, fields={self.fields}"
 
 
+def _check_weight(name: str, weight: Any) -> float:
+    """A term weight is a finite number >= 0 (a string such as "0.1" is refused, not parsed)."""
+    return float(check_positive(f"weight of term {name!r}", weight, strict=False))
+
+
 def _as_term(name: str, term: Any) -> nn.Module | Callable[[TermContext], Tensor]:
     """Wrap a regulariser that declares ``term_inputs`` into a :class:`ContextTerm`."""
     fields = getattr(term, "term_inputs", None)
@@ -157,7 +162,7 @@ class TransferObjective(nn.Module):
             if not (isinstance(spec, tuple) and len(spec) == 2):
                 raise ValueError(f"terms[{name!r}] must be a (weight, term) tuple, got {spec!r}.")
             weight, term = spec
-            self.weights[name] = float(weight)
+            self.weights[name] = _check_weight(name, weight)
             term = _as_term(name, term)
             if isinstance(term, nn.Module):
                 self.terms[name] = term
@@ -168,7 +173,7 @@ class TransferObjective(nn.Module):
     def set_weight(self, name: str, weight: float) -> None:
         """Change a term's weight, e.g. for a warm-up schedule."""
         check_choice("term name", name, self._order)
-        self.weights[name] = float(weight)
+        self.weights[name] = _check_weight(name, weight)
 
     def context(self, model: nn.Module, inputs: Any, targets: Any) -> TermContext:
         """Run the model once and return the :class:`TermContext` of the step."""

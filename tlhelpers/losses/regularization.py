@@ -15,6 +15,7 @@ from torch import Tensor, nn
 from torch.utils.hooks import RemovableHandle
 
 from tlhelpers.losses._utils import check_2d, frozen_copy
+from tlhelpers.losses._utils import check_finite as _check_finite
 from tlhelpers.models import eval_mode
 from tlhelpers.validation import check_int, check_positive
 
@@ -44,6 +45,11 @@ def _selected(p: Tensor, weights_only: bool) -> bool:
     return p.requires_grad and (p.ndim >= 2 or not weights_only)
 
 
+def _check_params_finite(params: Iterable[tuple[str, Tensor]]) -> None:
+    for name, p in params:
+        _check_finite(f"parameter {name!r}", p.detach())
+
+
 def _zero_like_params(params: list[tuple[str, Tensor]]) -> Tensor:
     for _, p in params:
         return p.new_zeros(())
@@ -54,7 +60,11 @@ def _zero_like_params(params: list[tuple[str, Tensor]]) -> Tensor:
 
 
 def l2(
-    model_or_named_params: NamedParams, alpha: float = 1e-4, weights_only: bool = True
+    model_or_named_params: NamedParams,
+    alpha: float = 1e-4,
+    weights_only: bool = True,
+    *,
+    check_finite: bool = True,
 ) -> Tensor:
     r"""Plain L2 penalty toward zero, the baseline of L2-SP.
 
@@ -71,16 +81,22 @@ def l2(
         weights_only: if True (default) only conv/linear weights (``ndim >= 2``) are
             penalised, not biases nor BatchNorm/LayerNorm affine parameters. Parameters
             with ``requires_grad=False`` (frozen) are always skipped.
+        check_finite: refuse a penalised parameter holding NaN/inf, naming it. Default
+            True: a diverged weight would otherwise give a silent NaN penalty. It costs a
+            reduction and a device sync per parameter; pass False inside a training loop
+            that already stops on a non-finite loss (``tlhelpers.training.fit`` does).
 
     Returns:
         0-D tensor.
     """
     check_positive("alpha", alpha, strict=False)
     params = _named_params(model_or_named_params)
+    selected = [(n, p) for n, p in params if _selected(p, weights_only)]
+    if check_finite:
+        _check_params_finite(selected)
     total = _zero_like_params(params)
-    for _, p in params:
-        if _selected(p, weights_only):
-            total = total + p.pow(2).sum()
+    for _, p in selected:
+        total = total + p.pow(2).sum()
     return 0.5 * alpha * total
 
 
@@ -93,13 +109,16 @@ class L2(nn.Module):
 
     term_inputs: tuple[str, ...] = ("model",)
 
-    def __init__(self, alpha: float = 1e-4, weights_only: bool = True) -> None:
+    def __init__(
+        self, alpha: float = 1e-4, weights_only: bool = True, check_finite: bool = True
+    ) -> None:
         super().__init__()
         self.alpha = check_positive("alpha", alpha, strict=False)
         self.weights_only = weights_only
+        self.check_finite = check_finite
 
     def forward(self, model: NamedParams) -> Tensor:
-        return l2(model, self.alpha, self.weights_only)
+        return l2(model, self.alpha, self.weights_only, check_finite=self.check_finite)
 
     def extra_repr(self) -> str:
         return f"alpha={self.alpha}, weights_only={self.weights_only}"
@@ -130,6 +149,19 @@ def _split_l2sp(
             )
         else:
             transferred.append((name, p))
+    if not any(n in source_names and not n.startswith(prefixes) for n, _ in params):
+        # Without a tie L2-SP is plain L2 on every weight: a silent change of method.
+        # (Ties to frozen parameters are fine: they cannot move, their pull is 0.)
+        model_names = [n for n, _ in params if not n.startswith(prefixes)]
+        source = list(source_names)
+        raise ValueError(
+            f"source_state ties no parameter of the model: none of its {len(source)} names "
+            f"is a parameter of the model outside head_prefixes {list(prefixes)}, so "
+            f"L2-SP would silently be plain L2. Model "
+            f"names: {model_names[:3]}...; source_state names: {source[:3]}.... After "
+            "replace_head the body's names start with 'body.0.': build L2SP(model) right "
+            "after replace_head, or rename the source keys to the model's names."
+        )
     return transferred, new
 
 
@@ -140,6 +172,8 @@ def l2sp(
     beta: float = 0.01,
     head_prefixes: Sequence[str] = ("head.",),
     weights_only: bool = True,
+    *,
+    check_finite: bool = True,
 ) -> Tensor:
     r"""L2-SP: pull the transferred weights toward their pre-trained values.
 
@@ -159,6 +193,9 @@ def l2sp(
       (``ndim >= 2``) are penalised; biases and BatchNorm affine parameters are free.
       ``weights_only=False`` penalises every parameter (TLlib's choice).
     - Frozen parameters (``requires_grad=False``) are skipped.
+    - A ``source_state`` that ties no parameter (e.g. the source model's own
+      ``state_dict()``, whose names lack the ``body.0.`` prefix that :func:`replace_head`
+      adds) raises ``ValueError``: L2-SP would otherwise silently be plain L2.
     - Turn the optimiser's ``weight_decay`` **off**: it would add a pull toward 0 that
       fights the pull toward ``w0`` (and decays the head twice).
 
@@ -170,6 +207,8 @@ def l2sp(
         beta: strength of the plain L2 on new parameters.
         head_prefixes: name prefixes of the new parameters (the kit's models use "head.").
         weights_only: see above.
+        check_finite: refuse NaN/inf in a penalised parameter or its source value, naming
+            it (default True; see :func:`l2` for why and when to switch it off).
 
     Returns:
         0-D tensor.
@@ -181,6 +220,9 @@ def l2sp(
     params = _named_params(model_or_named_params)
     shapes = {k: tuple(v.shape) for k, v in source_state.items()}
     transferred, new = _split_l2sp(params, shapes, head_prefixes, weights_only)
+    if check_finite:
+        _check_params_finite(transferred + new)
+        _check_params_finite((f"source_state[{n!r}]", source_state[n]) for n, _ in transferred)
     sp = _zero_like_params(params)
     for name, p in transferred:
         w0 = source_state[name].to(device=p.device, dtype=p.dtype)
@@ -200,9 +242,12 @@ class L2SP(nn.Module):
     returns the penalty; as a :class:`~tlhelpers.losses.TransferObjective` term it reads
     ``ctx.model``. Remember to set the optimiser's ``weight_decay=0``.
 
+    ``n_transferred`` / ``transferred_names`` report the parameters tied to a source
+    value (also in the ``repr``); a ``source_state`` that ties none raises ``ValueError``.
+
     Args:
         model: the model to fine-tune (its current values become ``w0``).
-        alpha, beta, head_prefixes, weights_only: as in :func:`l2sp`.
+        alpha, beta, head_prefixes, weights_only, check_finite: as in :func:`l2sp`.
         source_state: explicit source values instead of the snapshot.
     """
 
@@ -216,8 +261,10 @@ class L2SP(nn.Module):
         head_prefixes: Sequence[str] = ("head.",),
         weights_only: bool = True,
         source_state: Mapping[str, Tensor] | None = None,
+        check_finite: bool = True,
     ) -> None:
         super().__init__()
+        self.check_finite = check_finite
         self.alpha = check_positive("alpha", alpha, strict=False)
         self.beta = check_positive("beta", beta, strict=False)
         self.head_prefixes = (
@@ -233,7 +280,19 @@ class L2SP(nn.Module):
         for name, _ in transferred:
             buf = "w0__" + name.replace(".", "__")
             self._names[name] = buf
-            self.register_buffer(buf, state[name].detach().clone())
+            w0 = state[name].detach().clone()
+            _check_finite(f"source_state[{name!r}]", w0)  # once: w0 never changes
+            self.register_buffer(buf, w0)
+
+    @property
+    def n_transferred(self) -> int:
+        """How many parameters are tied to their source value."""
+        return len(self._names)
+
+    @property
+    def transferred_names(self) -> list[str]:
+        """Names of the parameters tied to their source value."""
+        return list(self._names)
 
     @property
     def source_state(self) -> dict[str, Tensor]:
@@ -242,8 +301,9 @@ class L2SP(nn.Module):
 
     def forward(self, model: NamedParams) -> Tensor:
         return l2sp(
-            model, self.source_state, self.alpha, self.beta, self.head_prefixes, self.weights_only
-        )
+            model, self.source_state, self.alpha, self.beta, self.head_prefixes,
+            self.weights_only, check_finite=self.check_finite,
+        )  # fmt: skip
 
     def extra_repr(self) -> str:
         return (
@@ -255,7 +315,7 @@ class L2SP(nn.Module):
 # --------------------------------------------------------------------------- BSS
 
 
-def bss(features: Tensor, k: int = 1) -> Tensor:
+def bss(features: Tensor, k: int = 1, *, check_finite: bool = True) -> Tensor:
     r"""Batch Spectral Shrinkage: penalise the k smallest singular values of the batch.
 
     .. math:: \Omega(F) = \sum_{i=1}^{k} \sigma_{-i}^2(F)
@@ -269,11 +329,15 @@ def bss(features: Tensor, k: int = 1) -> Tensor:
     Args:
         features: (N, D) batch of features (e.g. ``model.body(x)``).
         k: number of smallest singular values, 1 <= k <= min(N, D).
+        check_finite: refuse NaN/inf features with a ``ValueError`` (default True; the SVD
+            would otherwise fail with an obscure error or return NaN; see :func:`l2`).
 
     Returns:
         0-D tensor.
     """
     features = check_2d("features", features)
+    if check_finite:
+        _check_finite("features", features)
     r = min(features.shape)
     check_int("k", k, minimum=1)
     if k > r:
@@ -294,12 +358,13 @@ class BatchSpectralShrinkage(nn.Module):
 
     term_inputs: tuple[str, ...] = ("features",)
 
-    def __init__(self, k: int = 1) -> None:
+    def __init__(self, k: int = 1, check_finite: bool = True) -> None:
         super().__init__()
         self.k = check_int("k", k, minimum=1)
+        self.check_finite = check_finite
 
     def forward(self, features: Tensor) -> Tensor:
-        return bss(features, self.k)
+        return bss(features, self.k, check_finite=self.check_finite)
 
     def extra_repr(self) -> str:
         return f"k={self.k}"
