@@ -390,3 +390,47 @@ def test_few_shot_indices_are_the_few_shot_draw():
         assert torch.equal(ds.subset(idx).images, D.few_shot(ds, 4, seed).images)
     with pytest.raises(ValueError, match=r"class 1 \('b'\) has only 1"):
         D.few_shot_indices(torch.tensor([0, 0, 1]), 2, classes=["a", "b"])
+
+
+def _pool(n_per_class=10, k=3):
+    y = torch.arange(k).repeat_interleave(n_per_class)
+    x = torch.arange(len(y), dtype=torch.float32).view(-1, 1, 1, 1).expand(-1, 1, 2, 2).clone()
+    return D.TensorImageDataset(x, y, [f"c{i}" for i in range(k)])
+
+
+def _image_ids(ds):
+    return set(ds.images[:, 0, 0, 0].long().tolist())
+
+
+def test_train_val_test_is_stratified_disjoint_and_seeded():
+    from tlhelpers.data import Split, train_val_indices, train_val_test
+
+    pool, test_pool = _pool(10), _pool(7)
+    s = train_val_test(pool, test_pool, per_class=2, val_per_class=3, n_test=12, seed=4)
+    assert isinstance(s, Split)
+    train, val, test = s  # unpacks
+    assert train.class_counts() == {"c0": 2, "c1": 2, "c2": 2}
+    assert val.class_counts() == {"c0": 3, "c1": 3, "c2": 3}
+    assert not _image_ids(train) & _image_ids(val)  # validation never contains a training image
+    assert len(test) == 12
+    again = train_val_test(pool, test_pool, per_class=2, val_per_class=3, n_test=12, seed=4)
+    assert _image_ids(again.train) == _image_ids(train) and _image_ids(again.val) == _image_ids(val)
+    other = train_val_test(pool, test_pool, per_class=2, val_per_class=3, n_test=12, seed=5)
+    assert _image_ids(other.train) != _image_ids(train)
+    assert _image_ids(other.test) == _image_ids(test)  # one test set for every seed: paired comparisons
+    full = train_val_test(pool, test_pool, per_class=1, val_per_class=1, seed=0)
+    assert len(full.test) == len(test_pool)
+    tr, va = train_val_indices(pool.targets, 2, 3, seed=4)
+    assert _image_ids(pool.subset(tr)) == _image_ids(train) and _image_ids(pool.subset(va)) == _image_ids(val)
+
+
+def test_train_val_test_refuses_impossible_sizes():
+    from tlhelpers.data import train_val_test
+
+    pool = _pool(5)
+    with pytest.raises(ValueError, match="class 0 \\('c0'\\) has only 5"):
+        train_val_test(pool, pool, per_class=3, val_per_class=3)
+    with pytest.raises(ValueError, match="val_per_class"):
+        train_val_test(pool, pool, per_class=1, val_per_class=0)
+    with pytest.raises(ValueError, match="n_test"):
+        train_val_test(pool, pool, per_class=1, val_per_class=1, n_test=100)

@@ -162,3 +162,32 @@ def test_upper_case_constants_are_not_parameters_but_typos_still_are():
     ns["mehtod"] = "finetune"
     with pytest.raises(ParameterError, match="'mehtod'"):
         guard.check()
+
+
+def test_save_results_writes_claims_then_raises_for_failing_ones(tmp_path):
+    from tlhelpers.stats import ClaimFailed, compare
+
+    good = compare([0.6, 0.7, 0.8], [0.5, 0.6, 0.7], name_a="transfer", name_b="scratch")
+    noisy = compare([0.6, 0.4, 0.8], [0.5, 0.6, 0.7], name_a="L2", name_b="scratch")
+    claims = [good.expect("better"), noisy.expect("better")]
+    with pytest.raises(ClaimFailed, match="L2 vs scratch") as err:
+        save_results(tmp_path, {"acc": 0.75}, key_numbers=["acc"], claims=claims)
+    assert [c.comparison.name_a for c in err.value.failed] == ["L2"]
+    assert "transfer vs scratch" not in str(err.value)
+    doc = json.loads((tmp_path / "results.json").read_text())  # written before the check
+    assert doc["results"]["acc"] == 0.75
+    assert [c["holds"] for c in doc["claims"]] == [True, False]
+    assert doc["claims"][1]["verdict"] == "not distinguishable"
+    assert doc["claims"][1]["expected"] == "better"
+    assert doc["claims"][0]["sentence"] == str(good)
+
+
+def test_save_results_with_holding_claims_returns_the_path(tmp_path):
+    from tlhelpers.stats import compare
+
+    c = compare([0.6, 0.7, 0.8], [0.5, 0.6, 0.7])
+    path = save_results(tmp_path, {"acc": 1.0}, claims=[c.expect("better")])
+    assert json.loads(path.read_text())["claims"][0]["holds"] is True
+    with pytest.raises(TypeError, match="claims"):
+        save_results(tmp_path / "x", {"acc": 1.0}, claims=[c])
+    assert not (tmp_path / "x" / "results.json").exists()

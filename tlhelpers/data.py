@@ -17,6 +17,7 @@ import pickle
 import shutil
 from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import NamedTuple
 
 import numpy as np
 import torch
@@ -364,6 +365,86 @@ def few_shot(dataset: TensorImageDataset, per_class: int, seed: int = 0) -> Tens
     class when it has fewer than ``per_class`` items.
     """
     return dataset.subset(few_shot_indices(dataset.targets, per_class, seed, dataset.classes))
+
+
+class Split(NamedTuple):
+    """Training, validation and test sets (unpack as ``train, val, test = split``)."""
+
+    train: TensorImageDataset
+    val: TensorImageDataset
+    test: TensorImageDataset
+
+
+def train_val_indices(
+    targets: torch.Tensor | np.ndarray,
+    per_class: int,
+    val_per_class: int,
+    seed: int = 0,
+    classes: Sequence[str] | None = None,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Sorted, disjoint ``(train, val)`` indices: ``per_class`` and ``val_per_class`` per class.
+
+    Per class, one seeded permutation of its items: the first ``per_class`` train, the
+    next ``val_per_class`` validate. Raises ``ValueError`` naming the class that has fewer
+    than ``per_class + val_per_class`` items.
+    """
+    check_int("per_class", per_class, minimum=1)
+    check_int("val_per_class", val_per_class, minimum=1)
+    t = np.asarray(targets)
+    n_classes = len(classes) if classes is not None else int(t.max()) + 1
+    rng = np.random.default_rng(seed)
+    train, val = [], []
+    need = per_class + val_per_class
+    for c in range(n_classes):
+        members = np.flatnonzero(t == c)
+        if len(members) < need:
+            name = f" ({classes[c]!r})" if classes is not None else ""
+            raise ValueError(
+                f"per_class + val_per_class = {need} but class {c}{name} has only "
+                f"{len(members)} items."
+            )
+        perm = rng.permutation(members)
+        train.append(perm[:per_class])
+        val.append(perm[per_class:need])
+    return np.sort(np.concatenate(train)), np.sort(np.concatenate(val))
+
+
+def train_val_test(
+    train_pool: TensorImageDataset,
+    test_pool: TensorImageDataset,
+    per_class: int,
+    *,
+    val_per_class: int,
+    n_test: int | None = None,
+    seed: int = 0,
+    test_seed: int = 0,
+) -> Split:
+    """The course's protocol: choose on validation, report the test set once.
+
+    - ``train``: ``per_class`` labelled images per class from ``train_pool`` (seeded by ``seed``);
+    - ``val``: ``val_per_class`` *other* images per class from ``train_pool`` (same seed),
+      used for every choice (strength, steps, learning rate);
+    - ``test``: ``n_test`` images of ``test_pool`` (all when None), drawn with
+      ``test_seed`` only, so every seed is evaluated on the same test images and
+      per-seed results can be compared pairwise.
+
+    A validation set larger than a few-shot training set is a teaching simplification:
+    it makes choices reliable enough to study; with truly few labels one would
+    cross-validate on the training images instead.
+    """
+    check_int("val_per_class", val_per_class, minimum=1)
+    tr, va = train_val_indices(
+        train_pool.targets, per_class, val_per_class, seed, train_pool.classes
+    )
+    if n_test is None:
+        test = test_pool
+    else:
+        check_int("n_test", n_test, minimum=1)
+        if n_test > len(test_pool):
+            raise ValueError(f"n_test must be <= {len(test_pool)} (the test pool), got {n_test}.")
+        g = torch.Generator().manual_seed(test_seed)
+        test = test_pool.subset(torch.randperm(len(test_pool), generator=g)[:n_test])
+    return Split(train_pool.subset(tr), train_pool.subset(va), test)
 
 
 # ---------------------------------------------------------------- preprocessing

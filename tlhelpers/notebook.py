@@ -21,11 +21,14 @@ from __future__ import annotations
 import json
 import platform
 import time
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from .paths import repo_root
+
+if TYPE_CHECKING:
+    from .stats import Claim
 
 _IPYTHON_NAMES = {"In", "Out", "get_ipython", "exit", "quit", "open"}
 
@@ -183,11 +186,24 @@ def save_results(
     params: Mapping[str, Any] | None = None,
     key_numbers: Iterable[str] = (),
     wall_time: float | None = None,
+    claims: Sequence[Claim] = (),
 ) -> Path:
     """Write ``results.json`` (results, parameters, key number names, versions) atomically.
 
     ``key_numbers`` names the entries of ``results`` the run summary shows.
+    ``claims`` (from :meth:`tlhelpers.stats.Comparison.expect`) are written with their
+    sentence, expected verdict, verdict and whether they hold; *after* the file is
+    written, :class:`tlhelpers.stats.ClaimFailed` is raised listing every claim that does
+    not hold, so a failed run still leaves its numbers to inspect.
     """
+    from .stats import Claim, check_claims
+
+    claims = list(claims)
+    not_claims = [type(c).__name__ for c in claims if not isinstance(c, Claim)]
+    if not_claims:
+        raise TypeError(
+            f"claims must be Claim objects (comparison.expect(verdict)), got {not_claims}."
+        )
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     missing = [k for k in key_numbers if k not in results]
@@ -199,11 +215,13 @@ def save_results(
         "params": _jsonable(params or {}),
         "wall_time_s": wall_time,
         "environment": environment(short=True),
+        "claims": [c.to_dict() for c in claims],
     }
     path = out / "results.json"
     tmp = path.with_suffix(".tmp")
     tmp.write_text(json.dumps(doc, indent=2, allow_nan=True))
     tmp.replace(path)
+    check_claims(claims)
     return path
 
 

@@ -144,7 +144,8 @@ def fit(
     applied to each input batch (e.g. :class:`tlhelpers.data.ImageNetInput`).
     ``train_mode(model)`` is called after ``model.train()`` each epoch, e.g.
     :func:`tlhelpers.models.set_batchnorm_eval` to keep frozen BN statistics fixed.
-    A ``tqdm`` bar shows the epochs and the current loss terms.
+    Batches are reshuffled every epoch (seeded by ``seed``), except when one batch holds
+    the whole training set. A ``tqdm`` bar shows the epochs and the current loss terms.
     """
     check_int("epochs", epochs, minimum=1)
     check_int("batch_size", batch_size, minimum=1)
@@ -160,6 +161,8 @@ def fit(
             raise ValueError("The model has no trainable parameters (all frozen?).")
         optimizer = torch.optim.Adam(params, lr=lr)
     generator = torch.Generator().manual_seed(seed) if seed is not None else None
+    tensors = _as_tensors(train_data)
+    n_train = len(tensors[1]) if tensors is not None else None
     history = History()
     start = time.perf_counter()
     from tqdm.auto import tqdm
@@ -171,7 +174,10 @@ def fit(
             train_mode(model)
         sums: dict[str, float] = defaultdict(float)
         count = 0
-        for x, y in iterate_batches(train_data, batch_size, shuffle=True, generator=generator):
+        # One batch holding everything is not shuffled: the order would change only float
+        # rounding, and a plain full-batch loop then gives bit-identical weights (notebook 03a).
+        shuffle = n_train is None or batch_size < n_train
+        for x, y in iterate_batches(train_data, batch_size, shuffle=shuffle, generator=generator):
             x, y = x.to(dev), y.to(dev)
             if batch_transform is not None:
                 x = batch_transform(x)

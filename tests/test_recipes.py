@@ -1,0 +1,122 @@
+"""Tests of tlhelpers.recipes: the one place for the training recipes."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+import torch
+
+from tlhelpers.finetuning import scratch_model, transfer_model
+from tlhelpers.models import SmallCNN
+from tlhelpers.recipes import RECIPES, Recipe, get_recipe
+
+
+@pytest.fixture
+def source():
+    torch.manual_seed(0)
+    return SmallCNN(num_classes=5, width=4).eval()
+
+
+@pytest.fixture
+def data():
+    g = torch.Generator().manual_seed(1)
+    return torch.rand(20, 1, 28, 28, generator=g), torch.arange(20) % 5
+
+
+def test_named_recipes_exist_and_are_documented():
+    assert {"scratch", "linear_probe", "fine_tune", "fine_tune_frozen_bn"} <= set(RECIPES)
+    for name, r in RECIPES.items():
+        assert isinstance(r, Recipe) and r.name == name
+        assert r.why.strip(), f"recipe {name} says why"
+        assert get_recipe(name) is r
+    assert get_recipe("scratch").batchnorm == "train"  # never-estimated statistics otherwise
+    assert get_recipe("fine_tune_frozen_bn").batchnorm == "eval"
+    assert get_recipe("linear_probe").trains == "head"
+
+
+def test_unknown_recipe_is_refused_with_the_names():
+    with pytest.raises(ValueError, match="'scratch'"):
+        get_recipe("from_scratch")
+
+
+@pytest.mark.parametrize("name", sorted(RECIPES))
+def test_steps_scale_with_the_training_set(name):
+    r = get_recipe(name)
+    small, large = r.steps_for(5), r.steps_for(100_000)
+    assert small == r.min_steps
+    assert large == r.max_steps
+    n = 40 * r.batch_size  # inside the clipping range for every recipe
+    expected = min(r.max_steps, max(r.min_steps, math.ceil(r.epochs * n / r.batch_size)))
+    assert r.steps_for(n) == expected
+    steps = [r.steps_for(n) for n in (5, 50, 250, 1000, 5000)]
+    assert steps == sorted(steps)
+    with pytest.raises(ValueError, match="n_train"):
+        r.steps_for(0)
+
+
+def test_replace_is_checked():
+    r = get_recipe("scratch")
+    r2 = r.replace(lr_body=0.01, lr_head=0.01)
+    assert r2.lr_body == 0.01 and r.lr_body != 0.01  # a new recipe; the named one is unchanged
+    with pytest.raises(ValueError, match="batchnorm"):
+        r.replace(batchnorm="frozen")
+    with pytest.raises(ValueError, match="lr_body"):
+        r.replace(lr_body=-1.0)
+    with pytest.raises(ValueError, match="min_steps"):
+        r.replace(min_steps=10, max_steps=5)
+
+
+def test_optimizer_has_body_and_head_groups(source):
+    r = get_recipe("fine_tune").replace(lr_body=1e-3, lr_head=1e-2, weight_decay=1e-4)
+    model = transfer_model(source, 5)
+    opt = r.make_optimizer(model)
+    assert isinstance(opt, torch.optim.Adam)
+    by_name = {g["name"]: g for g in opt.param_groups}
+    assert by_name["head"]["lr"] == 1e-2 and by_name["body"]["lr"] == 1e-3
+    assert all(g["weight_decay"] == 1e-4 for g in opt.param_groups)
+    n_params = sum(len(g["params"]) for g in opt.param_groups)
+    assert n_params == len(list(model.parameters()))
+    model.body.requires_grad_(False)  # frozen parameters are left out
+    assert [g["name"] for g in r.make_optimizer(model).param_groups] == ["head"]
+
+
+def _bn_running_means(model):
+    return [m.running_mean.clone() for m in model.modules() if isinstance(m, torch.nn.BatchNorm2d)]
+
+
+def test_scratch_trains_batchnorm_in_train_mode(data):
+    model = scratch_model(5, width=4, seed=0)
+    before = _bn_running_means(model)
+    hist = get_recipe("scratch").fit(model, data, seed=0, steps=3)
+    assert len(hist) == 3
+    after = _bn_running_means(model)
+    assert all(not torch.equal(a, b) for a, b in zip(before, after, strict=True))
+
+
+def test_frozen_bn_fine_tune_keeps_source_statistics(source, data):
+    model = transfer_model(source, 5)
+    before = _bn_running_means(model)
+    body0 = [p.clone() for p in model.body.parameters()]
+    get_recipe("fine_tune_frozen_bn").fit(model, data, seed=0, steps=3)
+    assert all(torch.equal(a, b) for a, b in zip(before, _bn_running_means(model), strict=True))
+    assert any(not torch.equal(a, b) for a, b in zip(body0, model.body.parameters(), strict=True))
+
+
+def test_linear_probe_trains_only_the_head(source, data):
+    model = transfer_model(source, 5)
+    state0 = {k: v.clone() for k, v in model.state_dict().items()}
+    hist = get_recipe("linear_probe").fit(model, data, seed=0)
+    assert len(hist) == get_recipe("linear_probe").steps_for(20)
+    for k, v in model.state_dict().items():
+        changed = not torch.equal(v, state0[k])
+        assert changed == k.startswith("head."), k  # BN statistics untouched too
+
+
+def test_fit_is_reproducible(source, data):
+    r = get_recipe("fine_tune")
+    a, b = transfer_model(source, 5, seed=3), transfer_model(source, 5, seed=3)
+    r.fit(a, data, seed=1, steps=4)
+    r.fit(b, data, seed=1, steps=4)
+    for p, q in zip(a.parameters(), b.parameters(), strict=True):
+        assert torch.equal(p, q)

@@ -1,0 +1,179 @@
+"""Tests of tlhelpers.stats: paired comparisons over seeds, verdicts and claims."""
+
+from __future__ import annotations
+
+import json
+import math
+
+import numpy as np
+import pytest
+from scipy import stats as sps
+
+from tlhelpers.stats import (
+    VERDICTS,
+    Claim,
+    ClaimFailed,
+    Comparison,
+    check_claims,
+    compare,
+    compare_all,
+    print_verdicts,
+)
+
+
+def test_interval_matches_scipy_ttest_rel():
+    rng = np.random.default_rng(0)
+    a = rng.normal(0.6, 0.05, size=7)
+    b = a - rng.normal(0.02, 0.03, size=7)
+    for conf in (0.9, 0.95, 0.99):
+        c = compare(a, b, confidence=conf)
+        ref = sps.ttest_rel(a, b).confidence_interval(confidence_level=conf)
+        assert c.ci_low == pytest.approx(ref.low, rel=1e-12)
+        assert c.ci_high == pytest.approx(ref.high, rel=1e-12)
+    assert c.n == 7
+    assert c.mean_a == pytest.approx(a.mean())
+    assert c.mean_b == pytest.approx(b.mean())
+    assert c.diff_mean == pytest.approx((a - b).mean())
+
+
+def test_interval_by_hand_for_two_seeds():
+    # d = (0.1, 0.3): mean 0.2, sd 0.1414, sem 0.1, t(0.975, 1) = 12.706
+    c = compare([0.6, 0.8], [0.5, 0.5])
+    t = 12.706204736174698
+    assert c.ci_low == pytest.approx(0.2 - t * 0.1)
+    assert c.ci_high == pytest.approx(0.2 + t * 0.1)
+    assert c.verdict == "not distinguishable"
+
+
+@pytest.mark.parametrize(
+    ("diffs", "verdict"),
+    [
+        ([0.10, 0.12, 0.08, 0.11, 0.09], "better"),
+        ([-0.10, -0.12, -0.08, -0.11, -0.09], "worse"),
+        ([0.10, -0.12, 0.08, -0.11, 0.02], "not distinguishable"),
+        # positive mean, interval includes zero: a mean alone is not a claim
+        ([0.20, -0.05, 0.15, -0.04, 0.01], "not distinguishable"),
+    ],
+)
+def test_verdicts_on_constructed_cases(diffs, verdict):
+    b = np.full(len(diffs), 0.5)
+    c = compare(b + np.array(diffs), b)
+    assert c.verdict == verdict
+    assert c.verdict in VERDICTS
+    if verdict == "better":
+        assert c.ci_low > 0
+    elif verdict == "worse":
+        assert c.ci_high < 0
+    else:
+        assert c.ci_low <= 0 <= c.ci_high
+
+
+def test_pairing_matters():
+    # Large spread between seeds, tiny consistent gain: paired test sees it, means alone do not.
+    base = np.array([0.3, 0.5, 0.7, 0.9, 0.4, 0.6])
+    c = compare(base + 0.01, base)
+    assert c.verdict == "better"
+    assert c.diff_mean == pytest.approx(0.01)
+
+
+def test_identical_differences_give_a_point_interval():
+    c = compare([0.6, 0.7, 0.8], [0.5, 0.6, 0.7])
+    assert c.ci_low == pytest.approx(0.1) and c.ci_high == pytest.approx(0.1)
+    assert c.verdict == "better"
+    same = compare([0.6, 0.7], [0.6, 0.7])
+    assert same.diff_mean == 0.0 and same.verdict == "not distinguishable"
+
+
+def test_sentence_and_dict():
+    a = [0.60, 0.62, 0.58, 0.61]
+    b = [0.50, 0.54, 0.52, 0.53]
+    c = compare(a, b, name_a="fine-tuning", name_b="scratch", metric="test accuracy")
+    s = str(c)
+    assert s.startswith("fine-tuning vs scratch (test accuracy, 4 paired seeds): +0.080 (95% CI ")
+    assert s.endswith(": better.")
+    assert f"{c.ci_low:+.3f} to {c.ci_high:+.3f}" in s
+    d = c.to_dict()
+    json.dumps(d)  # JSON-able
+    assert d["verdict"] == "better" and d["n"] == 4 and d["sentence"] == s
+    assert d["a"] == pytest.approx(a) and d["b"] == pytest.approx(b)
+    assert d["ci_low"] == c.ci_low and d["confidence"] == 0.95
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "match"),
+    [
+        ({"a": [0.1, 0.2, 0.3], "b": [0.1, 0.2]}, "same length"),
+        ({"a": [0.1], "b": [0.2]}, "n >= 2"),
+        ({"a": [0.1, float("nan")], "b": [0.2, 0.3]}, "a contains"),
+        ({"a": [0.1, 0.2], "b": [0.2, math.inf]}, "b contains"),
+        ({"a": [0.1, 0.2], "b": [0.2, 0.3], "confidence": 1.0}, "confidence"),
+        ({"a": [0.1, 0.2], "b": [0.2, 0.3], "confidence": 0.0}, "confidence"),
+        ({"a": [[0.1, 0.2]], "b": [[0.2, 0.3]]}, "1-D"),
+    ],
+)
+def test_bad_input_is_refused_by_name(kwargs, match):
+    with pytest.raises(ValueError, match=match):
+        compare(**kwargs)
+
+
+def test_claims():
+    c = compare([0.6, 0.7, 0.8], [0.5, 0.6, 0.7], name_a="x", name_b="y")
+    good = c.expect("better")
+    bad = c.expect("not distinguishable")
+    assert isinstance(good, Claim) and good.holds and not bad.holds
+    assert good.comparison is c and good.expected == "better"
+    assert "holds" in str(good) and "FAILS" in str(bad)
+    json.dumps(bad.to_dict())
+    assert bad.to_dict()["holds"] is False
+    with pytest.raises(ValueError, match="expected"):
+        c.expect("greater")
+    check_claims([good])  # nothing raised
+    with pytest.raises(ClaimFailed, match="x vs y") as err:
+        check_claims([good, bad])
+    assert isinstance(err.value, AssertionError)
+    assert err.value.failed == [bad]
+    with pytest.raises(TypeError, match="claims"):
+        check_claims([c])  # a Comparison is not a claim
+
+
+def test_compare_all_and_print(capsys):
+    results = {
+        "scratch": [0.50, 0.52, 0.48, 0.51],
+        "fine-tune": [0.60, 0.63, 0.58, 0.62],
+        "L2-SP": [0.55, 0.50, 0.52, 0.49],
+    }
+    comps = compare_all(results, "scratch", metric="test accuracy")
+    assert [c.name_a for c in comps] == ["fine-tune", "L2-SP"]
+    assert all(c.name_b == "scratch" and c.metric == "test accuracy" for c in comps)
+    assert comps[0].verdict == "better"
+    assert comps[1].verdict == "not distinguishable"
+    print_verdicts(comps)
+    lines = capsys.readouterr().out.strip().splitlines()
+    assert len(lines) == 2
+    # aligned: the " vs " of every line at the same column
+    assert len({ln.index(" vs ") for ln in lines}) == 1
+    assert lines[0].endswith("better.") and lines[1].endswith("not distinguishable.")
+    with pytest.raises(ValueError, match="baseline"):
+        compare_all(results, "l2sp")
+    with pytest.raises(ValueError, match="comparisons"):
+        print_verdicts([])
+    assert isinstance(comps[0], Comparison)
+
+
+def test_lower_is_better_flips_the_verdict_word_only():
+    closer = [1.0, 1.2, 0.9, 1.1]
+    farther = [2.0, 2.3, 1.9, 2.2]
+    c = compare(
+        closer,
+        farther,
+        name_a="L2-SP",
+        name_b="fine-tuning",
+        metric="||w - w0||",
+        lower_is_better=True,
+    )
+    assert c.diff_mean < 0 and c.ci_high < 0
+    assert c.verdict == "better"
+    assert "(||w - w0||, lower is better, 4 paired seeds)" in str(c)
+    assert compare(farther, closer, lower_is_better=True).verdict == "worse"
+    assert c.to_dict()["lower_is_better"] is True
+    assert compare(farther, closer).verdict == "better"

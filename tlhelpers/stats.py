@@ -1,0 +1,266 @@
+r"""Paired comparisons over seeds, their verdicts, and claims that can fail (every notebook).
+
+Two methods run on the same seeds (same few-shot draw, same head initialisation) give
+paired values :math:`a_i, b_i`. The paired differences :math:`d_i = a_i - b_i` remove
+what the seed does to both, and the Student-t interval on their mean is
+
+.. math::
+
+    \bar d \pm t_{(1+c)/2,\,n-1}\; \frac{s_d}{\sqrt n},
+
+with :math:`s_d` the sample standard deviation of the :math:`d_i` (the same interval as
+``scipy.stats.ttest_rel(a, b).confidence_interval()``; Student, 1908). The verdict is
+``"better"`` when the interval lies above 0, ``"worse"`` when below, and ``"not
+distinguishable"`` otherwise: a positive *mean* alone is not a claim.
+
+Notebooks print every sentence about their own numbers from a :class:`Comparison`, and
+assert claims with ``save_results(..., claims=[c.expect("better")])``, which writes
+``results.json`` first and then raises :class:`ClaimFailed` for any claim that does not hold::
+
+    c = compare(acc["finetune"], acc["scratch"], name_a="fine-tuning", name_b="scratch",
+                metric="test accuracy")
+    print(c)   # fine-tuning vs scratch (test accuracy, 10 paired seeds): +0.052 (95% CI ...): better.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+__all__ = [
+    "VERDICTS",
+    "Comparison",
+    "Claim",
+    "ClaimFailed",
+    "compare",
+    "compare_all",
+    "print_verdicts",
+    "check_claims",
+]
+
+#: The possible verdicts of ``a`` relative to ``b``.
+VERDICTS: tuple[str, ...] = ("better", "worse", "not distinguishable")
+
+
+@dataclass(frozen=True)
+class Comparison:
+    """Paired comparison of ``a`` against ``b`` over ``n`` seeds (see :func:`compare`)."""
+
+    name_a: str
+    name_b: str
+    metric: str
+    confidence: float
+    a: tuple[float, ...]
+    b: tuple[float, ...]
+    ci_low: float
+    ci_high: float
+    lower_is_better: bool = False
+
+    @property
+    def n(self) -> int:
+        return len(self.a)
+
+    @property
+    def mean_a(self) -> float:
+        return float(np.mean(self.a))
+
+    @property
+    def mean_b(self) -> float:
+        return float(np.mean(self.b))
+
+    @property
+    def differences(self) -> tuple[float, ...]:
+        """The paired differences :math:`a_i - b_i`, seed by seed."""
+        return tuple(x - y for x, y in zip(self.a, self.b, strict=True))
+
+    @property
+    def diff_mean(self) -> float:
+        return float(np.mean(self.differences))
+
+    @property
+    def verdict(self) -> str:
+        """``"better"`` / ``"worse"`` when the interval excludes 0, else ``"not distinguishable"``.
+
+        ``"better"`` means a larger metric, or a smaller one with ``lower_is_better``.
+        """
+        if self.ci_low > 0:
+            return "worse" if self.lower_is_better else "better"
+        if self.ci_high < 0:
+            return "better" if self.lower_is_better else "worse"
+        return "not distinguishable"
+
+    def sentence(self, width: int = 0) -> str:
+        """The verdict as one sentence; ``width`` pads ``name_a`` (for aligned tables)."""
+        pct = f"{100 * self.confidence:g}%"
+        metric = f"{self.metric}, lower is better" if self.lower_is_better else self.metric
+        return (
+            f"{self.name_a:<{width}} vs {self.name_b} ({metric}, {self.n} paired seeds): "
+            f"{self.diff_mean:+.3f} ({pct} CI {self.ci_low:+.3f} to {self.ci_high:+.3f}): "
+            f"{self.verdict}."
+        )
+
+    def __str__(self) -> str:
+        return self.sentence()
+
+    def to_dict(self) -> dict[str, Any]:
+        """Everything as plain JSON types, for ``results.json``."""
+        return {
+            "name_a": self.name_a,
+            "name_b": self.name_b,
+            "metric": self.metric,
+            "n": self.n,
+            "confidence": self.confidence,
+            "a": list(self.a),
+            "b": list(self.b),
+            "mean_a": self.mean_a,
+            "mean_b": self.mean_b,
+            "diff_mean": self.diff_mean,
+            "ci_low": self.ci_low,
+            "ci_high": self.ci_high,
+            "lower_is_better": self.lower_is_better,
+            "verdict": self.verdict,
+            "sentence": str(self),
+        }
+
+    def expect(self, verdict: str) -> Claim:
+        """A :class:`Claim` that this comparison's verdict is ``verdict`` (checked later)."""
+        if verdict not in VERDICTS:
+            shown = ", ".join(repr(v) for v in VERDICTS)
+            raise ValueError(f"Unknown expected verdict {verdict!r}. Valid values: {shown}.")
+        return Claim(self, verdict)
+
+
+@dataclass(frozen=True)
+class Claim:
+    """A comparison together with the verdict the notebook claims for it."""
+
+    comparison: Comparison
+    expected: str
+
+    @property
+    def holds(self) -> bool:
+        return self.comparison.verdict == self.expected
+
+    def __str__(self) -> str:
+        status = "holds" if self.holds else "FAILS"
+        return f"{self.comparison} [claim: {self.expected}; {status}]"
+
+    def to_dict(self) -> dict[str, Any]:
+        return {**self.comparison.to_dict(), "expected": self.expected, "holds": self.holds}
+
+
+class ClaimFailed(AssertionError):
+    """One or more claims do not hold; ``failed`` lists them."""
+
+    def __init__(self, failed: Sequence[Claim]):
+        self.failed = list(failed)
+        lines = "\n".join(f"  - {c}" for c in self.failed)
+        super().__init__(f"{len(self.failed)} claim(s) failed:\n{lines}")
+
+
+def _values(name: str, x: Iterable[float]) -> np.ndarray:
+    arr = np.asarray(list(x) if not isinstance(x, np.ndarray) else x, dtype=float)
+    if arr.ndim != 1:
+        raise ValueError(f"{name} must be 1-D per-seed values, got shape {arr.shape}.")
+    if not np.all(np.isfinite(arr)):
+        raise ValueError(f"{name} contains NaN or inf values: {arr.tolist()}.")
+    return arr
+
+
+def compare(
+    a: Sequence[float],
+    b: Sequence[float],
+    *,
+    name_a: str = "a",
+    name_b: str = "b",
+    metric: str = "accuracy",
+    confidence: float = 0.95,
+    lower_is_better: bool = False,
+) -> Comparison:
+    r"""Paired t-interval on :math:`a - b` over seeds and its verdict.
+
+    ``a`` and ``b`` hold one value per seed, the same seeds in the same order (n >= 2).
+    The interval is :math:`\bar d \pm t_{(1+c)/2,n-1}\, s_d/\sqrt n`
+    (``scipy.stats.ttest_rel``'s). When every difference is the same, :math:`s_d = 0` and
+    the interval is that single point. ``lower_is_better`` (e.g. a loss, a distance)
+    makes an interval below 0 read ``"better"``.
+
+    Raises ``ValueError`` (naming the argument) for lengths that differ, fewer than two
+    seeds, non-finite values, or ``confidence`` outside (0, 1).
+    """
+    from scipy import stats
+
+    va, vb = _values("a", a), _values("b", b)
+    if len(va) != len(vb):
+        raise ValueError(
+            f"a and b must have the same length (paired seeds), got {len(va)} and {len(vb)}."
+        )
+    if len(va) < 2:
+        raise ValueError(f"compare needs n >= 2 paired seeds, got n={len(va)}.")
+    if (
+        isinstance(confidence, bool)
+        or not isinstance(confidence, (int, float))
+        or not (0 < confidence < 1)
+    ):
+        raise ValueError(f"confidence must be in (0, 1), got {confidence!r}.")
+    d = va - vb
+    n = len(d)
+    sem = float(np.std(d, ddof=1)) / math.sqrt(n)
+    half = float(stats.t.ppf((1 + confidence) / 2, n - 1)) * sem
+    mean = float(np.mean(d))
+    return Comparison(
+        name_a=str(name_a),
+        name_b=str(name_b),
+        metric=str(metric),
+        confidence=float(confidence),
+        a=tuple(float(v) for v in va),
+        b=tuple(float(v) for v in vb),
+        ci_low=mean - half,
+        ci_high=mean + half,
+        lower_is_better=bool(lower_is_better),
+    )
+
+
+def compare_all(
+    results: Mapping[str, Sequence[float]], baseline: str, **kwargs: Any
+) -> list[Comparison]:
+    """Every entry of ``results`` (in order) against ``results[baseline]``, paired by seed.
+
+    ``kwargs`` (``metric``, ``confidence``, ``lower_is_better``) go to :func:`compare`; names are the keys.
+    """
+    if baseline not in results:
+        shown = ", ".join(repr(k) for k in results)
+        raise ValueError(f"Unknown baseline {baseline!r}. Valid values: {shown}.")
+    return [
+        compare(v, results[baseline], name_a=k, name_b=baseline, **kwargs)
+        for k, v in results.items()
+        if k != baseline
+    ]
+
+
+def print_verdicts(comparisons: Sequence[Comparison]) -> None:
+    """Print one sentence per comparison, the method names padded so the columns align."""
+    comparisons = list(comparisons)
+    if not comparisons:
+        raise ValueError("print_verdicts needs at least one comparison, got comparisons=[].")
+    width = max(len(c.name_a) for c in comparisons)
+    for c in comparisons:
+        print(c.sentence(width))
+
+
+def check_claims(claims: Sequence[Claim]) -> None:
+    """Raise :class:`ClaimFailed` listing every claim that does not hold (``TypeError`` for non-claims)."""
+    claims = list(claims)
+    bad = [c for c in claims if not isinstance(c, Claim)]
+    if bad:
+        raise TypeError(
+            f"claims must be Claim objects (comparison.expect(verdict)), got "
+            f"{[type(c).__name__ for c in bad]}."
+        )
+    failed = [c for c in claims if not c.holds]
+    if failed:
+        raise ClaimFailed(failed)
