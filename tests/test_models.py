@@ -11,7 +11,7 @@ import torchvision
 from torch import nn
 
 from tlhelpers import models
-from tlhelpers.data import load_task, prepare_images
+from tlhelpers.data import TensorImageDataset, load_task, prepare_images
 from tlhelpers.models import (
     WEIGHTS,
     SmallCNN,
@@ -303,6 +303,21 @@ def test_small_cnn_checkpoint_scores_recorded_accuracy(empty_torch_home):
     acc = evaluate(model, test, device="cpu")["accuracy"]
     assert acc >= 0.87
     assert acc == pytest.approx(WEIGHTS["small_cnn_fmnist_a"].info["test_accuracy"], abs=0.01)
+
+
+@pytest.mark.parametrize("source", ["fmnist_a_1250", "fmnist_a_100", "digits"])
+def test_smaller_source_checkpoints_load_and_score_their_recorded_accuracy(source):
+    from tlhelpers.pretrain import get_recipe
+
+    recipe = get_recipe(source)
+    model = load_backbone("small_cnn", source=source).eval()
+    assert model.classifier.out_features == len(recipe.classes)
+    test = load_task(recipe.task, "test")
+    if recipe.image_size is not None:
+        images = prepare_images(test.images, recipe.image_size, None, None).clamp(0, 1)
+        test = TensorImageDataset(images, test.targets, test.classes)
+    acc = evaluate(model, test, device="cpu")["accuracy"]
+    assert acc == pytest.approx(WEIGHTS[recipe.checkpoint].info["test_accuracy"], abs=0.002)
 
 
 def test_unknown_source_lists_recipes():

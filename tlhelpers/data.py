@@ -55,6 +55,7 @@ TASKS: dict[str, tuple[str, tuple[int, ...]]] = {
     "fmnist_b": ("fashion_mnist", (5, 6, 7, 8, 9)),  # shoes, shirt, bag: target task B
     "fmnist_even": ("fashion_mnist", (0, 2, 4, 6, 8)),  # a random-like split (Yosinski)
     "fmnist_odd": ("fashion_mnist", (1, 3, 5, 7, 9)),
+    "digits": ("digits", tuple(range(10))),  # scikit-learn's 8x8 digits: another grey domain
 }
 
 
@@ -103,7 +104,9 @@ class TensorImageDataset(Dataset):
 
     def __repr__(self) -> str:
         shape = tuple(self.images.shape[1:])
-        return f"TensorImageDataset(n={len(self)}, image_shape={shape}, classes={len(self.classes)})"
+        return (
+            f"TensorImageDataset(n={len(self)}, image_shape={shape}, classes={len(self.classes)})"
+        )
 
 
 # ---------------------------------------------------------------- offline datasets
@@ -226,9 +229,7 @@ def _sklearn_home(root: Path | None) -> str:
 def _stratified_halves(y: np.ndarray, split: str, test_size: float) -> np.ndarray:
     from sklearn.model_selection import train_test_split
 
-    tr, te = train_test_split(
-        np.arange(len(y)), test_size=test_size, stratify=y, random_state=0
-    )
+    tr, te = train_test_split(np.arange(len(y)), test_size=test_size, stratify=y, random_state=0)
     return np.sort(tr if split == "train" else te)
 
 
@@ -467,8 +468,9 @@ def prepare_images(
     if x.ndim != 4:
         raise ValueError(f"images must be (N, C, H, W), got shape {tuple(x.shape)}.")
     if size is not None and x.shape[-1] != size:
-        x = F.interpolate(x, size=(size, size), mode="bilinear", antialias=True,
-                          align_corners=False)
+        x = F.interpolate(
+            x, size=(size, size), mode="bilinear", antialias=True, align_corners=False
+        )
     if channels is not None and x.shape[1] != channels:
         if x.shape[1] != 1:
             raise ValueError(f"Can only expand 1 channel to {channels}, got {x.shape[1]}.")

@@ -64,6 +64,28 @@ WEIGHTS: dict[str, WeightFile] = {
         data_path="checkpoints/small_cnn_fmnist_a.pt",
         info={"test_accuracy": 0.895, "train_seconds": 15},
     ),
+    # Smaller and other-domain sources of notebook 02 (recipes of the same names in pretrain).
+    "small_cnn_fmnist_a_1250": WeightFile(
+        filename="small_cnn_fmnist_a_1250.pt",
+        sha256="d6744ba8c79f45a6f3d3a691a0773fcab15b52507109e92f078ebf75e37b0fdf",
+        size=103_751,
+        data_path="checkpoints/small_cnn_fmnist_a_1250.pt",
+        info={"test_accuracy": 0.857, "train_images": 1250},
+    ),
+    "small_cnn_fmnist_a_100": WeightFile(
+        filename="small_cnn_fmnist_a_100.pt",
+        sha256="21ea30bb5882aab26d638d14cd9a05bfea694abe50006cfa784d004e06cc5a30",
+        size=103_725,
+        data_path="checkpoints/small_cnn_fmnist_a_100.pt",
+        info={"test_accuracy": 0.768, "train_images": 100},
+    ),
+    "small_cnn_digits": WeightFile(
+        filename="small_cnn_digits.pt",
+        sha256="cf39a07e0fd502dd9e73f653070acaa0c202927039f8eb0a4854d25d728d7d06",
+        size=104_785,
+        data_path="checkpoints/small_cnn_digits.pt",
+        info={"test_accuracy": 0.991, "train_images": 1257},
+    ),
 }
 
 BACKBONES = ("mobilenet_v2", "resnet18", "small_cnn")
@@ -291,8 +313,10 @@ def load_backbone(
         if pretrained:
             model.load_state_dict(load_state_dict(recipe.checkpoint, allow_download))
         return model
-    builder = {"mobilenet_v2": torchvision.models.mobilenet_v2,
-               "resnet18": torchvision.models.resnet18}[name]
+    builder = {
+        "mobilenet_v2": torchvision.models.mobilenet_v2,
+        "resnet18": torchvision.models.resnet18,
+    }[name]
     model = builder(weights=None)
     if pretrained:
         model.load_state_dict(load_state_dict(name, allow_download))
@@ -351,9 +375,7 @@ def set_batchnorm_eval(model: nn.Module, frozen_only: bool = True) -> nn.Module:
     return model
 
 
-def param_groups(
-    model: nn.Module, lrs: dict[str, float], default_lr: float
-) -> list[dict]:
+def param_groups(model: nn.Module, lrs: dict[str, float], default_lr: float) -> list[dict]:
     """Optimizer parameter groups with a learning rate per module prefix.
 
     ``lrs`` maps a module name prefix (e.g. ``"body"``, ``"head"``) to its learning
@@ -370,8 +392,11 @@ def param_groups(
             (k for k in lrs if pname == k or pname.startswith(k + ".")), key=len, default=None
         )
         groups.setdefault(match or "", []).append(p)
-    unknown = [k for k in lrs if not any(n == k or n.startswith(k + ".")
-                                         for n, _ in model.named_parameters())]
+    unknown = [
+        k
+        for k in lrs
+        if not any(n == k or n.startswith(k + ".") for n, _ in model.named_parameters())
+    ]
     if unknown:
         raise ValueError(
             f"Unknown module prefix(es) {unknown}. Valid: {named_blocks(model)[:20]}..."
@@ -390,4 +415,3 @@ def count_parameters(model: nn.Module, trainable_only: bool = False) -> int:
 def iter_trainable(model: nn.Module) -> Iterator[tuple[str, nn.Parameter]]:
     """Named parameters with ``requires_grad``."""
     return ((n, p) for n, p in model.named_parameters() if p.requires_grad)
-
