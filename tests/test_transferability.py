@@ -25,6 +25,7 @@ from tlhelpers.transferability import (
     logme,
     nce,
     rank_correlation,
+    rank_correlation_interval,
     rank_models,
 )
 
@@ -424,3 +425,51 @@ def test_hyperparameters_validated():
         logme(f, y, tol=-1.0)
     with pytest.raises(ValueError, match="atol"):
         leep(np.full((8, 2), 0.5), y, atol=0.0)
+
+
+# ------------------------------------------------------------- rank correlation interval
+
+
+def test_rank_correlation_interval_clear_agreement_is_positive():
+    rng = np.random.default_rng(20)
+    true = np.linspace(0.5, 0.9, 8)
+    acc = true[:, None] + rng.normal(scale=0.005, size=(8, 4))  # well separated models
+    out = rank_correlation_interval(true * 10 - 3, acc, n_boot=500, seed=1)
+    assert out["tau"] == pytest.approx(1.0)
+    assert out["verdict"] == "positive" and out["low"] > 0.5
+    assert out["n_models"] == 8 and out["n_seeds"] == 4 and 400 <= out["n_boot"] <= 500
+
+
+def test_rank_correlation_interval_noise_is_not_distinguishable():
+    rng = np.random.default_rng(21)
+    scores = rng.normal(size=7)
+    acc = 0.7 + rng.normal(scale=0.03, size=(7, 3))  # accuracies unrelated to the scores
+    out = rank_correlation_interval(scores, acc, n_boot=500, seed=2)
+    assert out["low"] < 0 < out["high"] and out["verdict"] == "not distinguishable"
+    # reversed scores: the estimate flips sign
+    assert rank_correlation_interval(-scores, acc, n_boot=200)["tau"] == pytest.approx(-out["tau"])
+
+
+def test_rank_correlation_interval_is_seeded_and_leaves_global_state():
+    acc = np.array([[0.6, 0.62], [0.7, 0.66], [0.65, 0.7], [0.8, 0.79]])
+    scores = [1.0, 2.0, 3.0, 4.0]
+    state = np.random.get_state()[1].copy()
+    a = rank_correlation_interval(scores, acc, n_boot=300, seed=5)
+    assert a == rank_correlation_interval(scores, acc, n_boot=300, seed=5)
+    assert np.array_equal(state, np.random.get_state()[1])
+
+
+def test_rank_correlation_interval_rejects_bad_input():
+    acc = np.full((4, 2), 0.5) + np.arange(4)[:, None] * 0.1
+    with pytest.raises(ValueError, match="one row per model"):
+        rank_correlation_interval([1, 2, 3], acc)
+    with pytest.raises(ValueError, match="at least 3 models"):
+        rank_correlation_interval([1, 2], acc[:2])
+    with pytest.raises(ValueError, match="2-D"):
+        rank_correlation_interval([1, 2, 3, 4], acc[:, 0])
+    with pytest.raises(ValueError, match="confidence"):
+        rank_correlation_interval([1, 2, 3, 4], acc, confidence=1.0)
+    with pytest.raises(ValueError, match="n_boot"):
+        rank_correlation_interval([1, 2, 3, 4], acc, n_boot=10)
+    with pytest.raises(ValueError, match="constant"):
+        rank_correlation_interval([1, 1, 1, 1], acc)

@@ -139,6 +139,7 @@ def fine_tune(
 SCORE_LABELS = {
     "logme": "LogME",
     "h_score": "H-score",
+    "h_score_shrinkage": "H-score (shrinkage)",
     "leep": "LEEP",
     "nce": "NCE",
     "probe": "linear probe accuracy",

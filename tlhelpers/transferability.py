@@ -51,6 +51,7 @@ __all__ = [
     "logme",
     "nce",
     "rank_correlation",
+    "rank_correlation_interval",
     "rank_models",
 ]
 
@@ -674,4 +675,80 @@ def rank_correlation(scores: Any, accuracies: Any) -> dict[str, float]:
         "kendall": float(stats.kendalltau(x, y).statistic),
         "weighted_kendall": float(stats.weightedtau(x, y).statistic),
         "spearman": float(stats.spearmanr(x, y).statistic),
+    }
+
+
+def rank_correlation_interval(
+    scores: Any,
+    accuracies: Any,
+    *,
+    n_boot: int = 2000,
+    confidence: float = 0.95,
+    seed: int = 0,
+) -> dict[str, Any]:
+    """Kendall's tau between scores and mean accuracies, with a bootstrap interval.
+
+    Used in notebook 02 ("model choice"): is a score's ranking of the candidate models
+    distinguishable from no ranking at all? Each bootstrap replicate resamples the
+    *models* with replacement (would the agreement hold for other candidates like
+    these?) and, inside every drawn model, its *seeds* with replacement (the measured
+    accuracies are noisy); tau-b (ties allowed) is computed between the drawn models'
+    scores and their resampled mean accuracies. The interval is the percentile interval
+    (Efron & Tibshirani, "An Introduction to the Bootstrap", 1993, ch. 13); replicates
+    where every drawn score or accuracy is equal (tau undefined) are left out.
+
+    Args:
+        scores: one score per model, ``(M,)``, ``M >= 3``.
+        accuracies: ``(M, S)`` accuracies of every model at each of ``S >= 1`` seeds.
+        n_boot: bootstrap replicates (at least 100).
+        confidence: level of the interval, in (0, 1).
+        seed: seed of the local random generator (global state is not touched).
+
+    Returns:
+        ``{"tau": tau of the full data, "low", "high", "confidence", "n_models",
+        "n_seeds", "n_boot" (replicates used), "verdict"}`` with verdict ``"positive"``
+        or ``"negative"`` when the interval excludes 0, else ``"not distinguishable"``.
+    """
+    x = np.asarray(to_numpy("scores", scores, ndim=1), dtype=np.float64)
+    acc = np.asarray(to_numpy("accuracies", accuracies, ndim=None), dtype=np.float64)
+    if acc.ndim != 2:
+        raise ValueError(f"accuracies must be 2-D (models, seeds), got shape {acc.shape}.")
+    if acc.shape[0] != x.shape[0]:
+        raise ValueError(
+            f"scores and accuracies must have one row per model, got {x.shape[0]} scores "
+            f"and accuracies of shape {acc.shape}."
+        )
+    if x.shape[0] < 3:
+        raise ValueError(f"rank_correlation_interval needs at least 3 models, got {x.shape[0]}.")
+    check_int("n_boot", n_boot, minimum=100)
+    if not 0.0 < confidence < 1.0:
+        raise ValueError(f"confidence must be in (0, 1), got {confidence!r}.")
+    means = acc.mean(axis=1)
+    if np.ptp(x) == 0 or np.ptp(means) == 0:
+        raise ValueError("scores and mean accuracies must not be constant (tau undefined).")
+    tau = float(stats.kendalltau(x, means).statistic)
+    rng = np.random.default_rng(seed)
+    m, s = acc.shape
+    taus = []
+    for _ in range(n_boot):
+        models = rng.integers(0, m, m)
+        cols = rng.integers(0, s, (m, s))
+        resampled = acc[models[:, None], cols].mean(axis=1)
+        xs = x[models]
+        if np.ptp(xs) == 0 or np.ptp(resampled) == 0:
+            continue
+        taus.append(stats.kendalltau(xs, resampled).statistic)
+    taus = np.asarray(taus, dtype=np.float64)
+    taus = taus[np.isfinite(taus)]
+    low, high = np.quantile(taus, [(1 - confidence) / 2, (1 + confidence) / 2])
+    verdict = "positive" if low > 0 else "negative" if high < 0 else "not distinguishable"
+    return {
+        "tau": tau,
+        "low": float(low),
+        "high": float(high),
+        "confidence": confidence,
+        "n_models": int(m),
+        "n_seeds": int(s),
+        "n_boot": int(taus.size),
+        "verdict": verdict,
     }
