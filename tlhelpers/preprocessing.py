@@ -24,7 +24,7 @@ from torch import nn
 from .data import Preprocess, channel_stats, few_shot_indices, prepare_images
 from .features import extract_features, linear_probe
 from .training import Data, iterate_batches
-from .validation import check_choice, check_int
+from .validation import check_choice, check_int, check_positive
 
 NORMALIZATIONS = ("imagenet", "target", "none")
 AUGMENTATIONS = ("flip", "crop", "rotate", "jitter", "all")
@@ -120,16 +120,27 @@ def natural_photos(n: int = 200, size: int = 64, seed: int = 0) -> torch.Tensor:
 
 
 def domain_gap(
-    a: torch.Tensor, b: torch.Tensor, n: int | None = None, seed: int = 0
+    a: torch.Tensor,
+    b: torch.Tensor,
+    n: int | None = None,
+    seed: int = 0,
+    *,
+    bandwidth: float | None = None,
 ) -> dict[str, float]:
     """``{"mmd2", "coral"}`` between feature samples ``a (n_a, D)`` and ``b (n_b, D)``.
 
-    MMD^2 (biased estimator, one Gaussian kernel at the median bandwidth) and CORAL
-    (Sun & Saenko, paper convention) from :mod:`tlhelpers.losses`. With ``n`` each
-    sample is first subsampled (``seed``) to at most ``n`` rows, so gaps from samples
-    of different sizes are comparable.
+    MMD^2 (biased estimator, one Gaussian kernel) and CORAL (Sun & Saenko, paper
+    convention) from :mod:`tlhelpers.losses`. With ``n`` each sample is first
+    subsampled (``seed``) to at most ``n`` rows, so gaps from samples of different sizes
+    are comparable. ``bandwidth`` is the kernel's ``sigma``; ``None`` uses the median
+    heuristic *of this pair*, which puts every pair on its own scale: to compare MMD^2
+    values in one table, pass one fixed ``bandwidth`` (e.g. the median heuristic on
+    pooled reference data, :func:`tlhelpers.losses.median_bandwidth`).
     """
     from .losses import coral, mmd2
+
+    if bandwidth is not None:
+        check_positive("bandwidth", bandwidth)
 
     rng = np.random.default_rng(seed)
 
@@ -140,7 +151,7 @@ def domain_gap(
         return x
 
     a, b = sub(a), sub(b)
-    return {"mmd2": float(mmd2(a, b)), "coral": float(coral(a, b))}
+    return {"mmd2": float(mmd2(a, b, bandwidths=bandwidth)), "coral": float(coral(a, b))}
 
 
 def augment(images: torch.Tensor, kind: str = "all", seed: int = 0) -> torch.Tensor:
