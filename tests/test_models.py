@@ -326,10 +326,12 @@ def test_unknown_source_lists_recipes():
 
 
 @pytest.mark.slow
-def test_pretrain_recipe_reproduces_recorded_accuracy():
+@pytest.mark.parametrize("source", ["fmnist_a", "fmnist_a_1250", "fmnist_a_100", "digits"])
+def test_pretrain_recipe_reproduces_recorded_accuracy(source):
     from tlhelpers.pretrain import get_recipe, train_recipe
 
-    model, metrics = train_recipe(get_recipe("fmnist_a"), progress=False)
-    recorded = WEIGHTS["small_cnn_fmnist_a"].info["test_accuracy"]
+    recipe = get_recipe(source)
+    model, metrics = train_recipe(recipe, progress=False)
+    recorded = WEIGHTS[recipe.checkpoint].info["test_accuracy"]
     assert metrics["accuracy"] == pytest.approx(recorded, abs=0.02)
     assert isinstance(model, SmallCNN)
