@@ -8,6 +8,7 @@ import pytest
 import torch
 
 from tlhelpers.interactive import WIDGETS_ENV
+from tlhelpers.models import SmallCNN
 from tlhelpers.paths import CACHE_ENV, DOWNLOAD_ENV
 
 # Kernels started by nbval and papermill inherit this: widgets run headless (see
@@ -46,3 +47,17 @@ def one_thread():
     torch.set_num_threads(1)
     yield
     torch.set_num_threads(threads)
+
+
+@pytest.fixture
+def source():
+    """A tiny SmallCNN source classifier (5 classes, width 4) in eval mode."""
+    torch.manual_seed(0)
+    return SmallCNN(num_classes=5, width=4).eval()
+
+
+@pytest.fixture
+def data():
+    """20 random 28x28 grey images, 4 of each of 5 classes, as an ``(images, targets)`` pair."""
+    g = torch.Generator().manual_seed(1)
+    return torch.rand(20, 1, 28, 28, generator=g), torch.arange(20) % 5

@@ -1,5 +1,5 @@
 """Datasets (offline, and online ones from fixtures in their real on-disk format), tasks,
-few-shot subsets and preprocessing."""
+few-shot subsets, batching, preprocessing, augmentation and natural photos."""
 
 from __future__ import annotations
 
@@ -17,16 +17,21 @@ from tlhelpers.data import (
     FASHION_MNIST_CLASSES,
     IMAGENET_MEAN,
     IMAGENET_STD,
+    Preprocess,
     TensorImageDataset,
+    augment,
     channel_stats,
     few_shot,
+    iterate_batches,
     load_dataset,
     load_task,
+    natural_photos,
+    normalization_for,
     prepare_images,
     select_classes,
+    target_normalization,
 )
-from tlhelpers.models import WeightsHashError
-from tlhelpers.paths import DownloadNotAllowedError, repo_root
+from tlhelpers.paths import DownloadNotAllowedError, HashMismatchError, repo_root
 
 
 @pytest.fixture(scope="module")
@@ -98,7 +103,7 @@ def test_corrupted_committed_file_is_refused(tmp_path, monkeypatch):
     (fake / first).write_bytes(bytes(blob))
     monkeypatch.setenv("TLHELPERS_DATA", str(tmp_path / "data"))
     monkeypatch.setenv("TLHELPERS_CACHE", str(tmp_path / "cache"))
-    with pytest.raises(WeightsHashError, match="sha256"):
+    with pytest.raises(HashMismatchError, match="sha256"):
         load_dataset("fashion_mnist", "test")
     raw = tmp_path / "cache" / "fashion_mnist" / "FashionMNIST" / "raw"
     assert not (raw / first[:-3]).exists()
@@ -434,3 +439,76 @@ def test_train_val_test_refuses_impossible_sizes():
         train_val_test(pool, pool, per_class=1, val_per_class=0)
     with pytest.raises(ValueError, match="n_test"):
         train_val_test(pool, pool, per_class=1, val_per_class=1, n_test=100)
+
+
+# ------------------------------------------------------------------ batching
+
+
+def test_iterate_batches_covers_every_index_once():
+    n = 53
+    data = (torch.arange(n), torch.arange(n) * 10)
+    batches = list(
+        iterate_batches(data, 8, shuffle=True, generator=torch.Generator().manual_seed(0))
+    )
+    assert [len(b[0]) for b in batches] == [8] * 6 + [5]
+    xs = torch.cat([b[0] for b in batches])
+    assert torch.equal(torch.cat([b[1] for b in batches]), xs * 10)  # pairs stay together
+    assert sorted(xs.tolist()) == list(range(n))
+    assert xs.tolist() != list(range(n))
+    plain = torch.cat([b[0] for b in iterate_batches(data, 8)])
+    assert plain.tolist() == list(range(n))
+
+
+def test_iterate_batches_with_item_transform_uses_dataset_items():
+    images = torch.arange(10, dtype=torch.float32).view(10, 1, 1, 1)
+    ds = TensorImageDataset(images, torch.arange(10), [str(i) for i in range(10)],
+                            transform=lambda x: x + 100)  # fmt: skip
+    g = torch.Generator().manual_seed(0)
+    batches = list(iterate_batches(ds, 4, shuffle=True, generator=g))
+    xs = torch.cat([b[0] for b in batches]).flatten()
+    ys = torch.cat([b[1] for b in batches])
+    assert sorted(xs.tolist()) == [100.0 + i for i in range(10)]
+    assert torch.equal(xs - 100, ys.float())
+
+
+# ------------------------------------------------------------------ target statistics, augmentation, photos
+
+
+def test_target_normalization_repeats_grey_stats_and_names():
+    x = torch.rand(20, 1, 6, 6) * 0.3 + 0.2
+    mean, std = target_normalization(x, 3)
+    assert len(mean) == 3 and len(std) == 3
+    z = Preprocess(None, 3, (mean, std))(x)
+    assert torch.allclose(z.mean(), torch.tensor(0.0), atol=1e-5)
+    assert torch.allclose(z.std(), torch.tensor(1.0), atol=1e-3)
+    assert normalization_for("none", x) is None
+    assert normalization_for("imagenet", x) == "imagenet"
+    with pytest.raises(ValueError, match="Valid values"):
+        normalization_for("own", x)
+
+
+def test_natural_photos_shape_range_deterministic():
+    a = natural_photos(5, size=16, seed=1)
+    assert a.shape == (5, 3, 16, 16)
+    assert a.min() >= 0 and a.max() <= 1
+    assert torch.equal(a, natural_photos(5, size=16, seed=1))
+    assert not torch.equal(a, natural_photos(5, size=16, seed=2))
+
+
+def test_augment_shape_deterministic_and_kinds():
+    x = torch.rand(3, 1, 12, 12)
+    for kind in ("flip", "crop", "rotate", "jitter", "all"):
+        out = augment(x, kind, seed=0)
+        assert out.shape == x.shape and out.min() >= 0 and out.max() <= 1
+        assert torch.equal(out, augment(x, kind, seed=0))
+    with pytest.raises(ValueError, match="Valid values"):
+        augment(x, "mixup")
+
+
+def test_augment_leaves_the_global_stream_alone():
+    x = torch.rand(2, 1, 8, 8)
+    torch.manual_seed(2)
+    expected = torch.rand(3)
+    torch.manual_seed(2)
+    augment(x, "all", seed=7)
+    assert torch.equal(torch.rand(3), expected)

@@ -1,4 +1,4 @@
-"""Frozen features: extraction equals a manual body forward, on-disk cache, linear probe."""
+"""Frozen features: extraction, on-disk cache, source outputs, cached activations, probes."""
 
 from __future__ import annotations
 
@@ -7,8 +7,14 @@ import torch
 from torch import nn
 
 from tlhelpers.data import TensorImageDataset
-from tlhelpers.features import extract_features, linear_probe
-from tlhelpers.models import SmallCNN, split_model
+from tlhelpers.features import (
+    cache_activations,
+    extract_features,
+    linear_probe,
+    probe_over_seeds,
+    source_outputs,
+)
+from tlhelpers.models import SmallCNN, eval_mode, split_at_block, split_model, transfer_model
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 
@@ -109,3 +115,40 @@ def test_linear_probe_on_separable_features():
     # shuffled labels cannot be predicted: the probe really scores the test set
     perm = torch.randperm(30, generator=g)
     assert linear_probe(x[:30], y[:30], x[30:], y[30:][perm]) < 0.8
+
+
+def test_probe_over_seeds_separable():
+    g = torch.Generator().manual_seed(0)
+    y = torch.arange(100) % 2
+    f = torch.randn(100, 5, generator=g) + 5 * y[:, None].float()
+    accs = probe_over_seeds(f, y, f, y, per_class=3, seeds=[0, 1])
+    assert len(accs) == 2 and min(accs) > 0.95
+
+
+def test_source_outputs_matches_model():
+    torch.manual_seed(0)
+    model = SmallCNN(num_classes=3, width=4).eval()
+    g = torch.Generator().manual_seed(0)
+    data = (torch.rand(10, 1, 8, 8, generator=g), torch.arange(10) % 2)
+    out = source_outputs(model, data, batch_size=4, batch_transform=lambda b: b * 2)
+    assert out["features"].shape == (10, 16) and out["source_probs"].shape == (10, 3)
+    with torch.no_grad():
+        logits = model(data[0] * 2)
+        feats = split_model(model).body(data[0] * 2)
+    assert torch.allclose(out["source_probs"], torch.softmax(logits, 1).double(), atol=1e-6)
+    assert torch.allclose(out["features"], feats, atol=1e-6)
+    assert torch.allclose(out["source_probs"].sum(1), torch.ones(10, dtype=torch.float64))
+    assert torch.equal(out["targets"], data[1])
+
+
+def test_cache_activations_equal_lower_forward_in_eval_mode():
+    torch.manual_seed(0)
+    model = transfer_model(SmallCNN(num_classes=5, width=4), 5)
+    lower, _ = split_at_block(model, 1)
+    model.train()
+    x, y = torch.rand(12, 1, 28, 28), torch.arange(12) % 5
+    acts, ys = cache_activations(lower, (x, y), batch_size=5)
+    with torch.no_grad(), eval_mode(lower):
+        expected = lower(x)
+    assert torch.allclose(acts, expected, atol=1e-6) and torch.equal(ys, y)
+    assert lower.training  # mode restored

@@ -16,6 +16,7 @@ from tlhelpers.losses import (
     MMDLoss,
     coral,
     dann_lambda,
+    domain_adversarial_loss,
     grad_reverse,
     median_bandwidth,
     mmd2,
@@ -211,3 +212,18 @@ def test_domain_adversarial_bad_shapes():
         loss_fn(torch.randn(2, 3), torch.randn(2, 3))
     with pytest.raises(ValueError, match=r"\(2, 3\).*\(2, 4\)"):
         loss_fn(torch.randn(2, 3), torch.randn(2, 4))
+
+
+def test_domain_adversarial_loss_functional_is_the_modules_loss():
+    torch.manual_seed(0)
+    clf = torch.nn.Linear(3, 1)
+    src, tgt = torch.randn(5, 3), torch.randn(7, 3) + 1
+    module_value = DomainAdversarialLoss(clf)(src, tgt)
+    with torch.no_grad():
+        zs, zt = clf(src).squeeze(1), clf(tgt).squeeze(1)
+    # explicit: half the mean BCE of each domain, source labelled 0, target 1
+    explicit = 0.5 * (torch.log1p(torch.exp(zs)).mean() + torch.log1p(torch.exp(-zt)).mean())
+    assert float(domain_adversarial_loss(zs, zt)) == pytest.approx(float(explicit), rel=1e-5)
+    assert module_value.item() == pytest.approx(float(explicit), rel=1e-5)
+    with pytest.raises(ValueError, match="source_logits"):
+        domain_adversarial_loss(zs[:, None], zt)

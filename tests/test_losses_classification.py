@@ -69,3 +69,14 @@ def test_focal_gradient_finite_for_confident_logits(gamma):
     z = torch.tensor([[40.0, 0.0, 0.0], [0.0, 1.0, 0.0]], requires_grad=True)
     focal_loss(z, torch.tensor([0, 1]), gamma=gamma).backward()
     assert torch.isfinite(z.grad).all()
+
+
+@pytest.mark.parametrize("cls", [FocalLoss, LabelSmoothingCrossEntropy])
+def test_reduction_is_checked_at_construction(cls):
+    with pytest.raises(ValueError, match="Valid values: 'mean', 'sum', 'none'"):
+        cls(reduction="avg")
+
+
+def test_label_smoothing_is_checked_at_construction():
+    with pytest.raises(ValueError, match="smoothing"):
+        LabelSmoothingCrossEntropy(smoothing=1.0)

@@ -9,13 +9,16 @@ from torch import nn
 
 from tlhelpers.losses import (
     L2SP,
+    TRANSFER_METHODS,
     BatchSpectralShrinkage,
     ContextTerm,
     FeatureMapDistance,
     TermContext,
     TransferObjective,
     bss,
+    make_objective,
 )
+from tlhelpers.models import SmallCNN, transfer_model
 
 
 class TinySplit(nn.Module):
@@ -137,3 +140,25 @@ def test_frozen_copies_do_not_inherit_hooks(setup):
     assert out["delta"].item() == pytest.approx(expected.item(), rel=1e-5)
     obj.double()
     assert fmd.source.body[0].weight.dtype == torch.float64
+
+
+def test_make_objective_refuses_unknown_method_and_lwf_without_source():
+    torch.manual_seed(0)
+    source = SmallCNN(num_classes=5, width=4).eval()
+    model = transfer_model(source, 5)
+    with pytest.raises(ValueError, match="l2sp"):
+        make_objective("l3sp", model)
+    with pytest.raises(ValueError, match="source"):
+        make_objective("lwf", model)
+
+
+def test_make_objective_builds_one_named_term_per_method():
+    torch.manual_seed(0)
+    source = SmallCNN(num_classes=5, width=4).eval()
+    for method in TRANSFER_METHODS:
+        model = transfer_model(source, 5)
+        obj = make_objective(method, model, source=source)
+        expected = [] if method == "finetune" else [method]
+        assert list(obj.weights) == expected, method
+        if method == "delta":
+            obj.terms["delta"].fn.remove()

@@ -14,6 +14,7 @@ from tlhelpers.losses import (
     FeatureMapDistance,
     bss,
     delta_channel_attention,
+    feature_map_distance,
     l2,
     l2sp,
 )
@@ -201,3 +202,40 @@ def test_delta_channel_attention_by_zeroing_channels():
             rises.append(nn.functional.cross_entropy(m(x), y) - base)
     assert torch.allclose(w, torch.softmax(torch.stack(rises), 0), atol=1e-6)
     assert model.training  # mode restored
+
+
+def test_delta_channel_attention_restores_every_submodules_mode():
+    """A BatchNorm layer deliberately kept in eval mode inside a training model stays in eval
+    mode (``model.train(was_training)`` used to flip it back to training)."""
+    torch.manual_seed(0)
+    model = nn.Sequential(
+        nn.Conv2d(2, 4, 3, padding=1),
+        nn.BatchNorm2d(4),
+        nn.ReLU(),
+        nn.AdaptiveAvgPool2d(1),
+        nn.Flatten(),
+        nn.Linear(4, 3),
+    )
+    model.train()
+    model[1].eval()
+    data = [(torch.randn(4, 2, 5, 5), torch.randint(0, 3, (4,)))]
+    delta_channel_attention(model, ["0"], data)
+    assert model.training and model[0].training
+    assert not model[1].training
+
+
+def test_feature_map_distance_functional_matches_explicit_formula():
+    g = torch.Generator().manual_seed(0)
+    a = {"x": torch.randn(4, 3, 5, 5, generator=g), "y": torch.randn(4, 2, generator=g)}
+    b = {k: v + 0.5 * torch.randn(v.shape, generator=g) for k, v in a.items()}
+    att = {"x": torch.tensor([0.2, 0.3, 0.5])}
+    value = feature_map_distance(a, b, att)
+    expected = 0.5 * (
+        (((a["x"] - b["x"]) ** 2).mean((2, 3)).mean(0) * att["x"]).sum()
+        + ((a["y"] - b["y"]) ** 2).mean(0).sum()
+    )
+    assert float(value) == pytest.approx(float(expected), rel=1e-6)
+    with pytest.raises(ValueError, match="same non-empty layers"):
+        feature_map_distance(a, {"x": b["x"]})
+    with pytest.raises(ValueError, match="unknown layers"):
+        feature_map_distance(a, b, {"z": torch.ones(3)})

@@ -12,7 +12,7 @@ import pytest
 import torch
 from scipy import stats
 
-from tlhelpers.metrics import accuracy, mean_ci, summarize
+from tlhelpers.metrics import accuracy, mean_ci
 from tlhelpers.plots import plot_bars, plot_history, plot_learning_curves, show_images
 from tlhelpers.training import History
 
@@ -35,11 +35,6 @@ def test_mean_ci_matches_scipy_t_interval():
     assert mean_ci([0.5]) == (0.5, 0.0)
     with pytest.raises(ValueError):
         mean_ci([])
-
-
-def test_summarize():
-    s = summarize({"a": [1.0, 2.0, 3.0]})
-    assert s["a"]["mean"] == 2.0 and s["a"]["n"] == 3 and s["a"]["min"] == 1.0
 
 
 def test_plots_draw_one_line_per_term_and_method():

@@ -16,16 +16,20 @@ from tlhelpers.models import (
     WEIGHTS,
     SmallCNN,
     SplitModel,
-    WeightsHashError,
     WeightsNotFoundError,
+    eval_mode,
     freeze_until,
     load_backbone,
     param_groups,
+    parameter_state,
     replace_head,
-    sha256sum,
+    scratch_model,
+    split_at_block,
     split_model,
-    verify_file,
+    transfer_model,
+    weight_distance,
 )
+from tlhelpers.paths import HashMismatchError, sha256sum, verify_file
 from tlhelpers.training import evaluate
 
 MOBILENET = WEIGHTS["mobilenet_v2"]
@@ -124,7 +128,7 @@ def test_altered_hub_weights_are_refused(empty_torch_home, packaged_mobilenet_fi
     data = bytearray(target.read_bytes())
     data[len(data) // 2] ^= 0xFF
     target.write_bytes(bytes(data))
-    with pytest.raises(WeightsHashError) as err:
+    with pytest.raises(HashMismatchError) as err:
         load_backbone("mobilenet_v2")
     assert str(target) in str(err.value)
     assert MOBILENET.sha256 in str(err.value)
@@ -149,7 +153,7 @@ def test_verify_file(tmp_path, packaged_mobilenet_file):
     abc = "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad"
     assert sha256sum(f) == abc
     assert verify_file(str(f), abc) == f
-    with pytest.raises(WeightsHashError):
+    with pytest.raises(HashMismatchError):
         verify_file(f, "0" * 64)
 
 
@@ -307,9 +311,9 @@ def test_small_cnn_checkpoint_scores_recorded_accuracy(empty_torch_home):
 
 @pytest.mark.parametrize("source", ["fmnist_a_1250", "fmnist_a_100", "digits"])
 def test_smaller_source_checkpoints_load_and_score_their_recorded_accuracy(source):
-    from tlhelpers.pretrain import get_recipe
+    from tlhelpers.models import get_source_recipe
 
-    recipe = get_recipe(source)
+    recipe = get_source_recipe(source)
     model = load_backbone("small_cnn", source=source).eval()
     assert model.classifier.out_features == len(recipe.classes)
     test = load_task(recipe.task, "test")
@@ -328,10 +332,77 @@ def test_unknown_source_lists_recipes():
 @pytest.mark.slow
 @pytest.mark.parametrize("source", ["fmnist_a", "fmnist_a_1250", "fmnist_a_100", "digits"])
 def test_pretrain_recipe_reproduces_recorded_accuracy(source):
-    from tlhelpers.pretrain import get_recipe, train_recipe
+    from tlhelpers.models import get_source_recipe
+    from tlhelpers.pretrain import train_recipe
 
-    recipe = get_recipe(source)
+    recipe = get_source_recipe(source)
     model, metrics = train_recipe(recipe, progress=False)
     recorded = WEIGHTS[recipe.checkpoint].info["test_accuracy"]
     assert metrics["accuracy"] == pytest.approx(recorded, abs=0.02)
     assert isinstance(model, SmallCNN)
+
+
+# ------------------------------------------------------------------ starting points (notebooks 03-04)
+
+
+
+def test_transfer_model_copies_source_and_seeds_head(source):
+    before = {k: v.clone() for k, v in source.state_dict().items()}
+    a, b = transfer_model(source, 3, seed=4), transfer_model(source, 3, seed=4)
+    assert a.head.out_features == 3
+    assert torch.equal(a.head.weight, b.head.weight)
+    torch.nn.init.zeros_(a.body[0].block1[0].weight)
+    assert all(torch.equal(before[k], v) for k, v in source.state_dict().items())
+
+
+def test_starting_points_do_not_reseed_the_callers_stream(source):
+    """seed means a local draw: the global generator continues as if nothing happened."""
+    torch.manual_seed(9)
+    expected = torch.rand(3)
+    torch.manual_seed(9)
+    transfer_model(source, 3, seed=4)
+    scratch_model(3, width=4, seed=4)
+    assert torch.equal(torch.rand(3), expected)
+
+
+def test_weight_distance_is_zero_at_start_and_l2_norm_after_shift(source):
+    model = transfer_model(source, 5)
+    ref = parameter_state(model, "body.")
+    assert ref and all(k.startswith("body.") for k in ref)
+    assert weight_distance(model, ref) == 0.0
+    with torch.no_grad():
+        for n, p in model.named_parameters():
+            if n.startswith("body."):
+                p.add_(1.0)
+    n_params = sum(v.numel() for v in ref.values())
+    assert weight_distance(model, ref) == pytest.approx(n_params**0.5, rel=1e-5)
+    with pytest.raises(KeyError, match="not parameters"):
+        weight_distance(model, {"nope": torch.zeros(1)})
+
+
+@pytest.mark.parametrize("k", [0, 1, 2, 3])
+def test_split_at_block_composes_to_model(k, source, data):
+    model = transfer_model(source, 5).eval()
+    lower, upper = split_at_block(model, k)
+    x = data[0]
+    assert torch.allclose(upper(lower(x)), model(x), atol=1e-6)
+    n_upper = sum(p.numel() for p in upper.parameters())
+    assert (n_upper == sum(p.numel() for p in model.head.parameters())) == (k == 0)
+    with pytest.raises(ValueError, match="k must be"):
+        split_at_block(model, 4)
+
+
+def test_scratch_model_is_seeded():
+    a, b = scratch_model(5, width=4, seed=2), scratch_model(5, width=4, seed=2)
+    c = scratch_model(5, width=4, seed=3)
+    assert torch.equal(a.head.weight, b.head.weight)
+    assert not torch.equal(a.head.weight, c.head.weight)
+
+
+def test_eval_mode_restores_every_submodules_own_mode():
+    net = nn.Sequential(nn.Linear(2, 2), nn.BatchNorm1d(2))
+    net.train()
+    net[1].eval()  # a BN layer deliberately kept in eval mode inside a training model
+    with eval_mode(net):
+        assert not any(m.training for m in net.modules())
+    assert net.training and net[0].training and not net[1].training

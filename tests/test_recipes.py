@@ -7,8 +7,7 @@ import math
 import pytest
 import torch
 
-from tlhelpers.finetuning import scratch_model, transfer_model
-from tlhelpers.models import SmallCNN
+from tlhelpers.models import SmallCNN, scratch_model, transfer_model
 from tlhelpers.recipes import RECIPES, Recipe, get_recipe
 
 

@@ -1,7 +1,8 @@
-"""The training loop: loss history per term, seeding, validation, argument checks, evaluation."""
+"""tlhelpers.training: fit, predict/evaluate, AdaBN, step-based fine-tuning, the notebook-02 protocol."""
 
 from __future__ import annotations
 
+import copy
 import math
 
 import pytest
@@ -10,11 +11,24 @@ import torch.nn.functional as F
 from torch import nn
 
 from tlhelpers.data import TensorImageDataset
+from tlhelpers.features import cache_activations
+from tlhelpers.losses import TRANSFER_METHODS, make_objective
+from tlhelpers.models import (
+    SmallCNN,
+    freeze_until,
+    parameter_state,
+    set_batchnorm_eval,
+    split_at_block,
+    transfer_model,
+    weight_distance,
+)
 from tlhelpers.training import (
     History,
+    adabn,
     evaluate,
+    fine_tune,
+    fine_tuned_accuracy,
     fit,
-    iterate_batches,
     predict,
     train_linear_head,
 )
@@ -124,33 +138,6 @@ def test_all_frozen_model_is_refused():
         fit(model, _blobs(), epochs=1, progress=False, device="cpu")
 
 
-def test_iterate_batches_covers_every_index_once():
-    n = 53
-    data = (torch.arange(n), torch.arange(n) * 10)
-    batches = list(
-        iterate_batches(data, 8, shuffle=True, generator=torch.Generator().manual_seed(0))
-    )
-    assert [len(b[0]) for b in batches] == [8] * 6 + [5]
-    xs = torch.cat([b[0] for b in batches])
-    assert torch.equal(torch.cat([b[1] for b in batches]), xs * 10)  # pairs stay together
-    assert sorted(xs.tolist()) == list(range(n))
-    assert xs.tolist() != list(range(n))
-    plain = torch.cat([b[0] for b in iterate_batches(data, 8)])
-    assert plain.tolist() == list(range(n))
-
-
-def test_iterate_batches_with_item_transform_uses_dataset_items():
-    images = torch.arange(10, dtype=torch.float32).view(10, 1, 1, 1)
-    ds = TensorImageDataset(images, torch.arange(10), [str(i) for i in range(10)],
-                            transform=lambda x: x + 100)  # fmt: skip
-    g = torch.Generator().manual_seed(0)
-    batches = list(iterate_batches(ds, 4, shuffle=True, generator=g))
-    xs = torch.cat([b[0] for b in batches]).flatten()
-    ys = torch.cat([b[1] for b in batches])
-    assert sorted(xs.tolist()) == [100.0 + i for i in range(10)]
-    assert torch.equal(xs - 100, ys.float())
-
-
 def test_predict_and_evaluate_against_manual_computation():
     model = nn.Linear(2, 3)
     with torch.no_grad():
@@ -191,14 +178,202 @@ def test_train_linear_head_separates_features():
     assert torch.equal(again.weight, head.weight)
 
 
-def test_eval_mode_restores_every_submodules_own_mode():
-    from torch import nn
+def test_predict_concatenates_tuple_outputs_and_moves_nothing_global():
+    class Two(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.lin = nn.Linear(2, 2)
 
-    from tlhelpers.training import eval_mode
+        def forward(self, x):
+            return self.lin(x), x.sum(1)
 
-    net = nn.Sequential(nn.Linear(2, 2), nn.BatchNorm1d(2))
-    net.train()
-    net[1].eval()  # a BN layer deliberately kept in eval mode inside a training model
-    with eval_mode(net):
-        assert not any(m.training for m in net.modules())
-    assert net.training and net[0].training and not net[1].training
+    x, y = _blobs(n=10)
+    (a, b), targets = predict(Two(), (x, y), batch_size=3)
+    assert a.shape == (10, 2) and torch.equal(b, x.sum(1)) and torch.equal(targets, y)
+    with pytest.raises(ValueError, match="batch_size"):
+        predict(Two(), (x, y), batch_size=0)
+
+
+def test_train_linear_head_leaves_the_global_stream_alone():
+    x, y = _blobs(n=20)
+    torch.manual_seed(1)
+    expected = torch.rand(2)
+    torch.manual_seed(1)
+    train_linear_head(x, y, 2, epochs=1)
+    assert torch.equal(torch.rand(2), expected)
+
+
+# ------------------------------------------------------------------ AdaBN
+
+
+def _input_means(model, x, batch_size):
+    """Per BN layer: mean over all data of the BN input, computed with hooks (eval copy)."""
+    ref = copy.deepcopy(model).train()
+    bns = [m for m in ref.modules() if isinstance(m, nn.BatchNorm2d)]
+    got = {i: [] for i in range(len(bns))}
+    hooks = [
+        bn.register_forward_hook(lambda m, inp, out, i=i: got[i].append(inp[0].detach()))
+        for i, bn in enumerate(bns)
+    ]
+    with torch.no_grad():
+        ref(x)  # one batch: BN in train mode normalises with exactly these statistics
+    for h in hooks:
+        h.remove()
+    return [torch.cat(got[i]) for i in range(len(bns))]
+
+
+def test_adabn_running_stats_equal_batch_stats_of_inputs():
+    torch.manual_seed(0)
+    model = SmallCNN(num_classes=3, width=4)
+    x = torch.rand(32, 1, 12, 12) * 2 + 1  # shifted: far from the init stats (0, 1)
+    weights = {
+        k: v.clone()
+        for k, v in model.state_dict().items()
+        if "running" not in k and "num_batches" not in k
+    }
+    inputs = _input_means(model, x, 32)
+    out = adabn(model, x, batch_size=32)
+    assert out is model and not model.training
+    bns = [m for m in model.modules() if isinstance(m, nn.BatchNorm2d)]
+    for bn, inp in zip(bns, inputs, strict=True):
+        assert torch.allclose(bn.running_mean, inp.mean(dim=(0, 2, 3)), atol=1e-5)
+        assert torch.allclose(bn.running_var, inp.var(dim=(0, 2, 3), unbiased=True), rtol=1e-4)
+        assert bn.momentum == 0.1  # restored
+    for k, v in model.state_dict().items():
+        if k in weights:
+            assert torch.equal(v, weights[k]), k
+
+
+def test_adabn_cumulative_mean_over_batches_and_transform():
+    torch.manual_seed(0)
+    model = SmallCNN(num_classes=2, width=4)
+    x = torch.rand(40, 1, 8, 8)
+    first = next(m for m in model.modules() if isinstance(m, nn.BatchNorm2d))
+    adabn(
+        model,
+        (x, torch.zeros(40, dtype=torch.long)),
+        batch_size=10,
+        batch_transform=lambda b: b * 4,
+    )
+    conv = model.features.block1[0]
+    with torch.no_grad():
+        expected = conv(x * 4).mean(dim=(0, 2, 3))
+    assert torch.allclose(first.running_mean, expected, atol=1e-5)
+
+
+def test_adabn_helps_on_shifted_inputs():
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Flatten(), nn.Linear(4, 4), nn.BatchNorm1d(4))
+    model.train()
+    with torch.no_grad():
+        model(torch.randn(500, 4))
+    model.eval()
+    shifted = torch.randn(500, 4) + 10
+    before = model(shifted).mean().abs()
+    adabn(model, shifted, batch_size=500)
+    after = model(shifted).mean().abs()
+    assert after < before
+
+
+def test_adabn_without_batchnorm_raises():
+    with pytest.raises(ValueError, match="no BatchNorm"):
+        adabn(nn.Linear(2, 2), torch.rand(3, 2))
+
+
+# ------------------------------------------------------------------ step-based fine-tuning
+
+
+
+@pytest.mark.parametrize("method", TRANSFER_METHODS)
+def test_every_method_trains_and_logs_its_term(method, source, data):
+    model = transfer_model(source, 5)
+    ref = parameter_state(model, "body.")
+    obj = make_objective(method, model, source=source)
+    hist = fine_tune(model, data, objective=obj, steps=4, lr=1e-2, reference=ref)
+    assert len(hist) == 4
+    assert "train/task" in hist.keys() and "train/weight_distance" in hist.keys()
+    if method != "finetune":
+        assert f"train/{method}" in hist.keys()
+    assert hist["train/weight_distance"][0] == 0.0  # logged before the first step
+    assert hist["train/weight_distance"][-1] > 0
+    if method == "delta":
+        assert hist["train/delta"][0] == pytest.approx(0.0, abs=1e-7)  # BN in eval mode
+        obj.terms["delta"].fn.remove()
+    if method == "lwf":
+        assert hist["train/lwf"][0] == pytest.approx(0.0, abs=1e-6)  # old head = source head
+
+
+def test_l2sp_keeps_weights_closer_than_plain_finetuning(source, data):
+    dists = {}
+    for method, strength in [("finetune", None), ("l2sp", 100.0)]:
+        model = transfer_model(source, 5)
+        ref = parameter_state(model, "body.")
+        fine_tune(
+            model,
+            data,
+            objective=make_objective(method, model, strength=strength),
+            steps=15,
+            lr=1e-2,
+            reference=ref,
+        )
+        dists[method] = weight_distance(model, ref)
+    assert dists["l2sp"] < dists["finetune"]
+
+
+def test_fine_tune_minibatch_steps(source, data):
+    model = transfer_model(source, 5)
+    hist = fine_tune(model, data, steps=4, lr=1e-3, batch_size=10)  # 2 steps per pass
+    assert len(hist) == 2
+
+
+def test_cached_activation_training_equals_frozen_lower_training(source, data):
+    """Training the top block on cached activations == training the model with block1-2
+    frozen (BN in eval mode): same weights after the same steps."""
+    a, b = transfer_model(source, 5, seed=1), transfer_model(source, 5, seed=1)
+    lower, upper = split_at_block(a, 1)
+    acts = cache_activations(lower, data)
+    assert acts[0].shape[:2] == (20, 8)
+    fine_tune(upper, acts, steps=3, lr=1e-2, seed=0)
+    freeze_until(b, "body.0.block2")
+    fine_tune(b, data, steps=3, lr=1e-2, seed=0)
+    set_batchnorm_eval(b, frozen_only=False)
+    for (na, pa), (_, pb) in zip(a.named_parameters(), b.named_parameters(), strict=True):
+        assert torch.allclose(pa, pb, atol=1e-5), na
+
+
+def _toy(n=24, seed=0, size=8):
+    g = torch.Generator().manual_seed(seed)
+    y = torch.arange(n) % 2
+    x = torch.rand(n, 1, size, size, generator=g) * 0.3
+    x[y == 1, :, : size // 2] += 0.7  # class 1: bright top half
+    return TensorImageDataset(x.clamp(0, 1), y, ["a", "b"])
+
+
+def test_fine_tuned_accuracy_learns_and_leaves_model_unchanged():
+    torch.manual_seed(0)
+    model = SmallCNN(num_classes=5, width=4)
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+    acc = fine_tuned_accuracy(
+        model, _toy(24), _toy(40, seed=1), 2, steps=40, lr=1e-2, seed=0, freeze_bn_stats=False
+    )
+    assert acc >= 0.9
+    for k, v in model.state_dict().items():
+        assert torch.equal(v, before[k]), k
+    again = fine_tuned_accuracy(
+        model, _toy(24), _toy(40, seed=1), 2, steps=40, lr=1e-2, seed=0, freeze_bn_stats=False
+    )
+    assert again == acc  # same seed, same result
+    with pytest.raises(ValueError, match="lr"):
+        fine_tuned_accuracy(model, _toy(4), _toy(4), 2, lr=-1.0)
+
+
+def test_fine_tuned_accuracy_does_not_touch_global_state():
+    torch.manual_seed(0)
+    model = SmallCNN(num_classes=5, width=4)
+    torch.manual_seed(3)
+    expected = torch.rand(2)
+    torch.manual_seed(3)
+    deterministic = torch.are_deterministic_algorithms_enabled()
+    fine_tuned_accuracy(model, _toy(8), _toy(8, seed=1), 2, steps=2, seed=5)
+    assert torch.equal(torch.rand(2), expected)
+    assert torch.are_deterministic_algorithms_enabled() == deterministic

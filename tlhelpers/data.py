@@ -1,4 +1,4 @@
-"""Datasets, source/target task splits, few-shot subsets and preprocessing (notebooks 00-01).
+"""Datasets, task splits, few-shot subsets, batching, preprocessing and augmentation (notebooks 00-01).
 
 Offline by default: ``fashion_mnist`` (files in ``data/``), ``lfw_faces``
 (scikit-image) and ``digits`` (scikit-learn) need no network. ``cifar10``,
@@ -7,7 +7,8 @@ when allowed (``allow_download=True`` or ``TLHELPERS_ALLOW_DOWNLOAD=1``).
 
 Every dataset is a :class:`TensorImageDataset`: all images in one float tensor
 ``(N, C, H, W)`` in ``[0, 1]``, so that batching, few-shot subsets and feature
-caching are vectorised.
+caching are vectorised. :func:`iterate_batches` is the kit's one way to walk
+``Data`` (a dataset or an ``(inputs, targets)`` pair) in batches.
 """
 
 from __future__ import annotations
@@ -15,18 +16,21 @@ from __future__ import annotations
 import gzip
 import pickle
 import shutil
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import NamedTuple
 
 import numpy as np
 import torch
 import torch.nn.functional as F
-from torch.utils.data import Dataset
+from torch.utils.data import DataLoader, Dataset, TensorDataset
 
-from .models import verify_file
-from .paths import cache_dir, data_dir, download_allowed, require_download
+from .paths import cache_dir, data_dir, download_allowed, require_download, verify_file
+from .runtime import seeded
 from .validation import check_choice, check_int
+
+#: What the kit's batched helpers accept: a dataset of ``(x, y)`` or an ``(inputs, targets)`` pair.
+Data = Dataset | tuple[torch.Tensor, torch.Tensor]
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
@@ -107,6 +111,51 @@ class TensorImageDataset(Dataset):
         return (
             f"TensorImageDataset(n={len(self)}, image_shape={shape}, classes={len(self.classes)})"
         )
+
+
+# ---------------------------------------------------------------- batching
+
+
+def _as_tensors(data: Data) -> tuple[torch.Tensor, torch.Tensor] | None:
+    """``(inputs, targets)`` tensors when the data already live in memory, else None."""
+    if isinstance(data, tuple) and len(data) == 2:
+        return torch.as_tensor(data[0]), torch.as_tensor(data[1])
+    images = getattr(data, "images", None)
+    if isinstance(images, torch.Tensor) and getattr(data, "transform", None) is None:
+        return images, data.targets
+    if isinstance(data, TensorDataset) and len(data.tensors) == 2:
+        return data.tensors[0], data.tensors[1]
+    return None
+
+
+def data_length(data: Data) -> int:
+    """Number of examples in ``data`` (a dataset or an ``(inputs, targets)`` pair)."""
+    return len(data[1]) if isinstance(data, tuple) else len(data)
+
+
+def iterate_batches(
+    data: Data,
+    batch_size: int,
+    *,
+    shuffle: bool = False,
+    generator: torch.Generator | None = None,
+) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+    """Yield ``(x, y)`` batches; in-memory data are sliced directly (no per-item overhead).
+
+    ``shuffle`` draws the order from ``generator`` (torch's global one if ``None``).
+    """
+    check_int("batch_size", batch_size, minimum=1)
+    tensors = _as_tensors(data)
+    if tensors is None:
+        loader = DataLoader(data, batch_size=batch_size, shuffle=shuffle, generator=generator)
+        yield from loader
+        return
+    x, y = tensors
+    n = len(y)
+    order = torch.randperm(n, generator=generator) if shuffle else torch.arange(n)
+    for start in range(0, n, batch_size):
+        idx = order[start : start + batch_size]
+        yield x[idx], y[idx]
 
 
 # ---------------------------------------------------------------- offline datasets
@@ -533,3 +582,103 @@ class ImageNetInput(Preprocess):
 
     def __init__(self, size: int = 64, normalization: str | tuple | None = "imagenet"):
         super().__init__(size, 3, normalization)
+
+
+# ---------------------------------------------------------------- target statistics
+
+#: Input normalisations compared in notebook 01.
+NORMALIZATIONS = ("imagenet", "target", "none")
+
+
+def target_normalization(images: torch.Tensor, channels: int = 3) -> tuple[list, list]:
+    """The target's own per-channel ``(mean, std)``, repeated for ``channels`` if grey."""
+    mean, std = channel_stats(images)
+    if len(mean) == 1 and channels > 1:
+        mean, std = mean * channels, std * channels
+    return mean, std
+
+
+def normalization_for(name: str, images: torch.Tensor, channels: int = 3):
+    """``"imagenet"`` -> ``"imagenet"``, ``"target"`` -> own stats, ``"none"`` -> ``None``."""
+    check_choice("normalization", name, NORMALIZATIONS)
+    if name == "target":
+        return target_normalization(images, channels)
+    return None if name == "none" else "imagenet"
+
+
+# ---------------------------------------------------------------- augmentation
+
+#: Augmentations of :func:`augment` (notebook 01).
+AUGMENTATIONS = ("flip", "crop", "rotate", "jitter", "all")
+
+
+def augment(images: torch.Tensor, kind: str = "all", seed: int = 0) -> torch.Tensor:
+    """Randomly augmented copies of a batch ``(N, C, H, W)`` in [0, 1] (one draw per image).
+
+    ``kind``: ``"flip"`` (horizontal), ``"crop"`` (random resized crop, 70-100% area),
+    ``"rotate"`` (+-15 degrees), ``"jitter"`` (brightness/contrast +-30%) or ``"all"``.
+    torchvision draws from torch's global generator, so the draw runs inside
+    :func:`tlhelpers.runtime.seeded`: the caller's random stream is left as it was.
+    """
+    check_choice("kind", kind, AUGMENTATIONS)
+    from torchvision.transforms import v2
+
+    size = images.shape[-2:]
+    ops = {
+        "flip": v2.RandomHorizontalFlip(p=0.5),
+        "crop": v2.RandomResizedCrop(size, scale=(0.7, 1.0), antialias=True),
+        "rotate": v2.RandomRotation(15),
+        "jitter": v2.ColorJitter(brightness=0.3, contrast=0.3),
+    }
+    t = v2.Compose(list(ops.values())) if kind == "all" else ops[kind]
+    with seeded(seed):
+        out = torch.stack([t(img) for img in images])
+    return out.clamp(0, 1)
+
+
+# ---------------------------------------------------------------- natural photos
+
+_SKIMAGE_PHOTOS = (
+    "astronaut",
+    "chelsea",
+    "coffee",
+    "rocket",
+    "hubble_deep_field",
+    "immunohistochemistry",
+    "motorcycle_left",
+)
+
+
+def natural_photos(n: int = 200, size: int = 64, seed: int = 0) -> torch.Tensor:
+    """``n`` random square crops (``size`` px, RGB in [0, 1]) of offline natural photos (notebook 01).
+
+    The photos are scikit-image's ``astronaut, chelsea, coffee, rocket, hubble_deep_field,
+    immunohistochemistry, motorcycle_left`` (those present) and scikit-learn's two sample
+    images: a tiny, honest stand-in for "ImageNet-like" source images. Crop sides are
+    drawn between 30% and 70% of the shorter side, then resized to ``size``.
+    """
+    check_int("n", n, minimum=1)
+    check_int("size", size, minimum=2)
+    import skimage.data
+    from sklearn.datasets import load_sample_images
+
+    photos = []
+    for name in _SKIMAGE_PHOTOS:
+        try:
+            img = getattr(skimage.data, name)()
+        except Exception:  # noqa: BLE001 - a photo missing from this skimage is just skipped
+            continue
+        if img.ndim == 3 and img.shape[2] >= 3:
+            photos.append(img[..., :3])
+    photos += list(load_sample_images().images)
+    tensors = [torch.from_numpy(np.array(p)).permute(2, 0, 1).float() / 255.0 for p in photos]
+    rng = np.random.default_rng(seed)
+    out = torch.empty(n, 3, size, size)
+    for i in range(n):
+        img = tensors[rng.integers(len(tensors))]
+        h, w = img.shape[1:]
+        side = int(rng.uniform(0.3, 0.7) * min(h, w))
+        top, left = rng.integers(0, h - side + 1), rng.integers(0, w - side + 1)
+        crop = img[:, top : top + side, left : left + side].unsqueeze(0)
+        out[i] = prepare_images(crop, size, None, None)[0]
+    return out.clamp_(0, 1)

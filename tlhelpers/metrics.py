@@ -1,4 +1,4 @@
-"""Accuracy and summaries over seeds with confidence intervals (every notebook)."""
+"""Accuracy and the mean over seeds with a confidence interval (every notebook)."""
 
 from __future__ import annotations
 

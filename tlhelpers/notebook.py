@@ -231,7 +231,7 @@ def environment(short: bool = False) -> dict[str, Any]:
     import torch
     import torchvision
 
-    from .utils import get_device
+    from .runtime import get_device
 
     env: dict[str, Any] = {
         "python": platform.python_version(),

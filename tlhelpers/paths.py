@@ -1,4 +1,4 @@
-"""Where the kit finds its data, caches and weights, from any working folder.
+"""Where the kit finds its data, caches and weights, and how it checks files (every notebook).
 
 Notebooks and tests call these instead of relative paths, so a notebook runs
 the same under JupyterLab (kernel in ``notebooks/``), papermill (caller's
@@ -7,6 +7,7 @@ folder) and pytest.
 
 from __future__ import annotations
 
+import hashlib
 import os
 from pathlib import Path
 
@@ -72,3 +73,28 @@ def require_download(what: str, allow_download: bool) -> None:
             f"Pass allow_download=True or set {DOWNLOAD_ENV}=1 (needs internet), "
             "or use one of the offline datasets/backbones listed in the README."
         )
+
+
+class HashMismatchError(ValueError):
+    """A file exists but its sha256 differs from the published one (altered or corrupt)."""
+
+
+def sha256sum(path: str | Path, chunk: int = 1 << 20) -> str:
+    """The hex sha256 of a file, read in chunks."""
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        while block := f.read(chunk):
+            h.update(block)
+    return h.hexdigest()
+
+
+def verify_file(path: str | Path, expected_sha256: str) -> Path:
+    """Return ``path`` if its sha256 matches, else raise :class:`HashMismatchError`."""
+    path = Path(path)
+    got = sha256sum(path)
+    if got != expected_sha256:
+        raise HashMismatchError(
+            f"Refusing to load {path}: sha256 {got} does not match the expected "
+            f"{expected_sha256}. The file is altered or corrupt; delete it and get it again."
+        )
+    return path

@@ -26,7 +26,7 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor, nn
 
-from .training import Data, History
+from .training import Data, History, fine_tune
 from .validation import check_choice, check_int, check_positive
 
 __all__ = ["Recipe", "RECIPES", "get_recipe"]
@@ -122,10 +122,8 @@ class Recipe:
         ``steps`` defaults to :meth:`steps_for` of the training-set size. With
         ``trains="head"`` the body is frozen first (``model.body.requires_grad_(False)``).
         ``objective`` (default cross-entropy), ``reference`` and ``batch_transform`` are
-        those of :func:`tlhelpers.finetuning.finetune`, which runs the loop.
+        those of :func:`tlhelpers.training.fine_tune`, which runs the loop.
         """
-        from .finetuning import finetune
-
         n = len(data[1]) if isinstance(data, tuple) else len(data)
         steps = self.steps_for(n) if steps is None else check_int("steps", steps, minimum=1)
         if self.trains == "head":
@@ -136,7 +134,7 @@ class Recipe:
                     f"(a SplitModel), got {type(model).__name__}."
                 )
             body.requires_grad_(False)
-        return finetune(
+        return fine_tune(
             model,
             data,
             objective=objective,

@@ -1,29 +1,46 @@
-"""The training loop: ``fit`` with per-term loss history, ``evaluate`` and ``predict`` (notebook 00).
+"""Running models on data: ``fit``, step-based ``fine_tune``, ``predict``, ``evaluate``, AdaBN (notebooks 00-04).
 
 The course looks at transfer learning through the loss, so ``fit`` logs every
 named term of the objective separately (task loss, L2-SP, distillation, ...),
 epoch by epoch, in a :class:`History`.
+
+- :func:`fit` (notebook 00): epochs of minibatch training with any objective.
+- :func:`fine_tune` (notebooks 03-04): ``steps`` Adam steps through :func:`fit`, BatchNorm
+  kept in eval mode, the distance from the source weights logged (:class:`TrackDistance`).
+- :func:`fine_tuned_accuracy` (notebook 02): the fixed fine-tuning protocol that ranks
+  candidate source models.
+- :func:`predict` is the one batched inference loop of the kit; :func:`evaluate`,
+  :mod:`tlhelpers.features` and :mod:`tlhelpers.analysis` go through it.
+- :func:`adabn` (notebook 01): re-estimate BatchNorm statistics on target data.
+- :func:`train_linear_head` (notebook 04): a linear head on cached features.
 """
 
 from __future__ import annotations
 
+import copy
+import math
 import time
 from collections import defaultdict
 from collections.abc import Callable, Iterator, Mapping
-from contextlib import contextmanager
 from typing import Any
 
-import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
-from torch.utils.data import DataLoader, Dataset, TensorDataset
 
-from .utils import get_device
+from .data import Data, data_length, iterate_batches
+from .losses import TransferObjective
+from .models import (
+    eval_mode,
+    param_groups,
+    replace_head,
+    set_batchnorm_eval,
+    weight_distance,
+)
+from .runtime import resolve_device, seeded
 from .validation import check_int, check_positive
 
 Objective = Callable[[nn.Module, torch.Tensor, torch.Tensor], "torch.Tensor | Mapping[str, torch.Tensor]"]
-Data = Dataset | tuple[torch.Tensor, torch.Tensor]
 
 
 class History:
@@ -74,39 +91,6 @@ class History:
         return f"History(epochs={len(self)}, keys={self.keys()})"
 
 
-def _as_tensors(data: Data) -> tuple[torch.Tensor, torch.Tensor] | None:
-    """``(inputs, targets)`` tensors when the data already live in memory, else None."""
-    if isinstance(data, tuple) and len(data) == 2:
-        return torch.as_tensor(data[0]), torch.as_tensor(data[1])
-    images = getattr(data, "images", None)
-    if isinstance(images, torch.Tensor) and getattr(data, "transform", None) is None:
-        return images, data.targets
-    if isinstance(data, TensorDataset) and len(data.tensors) == 2:
-        return data.tensors[0], data.tensors[1]
-    return None
-
-
-def iterate_batches(
-    data: Data,
-    batch_size: int,
-    *,
-    shuffle: bool = False,
-    generator: torch.Generator | None = None,
-) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
-    """Yield ``(x, y)`` batches; in-memory data are sliced directly (no per-item overhead)."""
-    tensors = _as_tensors(data)
-    if tensors is None:
-        loader = DataLoader(data, batch_size=batch_size, shuffle=shuffle, generator=generator)
-        yield from loader
-        return
-    x, y = tensors
-    n = len(y)
-    order = torch.randperm(n, generator=generator) if shuffle else torch.arange(n)
-    for start in range(0, n, batch_size):
-        idx = order[start : start + batch_size]
-        yield x[idx], y[idx]
-
-
 def _default_objective(model: nn.Module, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
     return F.cross_entropy(model(x), y)
 
@@ -144,13 +128,16 @@ def fit(
     applied to each input batch (e.g. :class:`tlhelpers.data.ImageNetInput`).
     ``train_mode(model)`` is called after ``model.train()`` each epoch, e.g.
     :func:`tlhelpers.models.set_batchnorm_eval` to keep frozen BN statistics fixed.
-    Batches are reshuffled every epoch (seeded by ``seed``), except when one batch holds
-    the whole training set. A ``tqdm`` bar shows the epochs and the current loss terms.
+    ``device``: see :func:`tlhelpers.runtime.resolve_device` (``None`` = where the model
+    is). ``seed`` orders the minibatches with a local generator (global state untouched;
+    ``None`` draws from torch's global generator); batches are reshuffled every epoch,
+    except when one batch holds the whole training set. A ``tqdm`` bar shows the epochs
+    and the current loss terms.
     """
     check_int("epochs", epochs, minimum=1)
     check_int("batch_size", batch_size, minimum=1)
     check_positive("lr", lr)
-    dev = torch.device(device) if device is not None else get_device()
+    dev = resolve_device(device, model)
     model.to(dev)
     objective = objective or _default_objective
     if isinstance(objective, nn.Module):
@@ -161,8 +148,7 @@ def fit(
             raise ValueError("The model has no trainable parameters (all frozen?).")
         optimizer = torch.optim.Adam(params, lr=lr)
     generator = torch.Generator().manual_seed(seed) if seed is not None else None
-    tensors = _as_tensors(train_data)
-    n_train = len(tensors[1]) if tensors is not None else None
+    n_train = data_length(train_data)
     history = History()
     start = time.perf_counter()
     from tqdm.auto import tqdm
@@ -176,7 +162,7 @@ def fit(
         count = 0
         # One batch holding everything is not shuffled: the order would change only float
         # rounding, and a plain full-batch loop then gives bit-identical weights (notebook 03a).
-        shuffle = n_train is None or batch_size < n_train
+        shuffle = batch_size < n_train
         for x, y in iterate_batches(train_data, batch_size, shuffle=shuffle, generator=generator):
             x, y = x.to(dev), y.to(dev)
             if batch_transform is not None:
@@ -198,20 +184,26 @@ def fit(
     return history
 
 
-@contextmanager
-def eval_mode(model: nn.Module) -> Iterator[nn.Module]:
-    """Put ``model`` in eval mode for a block, then restore *every* submodule's own mode.
+def _forward_batches(
+    model: nn.Module,
+    data: Data,
+    batch_size: int,
+    batch_transform: Callable[[torch.Tensor], torch.Tensor] | None,
+    device: torch.device,
+    progress: bool = False,
+    desc: str = "predict",
+) -> Iterator[tuple[Any, torch.Tensor]]:
+    """The kit's one batched loop: ``(model(batch_transform(x)), y)`` per batch, on ``device``."""
+    from tqdm.auto import tqdm
 
-    ``model.train(was_training)`` would not do: it flips all submodules, undoing e.g.
-    BatchNorm layers deliberately kept in eval mode inside a training model.
-    """
-    modes = [(m, m.training) for m in model.modules()]
-    model.eval()
-    try:
-        yield model
-    finally:
-        for m, mode in modes:
-            m.training = mode
+    n_batches = -(-data_length(data) // batch_size)
+    batches = tqdm(iterate_batches(data, batch_size), total=n_batches, disable=not progress,
+                   desc=desc, leave=False)
+    for x, y in batches:
+        x = x.to(device)
+        if batch_transform is not None:
+            x = batch_transform(x)
+        yield model(x), y
 
 
 @torch.no_grad()
@@ -222,18 +214,31 @@ def predict(
     batch_size: int = 256,
     batch_transform: Callable[[torch.Tensor], torch.Tensor] | None = None,
     device: str | torch.device | None = None,
-) -> tuple[torch.Tensor, torch.Tensor]:
-    """``(outputs, targets)`` of ``model`` in eval mode over ``data`` (on the CPU)."""
-    dev = torch.device(device) if device is not None else next(model.parameters()).device
-    outs, ys = [], []
+    progress: bool = False,
+) -> tuple[torch.Tensor | tuple[torch.Tensor, ...], torch.Tensor]:
+    """``(outputs, targets)`` of ``model`` over ``data``, in eval mode, without gradients, on the CPU.
+
+    The one loop every helper that runs a model over a dataset goes through (evaluation,
+    frozen features, source outputs, cached activations). ``model`` is moved to
+    ``device`` (see :func:`tlhelpers.runtime.resolve_device`: ``None`` = where it is) and
+    run under :func:`tlhelpers.models.eval_mode`, which restores every submodule's mode.
+    A model that returns a tuple of tensors gives a tuple of concatenated outputs.
+    """
+    check_int("batch_size", batch_size, minimum=1)
+    dev = resolve_device(device, model)
+    model.to(dev)
+    outs: list[Any] = []
+    ys: list[torch.Tensor] = []
     with eval_mode(model):
-        for x, y in iterate_batches(data, batch_size):
-            x = x.to(dev)
-            if batch_transform is not None:
-                x = batch_transform(x)
-            outs.append(model(x).cpu())
-            ys.append(torch.as_tensor(y))
-    return torch.cat(outs), torch.cat(ys)
+        for out, y in _forward_batches(model, data, batch_size, batch_transform, dev, progress):
+            outs.append(tuple(o.cpu() for o in out) if isinstance(out, tuple) else out.cpu())
+            ys.append(torch.as_tensor(y).cpu())
+    if not outs:
+        raise ValueError("data is empty: nothing to predict.")
+    targets = torch.cat(ys)
+    if isinstance(outs[0], tuple):
+        return tuple(torch.cat(parts) for parts in zip(*outs, strict=True)), targets
+    return torch.cat(outs), targets
 
 
 def evaluate(
@@ -244,7 +249,7 @@ def evaluate(
     batch_transform: Callable[[torch.Tensor], torch.Tensor] | None = None,
     device: str | torch.device | None = None,
 ) -> dict[str, float]:
-    """Cross-entropy ``loss`` and ``accuracy`` of a classifier on ``data``."""
+    """Cross-entropy ``loss`` and ``accuracy`` of a classifier on ``data`` (via :func:`predict`)."""
     logits, y = predict(model, data, batch_size=batch_size, batch_transform=batch_transform,
                         device=device)
     return {
@@ -268,8 +273,8 @@ def train_linear_head(
     For a scikit-learn probe with cross-validated regularisation see
     :func:`tlhelpers.features.linear_probe`.
     """
-    torch.manual_seed(seed)
-    head = nn.Linear(features.shape[1], num_classes)
+    with seeded(seed):
+        head = nn.Linear(features.shape[1], num_classes)
     opt = torch.optim.Adam(head.parameters(), lr=lr, weight_decay=weight_decay)
     for _ in range(epochs):
         opt.zero_grad()
@@ -278,5 +283,163 @@ def train_linear_head(
     return head
 
 
-def to_numpy(x: torch.Tensor) -> np.ndarray:
-    return x.detach().cpu().numpy()
+# ---------------------------------------------------------------- AdaBN (notebook 01)
+
+
+def _bn_layers(model: nn.Module) -> list[nn.modules.batchnorm._BatchNorm]:
+    return [m for m in model.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)]
+
+
+@torch.no_grad()
+def adabn(
+    model: nn.Module,
+    data: Data | torch.Tensor,
+    *,
+    batch_transform: Callable[[torch.Tensor], torch.Tensor] | None = None,
+    batch_size: int = 256,
+    device: str | torch.device | None = None,
+) -> nn.Module:
+    """Adaptive BatchNorm (Li, Wang, Shi, Liu & Hou, 2016): re-estimate BN statistics on target data.
+
+    Every BatchNorm layer's running mean and variance are reset and recomputed as the
+    *cumulative* average (``momentum=None``) over forward passes of ``data`` (labels
+    unused) in train mode without gradients; the learned weights (including BN's
+    affine ``gamma, beta``) are untouched. The model is modified in place (deep-copy
+    it first to keep the original) and returned in eval mode.
+
+    ``data``: a dataset, an ``(images, targets)`` pair or an images tensor.
+    Caveat: with ``batch_size`` smaller than ``len(data)`` the running variance is the
+    average of per-batch (unbiased) variances, which misses the spread between batch
+    means; the running mean is exact up to a last smaller batch's weight (PyTorch weights
+    every batch equally). Use one batch for exact statistics.
+    """
+    check_int("batch_size", batch_size, minimum=1)
+    layers = _bn_layers(model)
+    if not layers:
+        raise ValueError(f"{type(model).__name__} has no BatchNorm layer: nothing to adapt.")
+    if isinstance(data, torch.Tensor):
+        data = (data, torch.zeros(len(data), dtype=torch.long))
+    dev = resolve_device(device, model)
+    model.to(dev)
+    saved = [m.momentum for m in layers]
+    for m in layers:
+        m.reset_running_stats()
+        m.momentum = None
+    model.train()
+    for _ in _forward_batches(model, data, batch_size, batch_transform, dev, desc="adabn"):
+        pass
+    for m, mom in zip(layers, saved, strict=True):
+        m.momentum = mom
+    return model.eval()
+
+
+# ---------------------------------------------------------------- step-based fine-tuning (notebooks 03-04)
+
+
+class TrackDistance:
+    """Wrap an objective so that ``fit`` also logs :math:`\\lVert w - w^0\\rVert` (not trained on).
+
+    The returned dict gains ``"weight_distance"`` (detached), so
+    ``history["train/weight_distance"]`` shows how far the weights walk from the source.
+    """
+
+    def __init__(self, objective: Callable, reference: Mapping[str, torch.Tensor]):
+        self.objective = objective
+        self.reference = dict(reference)
+
+    def __call__(self, model: nn.Module, x: torch.Tensor, y: torch.Tensor) -> dict[str, torch.Tensor]:
+        out = self.objective(model, x, y)
+        out = {"total": out} if isinstance(out, torch.Tensor) else dict(out)
+        out["weight_distance"] = torch.tensor(weight_distance(model, self.reference))
+        return out
+
+
+def _bn_eval(model: nn.Module) -> None:
+    set_batchnorm_eval(model, frozen_only=False)
+
+
+def fine_tune(
+    model: nn.Module,
+    data: Data,
+    *,
+    objective: Callable | None = None,
+    steps: int = 100,
+    lr: float = 1e-3,
+    batch_size: int | None = None,
+    seed: int = 0,
+    bn_eval: bool = True,
+    reference: Mapping[str, torch.Tensor] | None = None,
+    optimizer: torch.optim.Optimizer | None = None,
+    batch_transform: Callable[[torch.Tensor], torch.Tensor] | None = None,
+    device: str | torch.device | None = None,
+) -> History:
+    """``steps`` Adam steps on ``data`` (full batch unless ``batch_size``), via :func:`fit`.
+
+    With a ``batch_size`` smaller than the data, one history record covers one pass
+    (``ceil(steps * batch_size / n)`` passes). ``bn_eval`` keeps every BatchNorm layer in
+    eval mode (the source statistics; a few-shot batch is a poor estimate of them), which
+    also makes the DELTA distance start at exactly 0. ``reference`` (parameter name ->
+    source value, :func:`tlhelpers.models.parameter_state`) adds ``train/weight_distance``
+    to the history. ``optimizer`` (e.g. Adam over :func:`tlhelpers.models.param_groups`)
+    replaces the default Adam at ``lr``. ``objective`` defaults to
+    :class:`tlhelpers.losses.TransferObjective` (cross-entropy, logged as ``train/task``).
+    ``seed`` orders the minibatches (a local generator).
+    """
+    check_int("steps", steps, minimum=1)
+    n = data_length(data)
+    bs = n if batch_size is None else min(check_int("batch_size", batch_size, minimum=1), n)
+    epochs = math.ceil(steps * bs / n) if bs < n else steps
+    obj = objective if objective is not None else TransferObjective()
+    if reference is not None:
+        obj = TrackDistance(obj, reference)
+    return fit(
+        model,
+        data,
+        epochs=epochs,
+        lr=lr,
+        optimizer=optimizer,
+        objective=obj,
+        batch_size=bs,
+        batch_transform=batch_transform,
+        seed=seed,
+        device=device,
+        progress=False,
+        train_mode=_bn_eval if bn_eval else None,
+    )
+
+
+def fine_tuned_accuracy(
+    model: nn.Module,
+    train_data: Data,
+    test_data: Data,
+    num_classes: int,
+    *,
+    steps: int = 30,
+    lr: float = 1e-3,
+    head_lr: float | None = None,
+    batch_transform: Callable[[torch.Tensor], torch.Tensor] | None = None,
+    freeze_bn_stats: bool = True,
+    seed: int = 0,
+    device: str | torch.device | None = None,
+) -> float:
+    """Test accuracy after fine-tuning a *copy* of ``model`` on ``train_data`` (notebook 02).
+
+    The protocol (the same for every candidate): the source head is replaced by a fresh
+    ``nn.Linear(D, num_classes)`` (:func:`tlhelpers.models.replace_head`, initialised under
+    :func:`tlhelpers.runtime.seeded`), then *all* layers are trained with Adam (``lr`` for
+    the body, ``head_lr`` for the new head, default ``10 * lr``: the new head starts from
+    scratch) for ``steps`` full-batch steps of :func:`fine_tune` on the few-shot
+    ``train_data``. With ``freeze_bn_stats`` BatchNorm layers keep their running
+    statistics (eval mode) during training: a few labelled images give poor batch
+    statistics. ``model`` itself is left unchanged.
+    """
+    check_int("steps", steps, minimum=1)
+    check_int("num_classes", num_classes, minimum=1)
+    check_positive("lr", lr)
+    head_lr = 10 * lr if head_lr is None else check_positive("head_lr", head_lr)
+    with seeded(seed):
+        net = replace_head(copy.deepcopy(model), num_classes)
+    opt = torch.optim.Adam(param_groups(net, {"body": lr, "head": head_lr}, lr))
+    fine_tune(net, train_data, steps=steps, lr=lr, optimizer=opt, batch_transform=batch_transform,
+              seed=seed, bn_eval=freeze_bn_stats, device=device)
+    return evaluate(net, test_data, batch_transform=batch_transform, device=device)["accuracy"]

@@ -1,4 +1,4 @@
-"""Domain alignment losses (cross-domain transfer): MMD, CORAL and DANN.
+"""Domain alignment losses (cross-domain transfer): MMD, CORAL (notebook 01's domain gap) and DANN.
 
 These compare a *source* batch with a *target* batch of features, so they are used
 in a domain-adaptation loop that draws one batch from each domain, not through
@@ -28,6 +28,7 @@ __all__ = [
     "GradientReversal",
     "grad_reverse",
     "dann_lambda",
+    "domain_adversarial_loss",
     "DomainAdversarialLoss",
 ]
 
@@ -317,6 +318,24 @@ def dann_lambda(progress: float, gamma: float = 10.0) -> float:
     return 2.0 / (1.0 + math.exp(-gamma * p)) - 1.0
 
 
+def domain_adversarial_loss(source_logits: Tensor, target_logits: Tensor) -> Tensor:
+    r"""DANN's domain loss on domain-classifier logits; see :class:`DomainAdversarialLoss`.
+
+    .. math:: \ell = \tfrac12\big(\overline{\mathrm{BCE}}(z_S, 0) + \overline{\mathrm{BCE}}(z_T, 1)\big)
+
+    Shape:
+        - Input: source_logits (n_S,), target_logits (n_T,): logits, no sigmoid.
+        - Output: scalar.
+    """
+    for name, z in (("source_logits", source_logits), ("target_logits", target_logits)):
+        if not isinstance(z, Tensor) or z.ndim != 1 or z.numel() == 0:
+            shape = tuple(z.shape) if isinstance(z, Tensor) else type(z).__name__
+            raise ValueError(f"{name} must be a non-empty 1-D tensor of logits, got {shape}.")
+    bce_s = F.binary_cross_entropy_with_logits(source_logits, torch.zeros_like(source_logits))
+    bce_t = F.binary_cross_entropy_with_logits(target_logits, torch.ones_like(target_logits))
+    return 0.5 * (bce_s + bce_t)
+
+
 class DomainAdversarialLoss(nn.Module):
     r"""DANN domain loss: domain classifier on gradient-reversed features.
 
@@ -370,8 +389,7 @@ class DomainAdversarialLoss(nn.Module):
                 f"domain_classifier must return shape (N, 1) or (N,), got "
                 f"{tuple(logits.shape)} for N={feats.shape[0]}."
             )
-        labels = torch.cat([logits.new_zeros(n_s), logits.new_ones(target_features.shape[0])])
-        bce = F.binary_cross_entropy_with_logits(logits, labels, reduction="none")
         with torch.no_grad():
-            self.domain_accuracy = float(((logits > 0).to(labels.dtype) == labels).float().mean())
-        return 0.5 * (bce[:n_s].mean() + bce[n_s:].mean())
+            correct = torch.cat([logits[:n_s] <= 0, logits[n_s:] > 0])
+            self.domain_accuracy = float(correct.float().mean())
+        return domain_adversarial_loss(logits[:n_s], logits[n_s:])

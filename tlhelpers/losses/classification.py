@@ -1,6 +1,6 @@
 """Classification losses for the target task: focal loss and label smoothing.
 
-Taught in the notebooks on fine-tuning for imbalanced or small target datasets.
+Not used by notebooks 00-04 yet (reserved for a chapter on imbalanced or small targets).
 """
 
 from __future__ import annotations
@@ -11,8 +11,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from tlhelpers.losses._utils import check_labels, check_tensor, reduce
-from tlhelpers.validation import check_positive
+from tlhelpers.losses._utils import REDUCTIONS, check_labels, check_tensor, reduce
+from tlhelpers.validation import check_choice, check_positive
 
 __all__ = [
     "FocalLoss",
@@ -102,7 +102,7 @@ class FocalLoss(nn.Module):
     ) -> None:
         super().__init__()
         self.gamma = check_positive("gamma", gamma, strict=False)
-        self.reduction = reduction
+        self.reduction = check_choice("reduction", reduction, REDUCTIONS)
         self.alpha: Tensor | None
         self.register_buffer(
             "alpha", None if alpha is None else torch.as_tensor(alpha, dtype=torch.float32)
@@ -113,6 +113,14 @@ class FocalLoss(nn.Module):
 
     def extra_repr(self) -> str:
         return f"gamma={self.gamma}, reduction={self.reduction!r}"
+
+
+def _check_smoothing(smoothing: float) -> float:
+    if isinstance(smoothing, bool) or not isinstance(smoothing, (int, float)):
+        raise ValueError(f"smoothing must be a number in [0, 1), got {smoothing!r}.")
+    if not 0.0 <= smoothing < 1.0:
+        raise ValueError(f"smoothing must be in [0, 1), got {smoothing!r}.")
+    return float(smoothing)
 
 
 def label_smoothing_cross_entropy(
@@ -127,7 +135,7 @@ def label_smoothing_cross_entropy(
     Szegedy et al., "Rethinking the Inception Architecture", CVPR 2016. The mass
     ``eps`` is spread over *all* C classes, the true one included; this is the
     convention of ``torch.nn.CrossEntropyLoss(label_smoothing=eps)``, which does the
-    work here. The wrapper only exists to give the formula a name in the notebooks.
+    work here. The wrapper only exists to give the formula a name.
 
     Args:
         logits: (N, C) raw scores. targets: (N,) class indices.
@@ -135,19 +143,27 @@ def label_smoothing_cross_entropy(
         reduction: "mean", "sum" or "none" (shape (N,)).
     """
     logits, targets = _check_logits_targets(logits, targets)
-    if not 0.0 <= smoothing < 1.0:
-        raise ValueError(f"smoothing must be in [0, 1), got {smoothing!r}.")
+    _check_smoothing(smoothing)
     losses = F.cross_entropy(logits, targets, label_smoothing=smoothing, reduction="none")
     return reduce(losses, reduction)
 
 
 class LabelSmoothingCrossEntropy(nn.Module):
-    """Module form of :func:`label_smoothing_cross_entropy` (torch convention, eps over all C)."""
+    """Module form of :func:`label_smoothing_cross_entropy` (torch convention, eps over all C).
+
+    Args:
+        smoothing: ``eps`` in [0, 1).
+        reduction: "mean", "sum" or "none".
+
+    Shape:
+        - Input: logits (N, C), targets (N,) integer class indices.
+        - Output: scalar, or (N,) with ``reduction="none"``.
+    """
 
     def __init__(self, smoothing: float = 0.1, reduction: str = "mean") -> None:
         super().__init__()
-        self.smoothing = smoothing
-        self.reduction = reduction
+        self.smoothing = _check_smoothing(smoothing)
+        self.reduction = check_choice("reduction", reduction, REDUCTIONS)
 
     def forward(self, logits: Tensor, targets: Tensor) -> Tensor:
         return label_smoothing_cross_entropy(logits, targets, self.smoothing, self.reduction)

@@ -1,4 +1,4 @@
-"""Knowledge transfer losses: Hinton distillation and Learning without Forgetting (LwF)."""
+"""Knowledge transfer losses: Hinton distillation and Learning without Forgetting (LwF) (notebooks 03-04)."""
 
 from __future__ import annotations
 
@@ -7,6 +7,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from tlhelpers.losses._utils import check_tensor, frozen_copy, hookless_copy
+from tlhelpers.models import split_model
 from tlhelpers.validation import check_choice, check_positive
 
 __all__ = ["DISTILLATION_REDUCTIONS", "distillation_loss", "DistillationLoss", "LwF"]
@@ -147,8 +148,6 @@ class LwF(nn.Module):
         """Build from a source classifier: teacher = frozen copy, old_head = copy of its
         final linear layer (trainable). Any kit backbone works (``split_model`` finds the
         head of MobileNetV2, ResNet and SmallCNN). Call it *before* replacing the head."""
-        from tlhelpers.models import split_model
-
         head = getattr(source_model, "head", None)
         try:
             head = head if isinstance(head, nn.Module) else split_model(source_model).head

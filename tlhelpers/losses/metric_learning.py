@@ -1,5 +1,8 @@
 """Target-task losses for recognition by embedding (cross-type transfer, e.g. faces).
 
+Not used by notebooks 00-04 yet (a later chapter on faces will); tested against
+pytorch-metric-learning and ``torch.nn.TripletMarginLoss``.
+
 Margin softmax losses (ArcFace, CosFace) learn class centres on the unit sphere;
 triplet losses compare distances between embeddings directly.
 """
@@ -7,6 +10,8 @@ triplet losses compare distances between embeddings directly.
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
+from typing import Any
 
 import torch
 import torch.nn.functional as F
@@ -45,7 +50,12 @@ def _cosine(embeddings: Tensor, weight: Tensor) -> Tensor:
     return F.normalize(embeddings, dim=1) @ F.normalize(weight, dim=1).T
 
 
-def _check_margin_inputs(embeddings: Tensor, labels: Tensor, weight: Tensor) -> None:
+def _check_margin_inputs(
+    embeddings: Tensor, labels: Tensor, weight: Tensor, margin: float, scale: float, reduction: str
+) -> None:
+    check_positive("margin", margin, strict=False)
+    check_positive("scale", scale)
+    check_choice("reduction", reduction, REDUCTIONS)
     check_2d("embeddings", embeddings)
     check_2d("weight", weight)
     if embeddings.shape[1] != weight.shape[1]:
@@ -80,10 +90,7 @@ def arcface_loss(
         margin: additive angle in **radians**. scale: ``s``.
         reduction: "mean", "sum" or "none".
     """
-    _check_margin_inputs(embeddings, labels, weight)
-    check_positive("margin", margin, strict=False)
-    check_positive("scale", scale)
-    check_choice("reduction", reduction, REDUCTIONS)
+    _check_margin_inputs(embeddings, labels, weight, margin, scale, reduction)
     cos = _cosine(embeddings, weight)
     cos_t = cos.gather(1, labels[:, None]).clamp(-1.0, 1.0)
     # cos(theta + m) by the addition formula; the floor under 1 - cos^2 keeps the sqrt's
@@ -106,26 +113,69 @@ def cosface_loss(
     reduction: str = "mean",
 ) -> Tensor:
     r"""CosFace (additive cosine margin) loss; see :class:`CosFaceLoss` for the formula."""
-    _check_margin_inputs(embeddings, labels, weight)
-    check_positive("margin", margin, strict=False)
-    check_positive("scale", scale)
-    check_choice("reduction", reduction, REDUCTIONS)
+    _check_margin_inputs(embeddings, labels, weight, margin, scale, reduction)
     cos = _cosine(embeddings, weight)
     return _margin_ce(cos, cos.gather(1, labels[:, None]) - margin, labels, scale, reduction)
 
 
-class _MarginSoftmax(nn.Module):
-    def __init__(
-        self, num_classes: int, embedding_size: int, margin: float, scale: float, reduction: str
-    ) -> None:
+class _MetricLoss(nn.Module):
+    """Shared base of the metric-learning losses: a Module over its functional twin.
+
+    Subclasses set ``_loss`` (the functional form), ``default_margin`` and
+    ``reductions``; ``margin`` and ``reduction`` are checked here, at construction, and
+    ``forward(*inputs)`` calls ``_loss(*inputs, **self.hparams())``.
+    """
+
+    _loss: Callable[..., Tensor]
+    default_margin: float | None = None
+    reductions: tuple[str, ...] = REDUCTIONS
+    #: whether ``margin=None`` is meaningful (batch-hard's soft margin)
+    soft_margin: bool = False
+
+    def __init__(self, margin: float | None, reduction: str) -> None:
         super().__init__()
+        if margin is not None or not self.soft_margin:
+            check_positive("margin", margin, strict=False)
+        self.margin = margin
+        self.reduction = check_choice("reduction", reduction, self.reductions)
+
+    def hparams(self) -> dict[str, Any]:
+        """Keyword arguments passed to the functional form."""
+        return {"margin": self.margin, "reduction": self.reduction}
+
+    def forward(self, *inputs: Tensor) -> Tensor:
+        return type(self)._loss(*inputs, **self.hparams())
+
+    def extra_repr(self) -> str:
+        return ", ".join(f"{k}={v!r}" for k, v in self.hparams().items())
+
+
+class _MarginLoss(_MetricLoss):
+    """Margin softmax (ArcFace, CosFace): learnable class centres ``weight`` (C, E).
+
+    ``margin=None`` takes the subclass's paper default.
+    """
+
+    def __init__(
+        self,
+        num_classes: int,
+        embedding_size: int,
+        margin: float | None = None,
+        scale: float = 64.0,
+        reduction: str = "mean",
+    ) -> None:
+        super().__init__(self.default_margin if margin is None else margin, reduction)
         self.num_classes = check_int("num_classes", num_classes, minimum=1)
         self.embedding_size = check_int("embedding_size", embedding_size, minimum=1)
-        self.margin = check_positive("margin", margin, strict=False)
         self.scale = check_positive("scale", scale)
-        self.reduction = check_choice("reduction", reduction, REDUCTIONS)
         self.weight = nn.Parameter(torch.empty(num_classes, embedding_size))
         nn.init.xavier_normal_(self.weight)
+
+    def hparams(self) -> dict[str, Any]:
+        return {"margin": self.margin, "scale": self.scale, "reduction": self.reduction}
+
+    def forward(self, embeddings: Tensor, labels: Tensor) -> Tensor:
+        return type(self)._loss(embeddings, labels, self.weight, **self.hparams())
 
     def cosine(self, embeddings: Tensor) -> Tensor:
         """(N, C) cosine similarities to the class weights, no margin (use to predict)."""
@@ -139,11 +189,11 @@ class _MarginSoftmax(nn.Module):
     def extra_repr(self) -> str:
         return (
             f"num_classes={self.num_classes}, embedding_size={self.embedding_size}, "
-            f"margin={self.margin}, scale={self.scale}, reduction={self.reduction!r}"
+            + super().extra_repr()
         )
 
 
-class ArcFaceLoss(_MarginSoftmax):
+class ArcFaceLoss(_MarginLoss):
     r"""ArcFace: additive angular margin on the target class, then scaled cross-entropy.
 
     .. math::
@@ -164,7 +214,7 @@ class ArcFaceLoss(_MarginSoftmax):
 
     Args:
         num_classes: C. embedding_size: E.
-        margin: m in radians (default 0.5). scale: s (default 64).
+        margin: m in radians (default 0.5; ``None`` = default). scale: s (default 64).
         reduction: "mean" (default, as PML), "sum" or "none".
 
     Shape:
@@ -172,23 +222,11 @@ class ArcFaceLoss(_MarginSoftmax):
         - Output: scalar, or (N,) with ``reduction="none"``.
     """
 
-    def __init__(
-        self,
-        num_classes: int,
-        embedding_size: int,
-        margin: float = 0.5,
-        scale: float = 64.0,
-        reduction: str = "mean",
-    ) -> None:
-        super().__init__(num_classes, embedding_size, margin, scale, reduction)
-
-    def forward(self, embeddings: Tensor, labels: Tensor) -> Tensor:
-        return arcface_loss(
-            embeddings, labels, self.weight, self.margin, self.scale, self.reduction
-        )
+    _loss = staticmethod(arcface_loss)
+    default_margin = 0.5
 
 
-class CosFaceLoss(_MarginSoftmax):
+class CosFaceLoss(_MarginLoss):
     r"""CosFace (large margin cosine loss): subtract m from the target cosine, scale, CE.
 
     .. math::
@@ -199,25 +237,18 @@ class CosFaceLoss(_MarginSoftmax):
     Face Recognition", CVPR 2018 (m = 0.35, s = 64). Same margin/weight convention as
     pytorch-metric-learning's ``CosFaceLoss`` apart from ``weight`` being (C, E).
 
+    Args:
+        num_classes: C. embedding_size: E.
+        margin: m (default 0.35; ``None`` = default). scale: s (default 64).
+        reduction: "mean" (default), "sum" or "none".
+
     Shape:
         - Input: embeddings (N, E), labels (N,) in [0, C).
         - Output: scalar, or (N,) with ``reduction="none"``.
     """
 
-    def __init__(
-        self,
-        num_classes: int,
-        embedding_size: int,
-        margin: float = 0.35,
-        scale: float = 64.0,
-        reduction: str = "mean",
-    ) -> None:
-        super().__init__(num_classes, embedding_size, margin, scale, reduction)
-
-    def forward(self, embeddings: Tensor, labels: Tensor) -> Tensor:
-        return cosface_loss(
-            embeddings, labels, self.weight, self.margin, self.scale, self.reduction
-        )
+    _loss = staticmethod(cosface_loss)
+    default_margin = 0.35
 
 
 # --------------------------------------------------------------------------- triplets
@@ -272,13 +303,20 @@ def triplet_loss(
     return _reduce_triplets(F.relu(d_ap - d_an + margin), reduction)
 
 
-class TripletLoss(nn.Module):
+class TripletLoss(_MetricLoss):
     """Module form of :func:`triplet_loss` (torch's convention by default).
+
+    Args:
+        margin: >= 0 (default 1.0). normalize: L2-normalise first. reduction: "mean",
+            "mean_nonzero", "sum" or "none". p: norm degree.
 
     Shape:
         - Input: anchor, positive, negative, each (N, E).
         - Output: scalar, or (N,) with ``reduction="none"``.
     """
+
+    _loss = staticmethod(triplet_loss)
+    reductions = TRIPLET_REDUCTIONS
 
     def __init__(
         self,
@@ -287,22 +325,17 @@ class TripletLoss(nn.Module):
         reduction: str = "mean",
         p: float = 2.0,
     ) -> None:
-        super().__init__()
-        self.margin = check_positive("margin", margin, strict=False)
+        super().__init__(margin, reduction)
         self.normalize = normalize
-        self.reduction = check_choice("reduction", reduction, TRIPLET_REDUCTIONS)
         self.p = p
 
-    def forward(self, anchor: Tensor, positive: Tensor, negative: Tensor) -> Tensor:
-        return triplet_loss(
-            anchor, positive, negative, self.margin, self.normalize, self.reduction, self.p
-        )
-
-    def extra_repr(self) -> str:
-        return (
-            f"margin={self.margin}, normalize={self.normalize}, "
-            f"reduction={self.reduction!r}, p={self.p}"
-        )
+    def hparams(self) -> dict[str, Any]:
+        return {
+            "margin": self.margin,
+            "normalize": self.normalize,
+            "reduction": self.reduction,
+            "p": self.p,
+        }
 
 
 def batch_hard_triplet_loss(
@@ -352,28 +385,27 @@ def batch_hard_triplet_loss(
     return _reduce_triplets(losses, reduction)
 
 
-class BatchHardTripletLoss(nn.Module):
+class BatchHardTripletLoss(_MetricLoss):
     """Module form of :func:`batch_hard_triplet_loss` (Hermans et al. 2017).
+
+    Args:
+        margin: hinge margin (>= 0, default 0.2) or ``None`` for the soft margin.
+        normalize: L2-normalise first. reduction: "mean", "mean_nonzero", "sum" or "none".
 
     Shape:
         - Input: embeddings (N, E), labels (N,).
         - Output: scalar, or (N_valid,) with ``reduction="none"``.
     """
 
+    _loss = staticmethod(batch_hard_triplet_loss)
+    reductions = TRIPLET_REDUCTIONS
+    soft_margin = True
+
     def __init__(
         self, margin: float | None = 0.2, normalize: bool = False, reduction: str = "mean"
     ) -> None:
-        super().__init__()
-        if margin is not None:
-            check_positive("margin", margin, strict=False)
-        self.margin = margin
+        super().__init__(margin, reduction)
         self.normalize = normalize
-        self.reduction = check_choice("reduction", reduction, TRIPLET_REDUCTIONS)
 
-    def forward(self, embeddings: Tensor, labels: Tensor) -> Tensor:
-        return batch_hard_triplet_loss(
-            embeddings, labels, self.margin, self.normalize, self.reduction
-        )
-
-    def extra_repr(self) -> str:
-        return f"margin={self.margin}, normalize={self.normalize}, reduction={self.reduction!r}"
+    def hparams(self) -> dict[str, Any]:
+        return {"margin": self.margin, "normalize": self.normalize, "reduction": self.reduction}

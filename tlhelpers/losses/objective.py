@@ -1,20 +1,34 @@
-"""Composition of a transfer-learning objective: task loss + weighted regularisers.
+"""Composition of a transfer-learning objective: task loss + weighted regularisers (notebook 03).
 
 ``TransferObjective`` is a callable ``(model, x, y) -> dict[str, Tensor]`` that the kit's
-``fit`` loop accepts directly; it logs every key of the dict.
+``fit`` loop accepts directly; it logs every key of the dict. :func:`make_objective`
+builds the objectives notebook 03 compares, by name (:data:`TRANSFER_METHODS`).
 """
 
 from __future__ import annotations
 
+import copy
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
 from torch import Tensor, nn
 
-from tlhelpers.validation import check_choice
+from tlhelpers.losses.distillation import LwF
+from tlhelpers.losses.regularization import L2, L2SP, BatchSpectralShrinkage, FeatureMapDistance
+from tlhelpers.models import SplitModel, split_model
+from tlhelpers.validation import check_choice, check_positive
 
-__all__ = ["TermContext", "ContextTerm", "TransferObjective", "TERM_FIELDS"]
+__all__ = [
+    "TermContext",
+    "ContextTerm",
+    "TransferObjective",
+    "TERM_FIELDS",
+    "TRANSFER_METHODS",
+    "DEFAULT_STRENGTHS",
+    "DELTA_LAYERS",
+    "make_objective",
+]
 
 #: Fields of :class:`TermContext` that a term may read.
 TERM_FIELDS: tuple[str, ...] = ("model", "inputs", "targets", "features", "logits")
@@ -183,3 +197,73 @@ class TransferObjective(nn.Module):
 
     def extra_repr(self) -> str:
         return f"weights={self.weights}"
+
+
+# --------------------------------------------------------------------------- notebook 03's objectives
+
+#: Fine-tuning objectives of notebook 03: the target loss plus (at most) one transfer term.
+TRANSFER_METHODS: tuple[str, ...] = ("finetune", "l2", "l2sp", "lwf", "bss", "delta")
+
+#: Default weight of each method's term (the kit's term conventions).
+DEFAULT_STRENGTHS: dict[str, float] = {
+    "finetune": 0.0,
+    "l2": 0.01,  # alpha of alpha/2 ||w||^2
+    "l2sp": 0.1,  # alpha of alpha/2 ||w_S - w_S^0||^2 (beta = 0.01 on the head)
+    "lwf": 1.0,  # weight of T^2 KL(old outputs), T = 2
+    "bss": 0.001,  # weight of the smallest squared singular value, k = 1
+    "delta": 0.01,  # weight of the feature-map distance (blocks 1-3, no attention)
+}
+
+#: Layers the DELTA term compares in a SplitModel built from the kit's SmallCNN.
+DELTA_LAYERS: tuple[str, ...] = ("body.0.block1", "body.0.block2", "body.0.block3")
+
+
+def make_objective(
+    method: str,
+    model: SplitModel,
+    source: nn.Module | None = None,
+    strength: float | None = None,
+    temperature: float = 2.0,
+) -> TransferObjective:
+    r"""The target loss plus ``method``'s transfer term, for a model from
+    :func:`tlhelpers.models.transfer_model`.
+
+    Build it *before* any training step (L2-SP and DELTA snapshot the current weights).
+
+    - ``"finetune"``: :math:`\mathrm{CE}` only.
+    - ``"l2"``: :math:`+\frac{\alpha}{2}\lVert w\rVert^2` (toward zero).
+    - ``"l2sp"``: :math:`+\frac{\alpha}{2}\lVert w_S - w_S^0\rVert^2 + \frac{\beta}{2}\lVert
+      w_{head}\rVert^2`, :math:`\beta = 0.01` (the authors' default; a larger
+      :math:`\beta` crushes the new head).
+    - ``"lwf"``: :math:`+\lambda T^2 \mathrm{KL}(p_{old}(x; w^0)\,\Vert\, p_{old}(x; w))` with
+      the source's old head, attached to ``model.old_head`` so ``fit`` trains it. ``source``
+      is the original source classifier (e.g. the :class:`~tlhelpers.models.SmallCNN`).
+    - ``"bss"``: :math:`+\eta \sigma_{min}^2(F)` of the batch features.
+    - ``"delta"``: :math:`+\lambda` feature-map distance to the source at blocks 1-3
+      (hooks: call ``objective.terms["delta"].fn.remove()`` when done).
+
+    ``strength`` defaults to :data:`DEFAULT_STRENGTHS`.
+    """
+    check_choice("method", method, TRANSFER_METHODS)
+    w = DEFAULT_STRENGTHS[method] if strength is None else strength
+    check_positive("strength", w, strict=False)
+    if method == "finetune":
+        return TransferObjective()
+    if method == "l2":
+        return TransferObjective(terms={"l2": (1.0, L2(alpha=w))})
+    if method == "l2sp":
+        return TransferObjective(terms={"l2sp": (1.0, L2SP(model, alpha=w, beta=0.01))})
+    if method == "bss":
+        return TransferObjective(terms={"bss": (w, BatchSpectralShrinkage(k=1))})
+    if method == "delta":
+        layers = [n for n in DELTA_LAYERS if n in dict(model.named_modules())]
+        if not layers:
+            raise ValueError(f"DELTA needs the layers {DELTA_LAYERS} (a SmallCNN SplitModel).")
+        return TransferObjective(terms={"delta": (w, FeatureMapDistance(model, layers))})
+    # lwf
+    if source is None:
+        raise ValueError("method 'lwf' needs the source model (with its old head).")
+    old_head = copy.deepcopy(split_model(copy.deepcopy(source)).head).requires_grad_(True)
+    lwf = LwF(source, old_head, temperature=temperature)
+    model.old_head = lwf.old_head  # shared, so fit's optimiser trains it
+    return TransferObjective(terms={"lwf": (w, lwf)})

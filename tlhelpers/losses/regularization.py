@@ -1,4 +1,4 @@
-"""Fine-tuning regularisers (same-type / parameter transfer): L2, L2-SP, BSS and DELTA.
+"""Fine-tuning regularisers (same-type / parameter transfer): L2, L2-SP, BSS and DELTA (notebook 03).
 
 Each regulariser has a ``term_inputs`` attribute naming the
 :class:`~tlhelpers.losses.TermContext` fields its ``forward`` takes, so it can be passed
@@ -15,6 +15,7 @@ from torch import Tensor, nn
 from torch.utils.hooks import RemovableHandle
 
 from tlhelpers.losses._utils import check_2d, frozen_copy
+from tlhelpers.models import eval_mode
 from tlhelpers.validation import check_int, check_positive
 
 __all__ = [
@@ -24,6 +25,7 @@ __all__ = [
     "L2SP",
     "bss",
     "BatchSpectralShrinkage",
+    "feature_map_distance",
     "FeatureMapDistance",
     "delta_channel_attention",
 ]
@@ -321,6 +323,54 @@ def _first_tensor(output: object) -> Tensor:
     raise ValueError(f"hooked layer returned {type(output).__name__}, expected a Tensor.")
 
 
+def feature_map_distance(
+    student_maps: Mapping[str, Tensor],
+    source_maps: Mapping[str, Tensor],
+    channel_attention: Mapping[str, Tensor] | None = None,
+) -> Tensor:
+    r"""DELTA's feature-map distance between recorded activations; see :class:`FeatureMapDistance`.
+
+    .. math::
+        \Omega = \frac12 \sum_j \frac1N \sum_i \sum_c w_{jc} \frac{1}{L_j}
+        \big\| FM_{jc}(x_i; w) - FM_{jc}(x_i; w^0) \big\|_2^2
+
+    Shape:
+        - Input: per layer name, student and source activations of the same shape
+          (N, C, ...) (L_j = product of the trailing dims, 1 for (N, C)); attention (C,).
+        - Output: scalar.
+    """
+    if not student_maps or set(student_maps) != set(source_maps):
+        raise ValueError(
+            f"student_maps and source_maps must name the same non-empty layers, got "
+            f"{sorted(student_maps)} and {sorted(source_maps)}."
+        )
+    if channel_attention is not None:
+        unknown = set(channel_attention) - set(student_maps)
+        if unknown:
+            raise ValueError(f"channel_attention has unknown layers {sorted(unknown)}.")
+    total: Tensor | None = None
+    for name in student_maps:
+        ft = _as_nc_rest(student_maps[name])
+        fs = _as_nc_rest(source_maps[name])
+        if ft.shape != fs.shape:
+            raise ValueError(
+                f"layer {name!r}: student activations {tuple(ft.shape)} and source "
+                f"activations {tuple(fs.shape)} differ (were they run on the same inputs?)."
+            )
+        per_channel = (ft - fs).pow(2).mean(2).mean(0)  # (C,)
+        if channel_attention is not None and name in channel_attention:
+            w = channel_attention[name].to(per_channel)
+            if w.shape != per_channel.shape:
+                raise ValueError(
+                    f"channel_attention[{name!r}] has shape {tuple(w.shape)}, expected "
+                    f"{tuple(per_channel.shape)}."
+                )
+            per_channel = per_channel * w
+        total = per_channel.sum() if total is None else total + per_channel.sum()
+    assert total is not None
+    return 0.5 * total
+
+
 class FeatureMapDistance(nn.Module):
     r"""DELTA-style feature-map regulariser: stay close to the source network's activations.
 
@@ -421,29 +471,15 @@ class FeatureMapDistance(nn.Module):
             )
         with torch.no_grad():
             self.source(inputs)
-        total: Tensor | None = None
-        for name in self.layers:
-            ft = _as_nc_rest(self._student_fm[name])
-            fs = _as_nc_rest(self._source_fm[name])
-            if ft.shape != fs.shape:
-                raise ValueError(
-                    f"layer {name!r}: student activations {tuple(ft.shape)} and source "
-                    f"activations {tuple(fs.shape)} differ (were they run on the same inputs?)."
-                )
-            per_channel = (ft - fs).pow(2).mean(2).mean(0)  # (C,)
-            if self.channel_attention is not None and name in self.channel_attention:
-                w = self.channel_attention[name].to(per_channel)
-                if w.shape != per_channel.shape:
-                    raise ValueError(
-                        f"channel_attention[{name!r}] has shape {tuple(w.shape)}, expected "
-                        f"{tuple(per_channel.shape)}."
-                    )
-                per_channel = per_channel * w
-            total = per_channel.sum() if total is None else total + per_channel.sum()
-        self._student_fm.clear()
-        self._source_fm.clear()
-        assert total is not None
-        return 0.5 * total
+        try:
+            return feature_map_distance(
+                {n: self._student_fm[n] for n in self.layers},
+                {n: self._source_fm[n] for n in self.layers},
+                self.channel_attention,
+            )
+        finally:
+            self._student_fm.clear()
+            self._source_fm.clear()
 
 
 @torch.no_grad()
@@ -464,8 +500,8 @@ def delta_channel_attention(
     zeroes channel c of layer j's output. Simplification (documented): one weight vector
     per layer over the whole data (as TLlib), not per sample as in the paper.
 
-    Cost: one forward per channel per batch, so use a few batches. The model is put in
-    eval mode for the computation and restored afterwards.
+    Cost: one forward per channel per batch, so use a few batches. The model runs in
+    :func:`tlhelpers.models.eval_mode`: every submodule's own mode is restored afterwards.
 
     Args:
         source_model: maps inputs to logits compatible with the labels.
@@ -482,8 +518,6 @@ def delta_channel_attention(
     if not data:
         raise ValueError("batches is empty.")
     modules = dict(source_model.named_modules())
-    was_training = source_model.training
-    source_model.eval()
 
     def mean_loss() -> Tensor:
         return torch.stack([loss_fn(source_model(x), y) for x, y in data]).mean()
@@ -495,7 +529,9 @@ def delta_channel_attention(
         out[:, channel[0]] = 0
         return out
 
-    try:
+    # eval_mode restores every submodule's own mode (train(was_training) would flip a
+    # BatchNorm layer deliberately kept in eval mode back to training).
+    with eval_mode(source_model):
         base = mean_loss()
         result: dict[str, Tensor] = {}
         for name in layers:
@@ -512,8 +548,6 @@ def delta_channel_attention(
             finally:
                 handle.remove()
             result[name] = torch.softmax(torch.stack(rises) / temperature, dim=0)
-    finally:
-        source_model.train(was_training)
     return result
 
 

@@ -1,4 +1,4 @@
-"""Seeding and device choice."""
+"""Seeding (global and local) and the one meaning of ``device``."""
 
 from __future__ import annotations
 
@@ -7,8 +7,9 @@ import random
 import numpy as np
 import pytest
 import torch
+from torch import nn
 
-from tlhelpers.utils import get_device, seed_everything
+from tlhelpers.runtime import get_device, resolve_device, seed_everything, seeded
 
 
 @pytest.fixture(autouse=True)
@@ -59,7 +60,7 @@ def test_get_device_unknown_name():
     with pytest.raises(ValueError) as err:
         get_device("gpu")
     assert "'gpu'" in str(err.value)
-    assert "auto, cpu, cuda, mps" in str(err.value)
+    assert "Valid values: 'auto', 'cpu', 'cuda', 'mps'" in str(err.value)
 
 
 def test_get_device_unavailable_accelerator(monkeypatch):
@@ -69,3 +70,30 @@ def test_get_device_unavailable_accelerator(monkeypatch):
         get_device("cuda")
     with pytest.raises(RuntimeError, match="MPS"):
         get_device("mps")
+
+
+def test_seeded_draws_like_manual_seed_and_restores_the_stream():
+    torch.manual_seed(123)
+    expected_after = torch.rand(4)
+    torch.manual_seed(7)
+    reference = torch.rand(3)
+    torch.manual_seed(123)
+    with seeded(7):
+        inside = torch.rand(3)
+    assert torch.equal(inside, reference)
+    assert torch.equal(torch.rand(4), expected_after)
+    with pytest.raises(ValueError, match="seed"):
+        with seeded(-1):
+            pass
+
+
+def test_resolve_device_one_meaning():
+    model = nn.Linear(2, 2)
+    assert resolve_device(None, model) == torch.device("cpu")  # where the model is
+    assert resolve_device(None, nn.ReLU()) == torch.device("cpu")  # no parameters
+    assert resolve_device(None) == torch.device("cpu")
+    assert resolve_device("cpu") == torch.device("cpu")
+    assert resolve_device(torch.device("cpu"), model) == torch.device("cpu")
+    assert resolve_device("auto") == get_device()
+    with pytest.raises(ValueError, match="Valid values"):
+        resolve_device("gpu0")

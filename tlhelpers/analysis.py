@@ -1,0 +1,181 @@
+"""Looking at what transfer did: weight-space paths, domain gap, forgetting, latency (notebooks 01-04).
+
+- :func:`interpolate_state`, :func:`loss_along_path` (notebook 03): the target loss on the
+  straight line between the source and the fine-tuned weights.
+- :func:`old_task_accuracy` (notebook 04): how much of the source task is forgotten.
+- :func:`domain_gap` (notebook 01): MMD and CORAL between two feature samples.
+- :func:`measure_latency` (notebook 02): the inference cost of a candidate model.
+
+The distance :math:`\\lVert w - w^0 \\rVert` itself is :func:`tlhelpers.models.weight_distance`
+(training logs it, so it lives below training).
+"""
+
+from __future__ import annotations
+
+import statistics
+import time
+from collections.abc import Mapping, Sequence
+
+import numpy as np
+import torch
+from torch import Tensor, nn
+
+from .data import Data
+from .losses import coral, mmd2
+from .models import SplitModel, eval_mode
+from .runtime import resolve_device
+from .training import evaluate
+from .validation import check_int, check_positive
+
+# ------------------------------------------------------------------ interpolation
+
+
+def _selected(key: str, prefixes: Sequence[str] | None) -> bool:
+    return prefixes is None or any(key.startswith(p) for p in prefixes)
+
+
+def interpolate_state(
+    source_state: Mapping[str, Tensor],
+    target_state: Mapping[str, Tensor],
+    t: float,
+    prefixes: Sequence[str] | None = None,
+) -> dict[str, Tensor]:
+    r"""The state :math:`(1-t)\,w^0 + t\,w^1` between two state dicts.
+
+    Interpolated: floating-point entries present in both with the same shape and (if
+    ``prefixes`` is given) a name starting with one of them. Everything else (integer
+    buffers such as ``num_batches_tracked``, the new head when ``prefixes=("body.",)``)
+    is taken from ``target_state``. ``t`` outside [0, 1] extrapolates.
+    """
+    if isinstance(prefixes, str):
+        prefixes = (prefixes,)
+    out: dict[str, Tensor] = {}
+    for key, w1 in target_state.items():
+        w0 = source_state.get(key)
+        if (
+            w0 is not None
+            and w1.is_floating_point()
+            and w0.shape == w1.shape
+            and _selected(key, prefixes)
+        ):
+            out[key] = torch.lerp(w0.to(w1.dtype), w1, float(t))
+        else:
+            out[key] = w1.detach().clone()
+    return out
+
+
+def loss_along_path(
+    model: nn.Module,
+    source_state: Mapping[str, Tensor],
+    target_state: Mapping[str, Tensor],
+    data: Data,
+    ts: Sequence[float],
+    prefixes: Sequence[str] | None = ("body.",),
+) -> dict[str, list[float]]:
+    """Cross-entropy and accuracy of ``model`` at each ``t`` of :func:`interpolate_state`.
+
+    By default only the body is interpolated and the fine-tuned head is kept fixed: the
+    source head belongs to another task (its class 0 is not the target's class 0), so
+    interpolating it would mix two unrelated classifiers. ``model``'s own weights are
+    restored afterwards. Returns ``{"t": [...], "loss": [...], "accuracy": [...]}``.
+    """
+    saved = {k: v.detach().clone() for k, v in model.state_dict().items()}
+    result: dict[str, list[float]] = {"t": [], "loss": [], "accuracy": []}
+    try:
+        for t in ts:
+            model.load_state_dict(interpolate_state(source_state, target_state, t, prefixes))
+            ev = evaluate(model, data)
+            result["t"].append(float(t))
+            result["loss"].append(ev["loss"])
+            result["accuracy"].append(ev["accuracy"])
+    finally:
+        model.load_state_dict(saved)
+    return result
+
+
+# ------------------------------------------------------------------ forgetting
+
+
+def old_task_accuracy(body: nn.Module, old_head: nn.Module, data: Data) -> float:
+    """Accuracy on the *source* task of ``old_head(body(x))``: what fine-tuning the body kept."""
+    return evaluate(SplitModel(body, old_head), data)["accuracy"]
+
+
+# ------------------------------------------------------------------ domain gap
+
+
+def domain_gap(
+    a: torch.Tensor,
+    b: torch.Tensor,
+    n: int | None = None,
+    seed: int = 0,
+    *,
+    bandwidth: float | None = None,
+) -> dict[str, float]:
+    """``{"mmd2", "coral"}`` between feature samples ``a (n_a, D)`` and ``b (n_b, D)``.
+
+    MMD^2 (biased estimator, one Gaussian kernel) and CORAL (Sun & Saenko, paper
+    convention) from :mod:`tlhelpers.losses`. With ``n`` each sample is first
+    subsampled (a local generator seeded by ``seed``) to at most ``n`` rows, so gaps
+    from samples of different sizes are comparable. ``bandwidth`` is the kernel's
+    ``sigma``; ``None`` uses the median heuristic *of this pair*, which puts every pair
+    on its own scale: to compare MMD^2 values in one table, pass one fixed
+    ``bandwidth`` (e.g. the median heuristic on pooled reference data,
+    :func:`tlhelpers.losses.median_bandwidth`; notebook 01).
+    """
+    if n is not None:
+        check_int("n", n, minimum=2)
+    if bandwidth is not None:
+        check_positive("bandwidth", bandwidth)
+    rng = np.random.default_rng(seed)
+
+    def sub(x):
+        x = torch.as_tensor(x, dtype=torch.float64)
+        if n is not None and len(x) > n:
+            x = x[torch.as_tensor(np.sort(rng.choice(len(x), n, replace=False)))]
+        return x
+
+    a, b = sub(a), sub(b)
+    return {"mmd2": float(mmd2(a, b, bandwidths=bandwidth)), "coral": float(coral(a, b))}
+
+
+# ------------------------------------------------------------------ latency
+
+
+@torch.no_grad()
+def measure_latency(
+    model: nn.Module,
+    input_shape: Sequence[int],
+    repeats: int = 10,
+    *,
+    warmup: int = 2,
+    device: str | torch.device | None = None,
+) -> float:
+    """Inference latency in milliseconds per image: median over ``repeats`` timed forward passes.
+
+    ``input_shape`` is the batch shape ``(N, C, H, W)``; each pass's time is divided by
+    ``N``. The model runs in eval mode without gradients after ``warmup`` untimed
+    passes; its train/eval mode is restored. ``device=None``: where the model is. The
+    median resists the outliers of a shared machine; the absolute numbers still depend
+    on the CPU, threads and load.
+    """
+    check_int("repeats", repeats, minimum=1)
+    check_int("warmup", warmup, minimum=0)
+    shape = tuple(int(s) for s in input_shape)
+    if len(shape) < 2 or any(s < 1 for s in shape):
+        raise ValueError(f"input_shape must be a batch shape like (N, C, H, W), got {shape}.")
+    dev = resolve_device(device, model)
+    model.to(dev)
+    # the input's values do not matter; a local generator leaves the caller's stream alone
+    x = torch.rand(shape, generator=torch.Generator().manual_seed(0)).to(dev)
+    times = []
+    with eval_mode(model):
+        for _ in range(warmup):
+            model(x)
+        for _ in range(repeats):
+            start = time.perf_counter()
+            model(x)
+            if dev.type == "cuda":
+                torch.cuda.synchronize()
+            times.append((time.perf_counter() - start) * 1000.0 / shape[0])
+    return float(statistics.median(times))
