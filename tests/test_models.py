@@ -345,7 +345,6 @@ def test_pretrain_recipe_reproduces_recorded_accuracy(source):
 # ------------------------------------------------------------------ starting points (notebooks 03-04)
 
 
-
 def test_transfer_model_copies_source_and_seeds_head(source):
     before = {k: v.clone() for k, v in source.state_dict().items()}
     a, b = transfer_model(source, 3, seed=4), transfer_model(source, 3, seed=4)

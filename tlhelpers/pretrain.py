@@ -27,9 +27,7 @@ from .runtime import seeded
 from .training import adabn, evaluate, fit
 
 
-def train_recipe(
-    recipe: SourceRecipe, progress: bool = True
-) -> tuple[SmallCNN, dict[str, float]]:
+def train_recipe(recipe: SourceRecipe, progress: bool = True) -> tuple[SmallCNN, dict[str, float]]:
     """Train a fresh :class:`SmallCNN` by ``recipe``; return it and its test metrics."""
     train, test = load_task(recipe.task, "train"), load_task(recipe.task, "test")
     if recipe.per_class is not None:
