@@ -107,3 +107,18 @@ def test_measure_latency_leaves_the_global_random_stream_alone():
     torch.manual_seed(5)
     measure_latency(model, (2, 4), repeats=1, warmup=0)
     assert torch.equal(torch.rand(3), expected)
+
+
+def test_domain_gap_fixed_bandwidth_puts_pairs_on_one_scale():
+    from tlhelpers.losses import median_bandwidth, mmd2
+
+    g = torch.Generator().manual_seed(3)
+    a, b = torch.randn(40, 5, generator=g), torch.randn(40, 5, generator=g) * 4 + 1
+    sigma = 2.5
+    fixed = domain_gap(a, b, bandwidth=sigma)["mmd2"]
+    assert fixed == pytest.approx(float(mmd2(a.double(), b.double(), bandwidths=sigma)), rel=1e-10)
+    # the per-pair median heuristic is a different kernel for this pair
+    assert float(median_bandwidth(a, b)) != pytest.approx(sigma, rel=0.05)
+    assert domain_gap(a, b)["mmd2"] != pytest.approx(fixed, rel=1e-3)
+    with pytest.raises(ValueError, match="bandwidth"):
+        domain_gap(a, b, bandwidth=0.0)

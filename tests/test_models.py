@@ -11,7 +11,7 @@ import torchvision
 from torch import nn
 
 from tlhelpers import models
-from tlhelpers.data import load_task, prepare_images
+from tlhelpers.data import TensorImageDataset, load_task, prepare_images
 from tlhelpers.models import (
     WEIGHTS,
     SmallCNN,
@@ -330,6 +330,19 @@ def test_mixed_split_checkpoint_scores_recorded_accuracy(empty_torch_home):
     assert {2, 4} & set(a) and {0, 3, 6} & set(b)  # tops: pullover, coat | T-shirt, dress, shirt
     assert 7 in a and {5, 9} <= set(b)  # shoes: sneaker | sandal, ankle boot
     assert SOURCE_RECIPES["fmnist_mixed_a"].epochs == 5
+@pytest.mark.parametrize("source", ["fmnist_a_1250", "fmnist_a_100", "digits"])
+def test_smaller_source_checkpoints_load_and_score_their_recorded_accuracy(source):
+    from tlhelpers.models import get_source_recipe
+
+    recipe = get_source_recipe(source)
+    model = load_backbone("small_cnn", source=source).eval()
+    assert model.classifier.out_features == len(recipe.classes)
+    test = load_task(recipe.task, "test")
+    if recipe.image_size is not None:
+        images = prepare_images(test.images, recipe.image_size, None, None).clamp(0, 1)
+        test = TensorImageDataset(images, test.targets, test.classes)
+    acc = evaluate(model, test, device="cpu")["accuracy"]
+    assert acc == pytest.approx(WEIGHTS[recipe.checkpoint].info["test_accuracy"], abs=0.002)
 
 
 def test_unknown_source_lists_recipes():
@@ -338,18 +351,19 @@ def test_unknown_source_lists_recipes():
 
 
 @pytest.mark.slow
-def test_pretrain_recipe_reproduces_recorded_accuracy():
+@pytest.mark.parametrize("source", ["fmnist_a", "fmnist_a_1250", "fmnist_a_100", "digits"])
+def test_pretrain_recipe_reproduces_recorded_accuracy(source):
     from tlhelpers.models import get_source_recipe
     from tlhelpers.pretrain import train_recipe
 
-    model, metrics = train_recipe(get_source_recipe("fmnist_a"), progress=False)
-    recorded = WEIGHTS["small_cnn_fmnist_a"].info["test_accuracy"]
+    recipe = get_source_recipe(source)
+    model, metrics = train_recipe(recipe, progress=False)
+    recorded = WEIGHTS[recipe.checkpoint].info["test_accuracy"]
     assert metrics["accuracy"] == pytest.approx(recorded, abs=0.02)
     assert isinstance(model, SmallCNN)
 
 
 # ------------------------------------------------------------------ starting points (notebooks 03-04)
-
 
 
 def test_transfer_model_copies_source_and_seeds_head(source):

@@ -2,7 +2,8 @@
 
 Reference values are computed independently: by hand for LEEP and NCE, by direct
 numerical maximisation of the Gaussian marginal likelihood for LogME, and with
-``np.cov`` + ``np.linalg.pinv`` for the H-score.
+``np.cov`` + ``np.linalg.pinv`` for the H-score, and with scikit-learn's
+``LedoitWolf`` covariance for the shrinkage H-score.
 """
 
 from __future__ import annotations
@@ -18,10 +19,13 @@ from tlhelpers.transferability import (
     SCORES,
     format_table,
     h_score,
+    h_score_shrinkage,
+    ledoit_wolf_shrinkage,
     leep,
     logme,
     nce,
     rank_correlation,
+    rank_correlation_interval,
     rank_models,
 )
 
@@ -192,6 +196,77 @@ def test_h_score_rank_deficient_features():
     )
 
 
+# ------------------------------------------------------------------ shrinkage H-score
+
+
+@pytest.mark.parametrize("shape", [(30, 8), (20, 50), (500, 4)])
+def test_ledoit_wolf_shrinkage_matches_sklearn(shape):
+    from sklearn.covariance import LedoitWolf
+
+    rng = np.random.default_rng(11)
+    f = rng.normal(size=shape) @ rng.normal(size=(shape[1], shape[1])) + 3.0
+    expected = LedoitWolf(assume_centered=False).fit(f).shrinkage_
+    assert ledoit_wolf_shrinkage(f) == pytest.approx(expected, rel=1e-10, abs=1e-12)
+
+
+def _sklearn_h_alpha(features, labels):
+    # Independent route: sklearn's shrunk covariance and shrinkage, class means by
+    # replacing every row with its class mean (np.cov with bias=True, i.e. 1/n).
+    from sklearn.covariance import LedoitWolf
+
+    lw = LedoitWolf(assume_centered=False).fit(features)
+    g = np.stack([features[labels == c].mean(axis=0) for c in labels])
+    cov_g = np.cov(g, rowvar=False, bias=True)
+    return float(np.trace(np.linalg.inv(lw.covariance_) @ ((1 - lw.shrinkage_) * cov_g)))
+
+
+@pytest.mark.parametrize("n,d", [(40, 6), (25, 64), (300, 20)])
+def test_h_score_shrinkage_matches_sklearn_ledoit_wolf(n, d):
+    rng = np.random.default_rng(n + d)
+    labels = np.arange(n) % 5
+    features = rng.normal(size=(n, d)) + 1.5 * rng.normal(size=(5, d))[labels]
+    got = h_score_shrinkage(features, labels)
+    assert got == pytest.approx(_sklearn_h_alpha(features, labels), rel=1e-8)
+    assert 0.0 < got < 4.0  # below the ceiling C - 1
+
+
+def test_h_score_shrinkage_does_not_saturate_when_n_below_d():
+    rng = np.random.default_rng(12)
+    labels = np.arange(20) % 2
+    noise = rng.normal(size=(20, 100))  # labels carry no information
+    informative = noise + 4.0 * np.eye(100)[labels]  # class means differ in 2 columns
+    # the plain H-score sits at its ceiling C - 1 = 1 for both: it cannot rank them
+    assert h_score(noise, labels) == pytest.approx(1.0, abs=1e-6)
+    assert h_score(informative, labels) == pytest.approx(1.0, abs=1e-6)
+    low, high = h_score_shrinkage(noise, labels), h_score_shrinkage(informative, labels)
+    assert low < 0.5 and high > 2 * low
+
+
+def test_h_score_shrinkage_tends_to_h_score_with_many_samples():
+    rng = np.random.default_rng(13)
+    labels = rng.integers(0, 3, 20000)
+    features = (rng.normal(size=(20000, 3)) + np.eye(3)[labels]) * np.array([1.0, 3.0, 9.0])
+    assert ledoit_wolf_shrinkage(features) < 1e-3
+    assert h_score_shrinkage(features, labels) == pytest.approx(h_score(features, labels), rel=5e-3)
+
+
+def test_h_score_shrinkage_invariances():
+    rng = np.random.default_rng(14)
+    labels = np.arange(30) % 3
+    f = rng.normal(size=(30, 12)) + np.eye(12)[labels]
+    q, _ = np.linalg.qr(rng.normal(size=(12, 12)))
+    base = h_score_shrinkage(f, labels)
+    assert h_score_shrinkage(7.0 * f @ q - 2.0, labels) == pytest.approx(base, rel=1e-8)
+    # not invariant to an anisotropic scaling (the shrinkage target mu*I is isotropic)
+    stretched = f * np.r_[np.full(6, 10.0), np.ones(6)]
+    assert h_score_shrinkage(stretched, labels) != pytest.approx(base, rel=1e-3)
+
+
+def test_ledoit_wolf_shrinkage_isotropic_sample_is_zero():
+    f = np.vstack([np.eye(3), -np.eye(3)])  # S = I/3 exactly: nothing to shrink
+    assert ledoit_wolf_shrinkage(f) == 0.0
+
+
 # ----------------------------------------------------------------------------- behaviour
 
 
@@ -210,6 +285,7 @@ def test_scores_rank_informative_features_first():
     labels, good, bad, _, _ = _synthetic_candidates()
     assert logme(good, labels) > logme(bad, labels)
     assert h_score(good, labels) > h_score(bad, labels)
+    assert h_score_shrinkage(good, labels) > h_score_shrinkage(bad, labels)
 
 
 def test_rank_models_table():
@@ -257,7 +333,7 @@ def test_rank_correlation():
 # ----------------------------------------------------------------------------- bad input
 
 
-FEATURE_SCORES = [logme, h_score]
+FEATURE_SCORES = [logme, h_score, h_score_shrinkage]
 
 
 @pytest.mark.parametrize("score", FEATURE_SCORES, ids=lambda f: f.__name__)
@@ -284,7 +360,9 @@ def test_feature_scores_reject_bad_input(score):
         score(f, y[:, None])
 
 
-@pytest.mark.parametrize("score", [logme, h_score, leep, nce], ids=lambda f: f.__name__)
+@pytest.mark.parametrize(
+    "score", [logme, h_score, h_score_shrinkage, leep, nce], ids=lambda f: f.__name__
+)
 def test_single_sample_class_is_allowed(score):
     rng = np.random.default_rng(8)
     y = np.array([0] * 6 + [1] * 5 + [2])  # class 2 seen once
@@ -335,7 +413,7 @@ def test_rank_models_rejects_bad_input():
         rank_models({}, y)
     with pytest.raises(ValueError, match="must be a mapping"):
         rank_models({"m": f}, y)
-    assert set(SCORES) == {"logme", "h_score", "leep", "nce"}
+    assert set(SCORES) == {"logme", "h_score", "h_score_shrinkage", "leep", "nce"}
 
 
 def test_hyperparameters_validated():
@@ -347,3 +425,51 @@ def test_hyperparameters_validated():
         logme(f, y, tol=-1.0)
     with pytest.raises(ValueError, match="atol"):
         leep(np.full((8, 2), 0.5), y, atol=0.0)
+
+
+# ------------------------------------------------------------- rank correlation interval
+
+
+def test_rank_correlation_interval_clear_agreement_is_positive():
+    rng = np.random.default_rng(20)
+    true = np.linspace(0.5, 0.9, 8)
+    acc = true[:, None] + rng.normal(scale=0.005, size=(8, 4))  # well separated models
+    out = rank_correlation_interval(true * 10 - 3, acc, n_boot=500, seed=1)
+    assert out["tau"] == pytest.approx(1.0)
+    assert out["verdict"] == "positive" and out["low"] > 0.5
+    assert out["n_models"] == 8 and out["n_seeds"] == 4 and 400 <= out["n_boot"] <= 500
+
+
+def test_rank_correlation_interval_noise_is_not_distinguishable():
+    rng = np.random.default_rng(21)
+    scores = rng.normal(size=7)
+    acc = 0.7 + rng.normal(scale=0.03, size=(7, 3))  # accuracies unrelated to the scores
+    out = rank_correlation_interval(scores, acc, n_boot=500, seed=2)
+    assert out["low"] < 0 < out["high"] and out["verdict"] == "not distinguishable"
+    # reversed scores: the estimate flips sign
+    assert rank_correlation_interval(-scores, acc, n_boot=200)["tau"] == pytest.approx(-out["tau"])
+
+
+def test_rank_correlation_interval_is_seeded_and_leaves_global_state():
+    acc = np.array([[0.6, 0.62], [0.7, 0.66], [0.65, 0.7], [0.8, 0.79]])
+    scores = [1.0, 2.0, 3.0, 4.0]
+    state = np.random.get_state()[1].copy()
+    a = rank_correlation_interval(scores, acc, n_boot=300, seed=5)
+    assert a == rank_correlation_interval(scores, acc, n_boot=300, seed=5)
+    assert np.array_equal(state, np.random.get_state()[1])
+
+
+def test_rank_correlation_interval_rejects_bad_input():
+    acc = np.full((4, 2), 0.5) + np.arange(4)[:, None] * 0.1
+    with pytest.raises(ValueError, match="one row per model"):
+        rank_correlation_interval([1, 2, 3], acc)
+    with pytest.raises(ValueError, match="at least 3 models"):
+        rank_correlation_interval([1, 2], acc[:2])
+    with pytest.raises(ValueError, match="2-D"):
+        rank_correlation_interval([1, 2, 3, 4], acc[:, 0])
+    with pytest.raises(ValueError, match="confidence"):
+        rank_correlation_interval([1, 2, 3, 4], acc, confidence=1.0)
+    with pytest.raises(ValueError, match="n_boot"):
+        rank_correlation_interval([1, 2, 3, 4], acc, n_boot=10)
+    with pytest.raises(ValueError, match="constant"):
+        rank_correlation_interval([1, 1, 1, 1], acc)

@@ -25,7 +25,7 @@ from .losses import coral, mmd2
 from .models import SplitModel, eval_mode
 from .runtime import resolve_device
 from .training import evaluate
-from .validation import check_int
+from .validation import check_int, check_positive
 
 # ------------------------------------------------------------------ interpolation
 
@@ -115,17 +115,28 @@ def old_task_accuracy(body: nn.Module, old_head: nn.Module, data: Data) -> float
 
 
 def domain_gap(
-    a: torch.Tensor, b: torch.Tensor, n: int | None = None, seed: int = 0
+    a: torch.Tensor,
+    b: torch.Tensor,
+    n: int | None = None,
+    seed: int = 0,
+    *,
+    bandwidth: float | None = None,
 ) -> dict[str, float]:
     """``{"mmd2", "coral"}`` between feature samples ``a (n_a, D)`` and ``b (n_b, D)``.
 
-    MMD^2 (biased estimator, one Gaussian kernel at the median bandwidth) and CORAL
-    (Sun & Saenko, paper convention) from :mod:`tlhelpers.losses`. With ``n`` each
-    sample is first subsampled (a local generator seeded by ``seed``) to at most ``n``
-    rows, so gaps from samples of different sizes are comparable.
+    MMD^2 (biased estimator, one Gaussian kernel) and CORAL (Sun & Saenko, paper
+    convention) from :mod:`tlhelpers.losses`. With ``n`` each sample is first
+    subsampled (a local generator seeded by ``seed``) to at most ``n`` rows, so gaps
+    from samples of different sizes are comparable. ``bandwidth`` is the kernel's
+    ``sigma``; ``None`` uses the median heuristic *of this pair*, which puts every pair
+    on its own scale: to compare MMD^2 values in one table, pass one fixed
+    ``bandwidth`` (e.g. the median heuristic on pooled reference data,
+    :func:`tlhelpers.losses.median_bandwidth`; notebook 01).
     """
     if n is not None:
         check_int("n", n, minimum=2)
+    if bandwidth is not None:
+        check_positive("bandwidth", bandwidth)
     rng = np.random.default_rng(seed)
 
     def sub(x):
@@ -135,7 +146,7 @@ def domain_gap(
         return x
 
     a, b = sub(a), sub(b)
-    return {"mmd2": float(mmd2(a, b)), "coral": float(coral(a, b))}
+    return {"mmd2": float(mmd2(a, b, bandwidths=bandwidth)), "coral": float(coral(a, b))}
 
 
 # ------------------------------------------------------------------ latency

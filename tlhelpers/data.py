@@ -87,6 +87,7 @@ TASKS: dict[str, tuple[str, tuple[int, ...]]] = {
     # a mixed split: tops and shoes on both sides, so every target class has a source sibling
     "fmnist_mixed_a": ("fashion_mnist", (1, 2, 4, 7, 8)),  # trouser, pullover, coat, sneaker, bag
     "fmnist_mixed_b": ("fashion_mnist", (0, 3, 5, 6, 9)),  # T-shirt, dress, sandal, shirt, boot
+    "digits": ("digits", tuple(range(10))),  # scikit-learn's 8x8 digits: another grey domain
 }
 
 

@@ -84,6 +84,27 @@ WEIGHTS: dict[str, WeightFile] = {
         size=103_777,
         data_path="checkpoints/small_cnn_fmnist_mixed_a.pt",
         info={"test_accuracy": 0.962, "train_seconds": 40},
+    # Smaller and other-domain sources of notebook 02 (recipes of the same names in pretrain).
+    "small_cnn_fmnist_a_1250": WeightFile(
+        filename="small_cnn_fmnist_a_1250.pt",
+        sha256="d6744ba8c79f45a6f3d3a691a0773fcab15b52507109e92f078ebf75e37b0fdf",
+        size=103_751,
+        data_path="checkpoints/small_cnn_fmnist_a_1250.pt",
+        info={"test_accuracy": 0.857, "train_images": 1250},
+    ),
+    "small_cnn_fmnist_a_100": WeightFile(
+        filename="small_cnn_fmnist_a_100.pt",
+        sha256="21ea30bb5882aab26d638d14cd9a05bfea694abe50006cfa784d004e06cc5a30",
+        size=103_725,
+        data_path="checkpoints/small_cnn_fmnist_a_100.pt",
+        info={"test_accuracy": 0.768, "train_images": 100},
+    ),
+    "small_cnn_digits": WeightFile(
+        filename="small_cnn_digits.pt",
+        sha256="cf39a07e0fd502dd9e73f653070acaa0c202927039f8eb0a4854d25d728d7d06",
+        size=104_785,
+        data_path="checkpoints/small_cnn_digits.pt",
+        info={"test_accuracy": 0.991, "train_images": 1257},
     ),
 }
 
@@ -108,13 +129,42 @@ class SourceRecipe:
     seed: int = 0
     #: re-estimate BatchNorm statistics on the training data after training
     recalibrate_bn: bool = True
+    #: train on a stratified subset of this many images per class (seed ``seed``); None = all
+    per_class: int | None = None
+    #: resize the source images to this size (e.g. 8x8 digits to the 28x28 of Fashion-MNIST)
+    image_size: int | None = None
 
 
+_FMNIST_A = ("T-shirt/top", "Trouser", "Pullover", "Dress", "Coat")
+
+#: Source recipes. The smaller sources of notebook 02 get about the same number of Adam
+#: steps as "fmnist_a" (2 epochs x 235 batches = 470): epochs = 470 / batches per epoch,
+#: so they differ in how much (and which) data they saw, not in how long they trained.
 SOURCE_RECIPES: dict[str, SourceRecipe] = {
-    "fmnist_a": SourceRecipe(
+    "fmnist_a": SourceRecipe(task="fmnist_a", classes=_FMNIST_A, checkpoint="small_cnn_fmnist_a"),
+    # the same task with 1,250 images (250 per class), as many as the digits source
+    "fmnist_a_1250": SourceRecipe(
         task="fmnist_a",
-        classes=("T-shirt/top", "Trouser", "Pullover", "Dress", "Coat"),
-        checkpoint="small_cnn_fmnist_a",
+        classes=_FMNIST_A,
+        checkpoint="small_cnn_fmnist_a_1250",
+        per_class=250,
+        epochs=47,
+    ),
+    # the same task with 100 images (20 per class): one batch per epoch
+    "fmnist_a_100": SourceRecipe(
+        task="fmnist_a",
+        classes=_FMNIST_A,
+        checkpoint="small_cnn_fmnist_a_100",
+        per_class=20,
+        epochs=470,
+    ),
+    # another grey domain: scikit-learn's 1,257 training digits, upsampled 8x8 -> 28x28
+    "digits": SourceRecipe(
+        task="digits",
+        classes=tuple(str(i) for i in range(10)),
+        checkpoint="small_cnn_digits",
+        epochs=47,
+        image_size=28,
     ),
     "fmnist_rand_a": SourceRecipe(
         task="fmnist_rand_a",
@@ -333,8 +383,10 @@ def load_backbone(
         if pretrained:
             model.load_state_dict(load_state_dict(recipe.checkpoint, allow_download))
         return model
-    builder = {"mobilenet_v2": torchvision.models.mobilenet_v2,
-               "resnet18": torchvision.models.resnet18}[name]
+    builder = {
+        "mobilenet_v2": torchvision.models.mobilenet_v2,
+        "resnet18": torchvision.models.resnet18,
+    }[name]
     model = builder(weights=None)
     if pretrained:
         model.load_state_dict(load_state_dict(name, allow_download))
@@ -393,9 +445,7 @@ def set_batchnorm_eval(model: nn.Module, frozen_only: bool = True) -> nn.Module:
     return model
 
 
-def param_groups(
-    model: nn.Module, lrs: dict[str, float], default_lr: float
-) -> list[dict]:
+def param_groups(model: nn.Module, lrs: dict[str, float], default_lr: float) -> list[dict]:
     """Optimizer parameter groups with a learning rate per module prefix.
 
     ``lrs`` maps a module name prefix (e.g. ``"body"``, ``"head"``) to its learning
@@ -412,8 +462,11 @@ def param_groups(
             (k for k in lrs if pname == k or pname.startswith(k + ".")), key=len, default=None
         )
         groups.setdefault(match or "", []).append(p)
-    unknown = [k for k in lrs if not any(n == k or n.startswith(k + ".")
-                                         for n, _ in model.named_parameters())]
+    unknown = [
+        k
+        for k in lrs
+        if not any(n == k or n.startswith(k + ".") for n, _ in model.named_parameters())
+    ]
     if unknown:
         raise ValueError(
             f"Unknown module prefix(es) {unknown}. Valid: {named_blocks(model)[:20]}..."

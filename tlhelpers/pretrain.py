@@ -20,23 +20,40 @@ from pathlib import Path
 
 import torch
 
-from .data import load_task
+from .data import TensorImageDataset, few_shot_indices, load_task, prepare_images
 from .models import SOURCE_RECIPES, WEIGHTS, SmallCNN, SourceRecipe, get_source_recipe
 from .paths import data_dir, sha256sum
 from .runtime import seeded
 from .training import adabn, evaluate, fit
 
 
-def train_recipe(
-    recipe: SourceRecipe, progress: bool = True
-) -> tuple[SmallCNN, dict[str, float]]:
+def train_recipe(recipe: SourceRecipe, progress: bool = True) -> tuple[SmallCNN, dict[str, float]]:
     """Train a fresh :class:`SmallCNN` by ``recipe``; return it and its test metrics."""
     train, test = load_task(recipe.task, "train"), load_task(recipe.task, "test")
+    if recipe.per_class is not None:
+        train = train.subset(few_shot_indices(train.targets, recipe.per_class, recipe.seed))
+    if recipe.image_size is not None:
+        train, test = (
+            TensorImageDataset(
+                prepare_images(d.images, recipe.image_size, None, None).clamp(0, 1),
+                d.targets,
+                d.classes,
+            )
+            for d in (train, test)
+        )
     with seeded(recipe.seed):
         model = SmallCNN(num_classes=len(recipe.classes), width=recipe.width)
     start = time.perf_counter()
-    fit(model, train, epochs=recipe.epochs, lr=recipe.lr, batch_size=recipe.batch_size,
-        seed=recipe.seed, device="cpu", progress=progress)
+    fit(
+        model,
+        train,
+        epochs=recipe.epochs,
+        lr=recipe.lr,
+        batch_size=recipe.batch_size,
+        seed=recipe.seed,
+        device="cpu",
+        progress=progress,
+    )
     if recipe.recalibrate_bn:
         # BN running statistics (momentum 0.1) trail the weights after a short run;
         # re-estimate them on the source training data with the final weights.
@@ -52,7 +69,8 @@ def build(source: str, out_dir: Path | None = None, progress: bool = True) -> di
     model, metrics = train_recipe(recipe, progress=progress)
     out_dir = Path(out_dir) if out_dir else data_dir() / "checkpoints"
     out_dir.mkdir(parents=True, exist_ok=True)
-    path = out_dir / WEIGHTS[recipe.checkpoint].filename
+    known = WEIGHTS.get(recipe.checkpoint)
+    path = out_dir / (known.filename if known else f"{recipe.checkpoint}.pt")
     torch.save(model.state_dict(), path)
     return {"path": str(path), "sha256": sha256sum(path), "size": path.stat().st_size, **metrics}
 
@@ -64,9 +82,11 @@ def main(argv: list[str] | None = None) -> None:
     args = parser.parse_args(argv)
     for source in args.sources:
         info = build(source, args.out_dir)
-        recorded = WEIGHTS[SOURCE_RECIPES[source].checkpoint]
+        recorded = WEIGHTS.get(SOURCE_RECIPES[source].checkpoint)
         print(f"{source}: {info}")
-        if info["sha256"] != recorded.sha256:
+        if recorded is None:
+            print("  note: not registered yet; add it to WEIGHTS and data/README.md to ship it.")
+        elif info["sha256"] != recorded.sha256:
             print(
                 "  note: sha256 differs from the recorded one (different machine or library "
                 "versions?). Update WEIGHTS in tlhelpers/models.py and data/README.md if you "

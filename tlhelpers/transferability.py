@@ -14,6 +14,7 @@ LEEP       source-head softmax ``(n, Z)``           Nguyen et al., ICML 2020
 NCE        source argmax labels ``(n,)``            Tran et al., ICCV 2019
 LogME      features ``(n, D)``                      You et al., ICML 2021
 H-score    features ``(n, D)``                      Bao et al., ICIP 2019
+H-alpha    features ``(n, D)``                      Ibrahim, Ponomareva & Mazumder, ECML PKDD 2022
 =========  ======================================  =====================================
 
 All functions accept numpy arrays or torch tensors (detached and moved to the
@@ -44,10 +45,13 @@ __all__ = [
     "SCORES",
     "format_table",
     "h_score",
+    "h_score_shrinkage",
     "leep",
+    "ledoit_wolf_shrinkage",
     "logme",
     "nce",
     "rank_correlation",
+    "rank_correlation_interval",
     "rank_models",
 ]
 
@@ -55,6 +59,7 @@ __all__ = [
 SCORES: dict[str, str] = {
     "logme": "features",
     "h_score": "features",
+    "h_score_shrinkage": "features",
     "leep": "source_probs",
     "nce": "source_labels",
 }
@@ -442,10 +447,107 @@ def h_score(features: Any, target_labels: Any, *, rcond: float | None = None) ->
     return float(np.sum(proj**2 / lam[keep]))
 
 
+def ledoit_wolf_shrinkage(features: Any) -> float:
+    r"""Ledoit-Wolf shrinkage intensity of the sample covariance towards a scaled identity.
+
+    Ledoit & Wolf, "A well-conditioned estimator for large-dimensional covariance
+    matrices", Journal of Multivariate Analysis 88(2), 2004 (Lemma 3.2 / Theorem 3.3).
+    With the centred features :math:`x_k` (:math:`k = 1..n`, dimension :math:`p`), the
+    sample covariance :math:`S = \frac1n \sum_k x_k x_k^\top` and
+    :math:`\mu = \operatorname{tr}(S)/p`:
+
+    .. math::
+
+        d^2 = \tfrac1p \lVert S - \mu I \rVert_F^2, \qquad
+        b^2 = \tfrac{1}{p\,n^2} \sum_k \lVert x_k x_k^\top - S \rVert_F^2
+            = \tfrac{1}{p\,n^2} \Big(\sum_k \lVert x_k \rVert^4 - n \lVert S \rVert_F^2\Big),
+
+    and :math:`\alpha = \min(b^2, d^2) / d^2 \in [0, 1]`; the shrunk covariance is
+    :math:`(1 - \alpha) S + \alpha \mu I` (what ``sklearn.covariance.LedoitWolf`` returns).
+    Few samples in many dimensions give :math:`\alpha` near 1, many samples near 0.
+
+    Args:
+        features: ``(n, p)`` finite features.
+
+    Returns:
+        :math:`\alpha` as a Python float (0 when :math:`S = \mu I` exactly).
+    """
+    f = _features(features)
+    x = f - f.mean(axis=0)
+    n, p = x.shape
+    s = x.T @ x / n
+    mu = np.trace(s) / p
+    d2 = float(np.sum((s - mu * np.eye(p)) ** 2) / p)
+    if d2 <= 0.0:
+        return 0.0
+    b2 = float((np.sum(np.sum(x**2, axis=1) ** 2) - n * np.sum(s**2)) / (p * n**2))
+    return min(max(b2, 0.0), d2) / d2
+
+
+def h_score_shrinkage(features: Any, target_labels: Any) -> float:
+    r"""Shrinkage-regularised H-score :math:`\mathcal{H}_\alpha` of features for a classification target.
+
+    Ibrahim, Ponomareva & Mazumder, "Newer is not always better: Rethinking
+    transferability metrics, their peculiarities, stability and performance",
+    ECML PKDD 2022 (arXiv:2110.06893). Used in notebook 02 ("model choice").
+
+    .. math::
+
+        \mathcal{H}_\alpha(f) = \operatorname{tr}\!\Big(\big((1-\alpha)\,S + \alpha\,\mu I\big)^{-1}
+                                (1-\alpha)\,S_B\Big),
+
+    with :math:`S` the sample covariance of the features, :math:`\mu = \operatorname{tr}(S)/D`,
+    :math:`S_B = \frac1n \sum_c n_c (\mu_c - \bar f)(\mu_c - \bar f)^\top` the covariance of
+    :math:`E[f \mid y]`, and :math:`\alpha` the Ledoit-Wolf intensity
+    (:func:`ledoit_wolf_shrinkage`). Both covariances use ``1/n``.
+
+    Why: the plain :func:`h_score` inverts :math:`S`. With :math:`n \le D` (e.g. 250
+    images, 1280 MobileNetV2 features) the classes are always separable in the span of
+    the samples and :math:`H` sits at its ceiling :math:`C - 1` for *every* model, so it
+    cannot rank them. Shrinking :math:`S` towards :math:`\mu I` keeps the inverse
+    well-conditioned; :math:`\mathcal{H}_\alpha` falls below :math:`C - 1` unless the
+    class means really dominate the spread. At :math:`\alpha = 0` it equals
+    :func:`h_score`. Unlike :func:`h_score` it is not invariant to an invertible linear
+    map of the features (the target :math:`\mu I` is isotropic), only to rotation,
+    uniform scaling and translation.
+
+    Args:
+        features: ``(n, D)`` features of the ``n`` target images. Finite values only.
+        target_labels: ``(n,)`` integer labels, at least two classes.
+
+    Returns:
+        :math:`\mathcal{H}_\alpha` as a Python float, in :math:`[0, C - 1]`.
+    """
+    f, codes, n_classes = _features_and_labels(features, target_labels)
+    n, d = f.shape
+    fc = f - f.mean(axis=0)
+    s = fc.T @ fc / n
+    mu = np.trace(s) / d
+    if mu <= 0:
+        raise ValueError(f"features are constant (shape {f.shape}); H-score is undefined.")
+    alpha = ledoit_wolf_shrinkage(f)
+    onehot = _one_hot(codes, n_classes)
+    counts = onehot.sum(axis=0)
+    between = (onehot.T @ fc) / np.sqrt(counts)[:, None]  # rows sqrt(n_c)(mu_c - mu)
+    s_b = between.T @ between / n
+    shrunk = (1.0 - alpha) * s + alpha * mu * np.eye(d)
+    if alpha > 0:
+        solved = np.linalg.solve(shrunk, s_b)
+    else:  # no shrinkage: the plain H-score's pseudo-inverse (S may be singular)
+        solved = np.linalg.pinv(shrunk, rcond=max(n, d) * _EPS, hermitian=True) @ s_b
+    return float((1.0 - alpha) * np.trace(solved))
+
+
 # --------------------------------------------------------------------------- ranking
 
 
-_SCORE_FUNCS = {"logme": logme, "h_score": h_score, "leep": leep, "nce": nce}
+_SCORE_FUNCS = {
+    "logme": logme,
+    "h_score": h_score,
+    "h_score_shrinkage": h_score_shrinkage,
+    "leep": leep,
+    "nce": nce,
+}
 
 
 def _score_input(name: str, candidate: Mapping[str, Any], score: str):
@@ -587,4 +689,80 @@ def rank_correlation(scores: Any, accuracies: Any) -> dict[str, float]:
         "kendall": float(stats.kendalltau(x, y).statistic),
         "weighted_kendall": float(stats.weightedtau(x, y).statistic),
         "spearman": float(stats.spearmanr(x, y).statistic),
+    }
+
+
+def rank_correlation_interval(
+    scores: Any,
+    accuracies: Any,
+    *,
+    n_boot: int = 2000,
+    confidence: float = 0.95,
+    seed: int = 0,
+) -> dict[str, Any]:
+    """Kendall's tau between scores and mean accuracies, with a bootstrap interval.
+
+    Used in notebook 02 ("model choice"): is a score's ranking of the candidate models
+    distinguishable from no ranking at all? Each bootstrap replicate resamples the
+    *models* with replacement (would the agreement hold for other candidates like
+    these?) and, inside every drawn model, its *seeds* with replacement (the measured
+    accuracies are noisy); tau-b (ties allowed) is computed between the drawn models'
+    scores and their resampled mean accuracies. The interval is the percentile interval
+    (Efron & Tibshirani, "An Introduction to the Bootstrap", 1993, ch. 13); replicates
+    where every drawn score or accuracy is equal (tau undefined) are left out.
+
+    Args:
+        scores: one score per model, ``(M,)``, ``M >= 3``.
+        accuracies: ``(M, S)`` accuracies of every model at each of ``S >= 1`` seeds.
+        n_boot: bootstrap replicates (at least 100).
+        confidence: level of the interval, in (0, 1).
+        seed: seed of the local random generator (global state is not touched).
+
+    Returns:
+        ``{"tau": tau of the full data, "low", "high", "confidence", "n_models",
+        "n_seeds", "n_boot" (replicates used), "verdict"}`` with verdict ``"positive"``
+        or ``"negative"`` when the interval excludes 0, else ``"not distinguishable"``.
+    """
+    x = np.asarray(to_numpy("scores", scores, ndim=1), dtype=np.float64)
+    acc = np.asarray(to_numpy("accuracies", accuracies, ndim=None), dtype=np.float64)
+    if acc.ndim != 2:
+        raise ValueError(f"accuracies must be 2-D (models, seeds), got shape {acc.shape}.")
+    if acc.shape[0] != x.shape[0]:
+        raise ValueError(
+            f"scores and accuracies must have one row per model, got {x.shape[0]} scores "
+            f"and accuracies of shape {acc.shape}."
+        )
+    if x.shape[0] < 3:
+        raise ValueError(f"rank_correlation_interval needs at least 3 models, got {x.shape[0]}.")
+    check_int("n_boot", n_boot, minimum=100)
+    if not 0.0 < confidence < 1.0:
+        raise ValueError(f"confidence must be in (0, 1), got {confidence!r}.")
+    means = acc.mean(axis=1)
+    if np.ptp(x) == 0 or np.ptp(means) == 0:
+        raise ValueError("scores and mean accuracies must not be constant (tau undefined).")
+    tau = float(stats.kendalltau(x, means).statistic)
+    rng = np.random.default_rng(seed)
+    m, s = acc.shape
+    taus = []
+    for _ in range(n_boot):
+        models = rng.integers(0, m, m)
+        cols = rng.integers(0, s, (m, s))
+        resampled = acc[models[:, None], cols].mean(axis=1)
+        xs = x[models]
+        if np.ptp(xs) == 0 or np.ptp(resampled) == 0:
+            continue
+        taus.append(stats.kendalltau(xs, resampled).statistic)
+    taus = np.asarray(taus, dtype=np.float64)
+    taus = taus[np.isfinite(taus)]
+    low, high = np.quantile(taus, [(1 - confidence) / 2, (1 + confidence) / 2])
+    verdict = "positive" if low > 0 else "negative" if high < 0 else "not distinguishable"
+    return {
+        "tau": tau,
+        "low": float(low),
+        "high": float(high),
+        "confidence": confidence,
+        "n_models": int(m),
+        "n_seeds": int(s),
+        "n_boot": int(taus.size),
+        "verdict": verdict,
     }

@@ -66,6 +66,7 @@ def normalization_demo(
 SCORE_LABELS = {
     "logme": "LogME",
     "h_score": "H-score",
+    "h_score_shrinkage": "H-score (shrinkage)",
     "leep": "LEEP",
     "nce": "NCE",
     "probe": "linear probe accuracy",
