@@ -84,6 +84,7 @@ WEIGHTS: dict[str, WeightFile] = {
         size=103_777,
         data_path="checkpoints/small_cnn_fmnist_mixed_a.pt",
         info={"test_accuracy": 0.962, "train_seconds": 40},
+    ),
     # Smaller and other-domain sources of notebook 02 (recipes of the same names in pretrain).
     "small_cnn_fmnist_a_1250": WeightFile(
         filename="small_cnn_fmnist_a_1250.pt",
