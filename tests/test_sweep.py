@@ -429,3 +429,13 @@ def test_collect_with_a_categorical_axis_and_a_missing_metric(nb, tmp_path):
     sw.collect(out, plan, log=lines.append)
     md = (out / "results.md").read_text()
     assert "| p | 1 | 2.0000 | 0.0000 |" in md and (out / "y.png").is_file()
+
+
+def test_shipped_example_grid_fits_notebook_00():
+    doc = sw.load_grid(ROOT / "sweeps" / "welcome_grid.yaml")
+    plan = plan_sweep(
+        ROOT / "notebooks" / "00_welcome.ipynb", doc["grid"], fixed=doc["fixed"],
+        metric=doc["metric"], x=doc["x"], seed_param=doc["seed_param"],
+    )  # fmt: skip
+    assert len(plan.points()) == 12 and plan.x == "per_class"
+    assert check_values(plan) == []  # the notebook's own guard accepts every run
