@@ -140,6 +140,11 @@ def test_cli_sweep_points_to_the_new_command(capsys):
     assert "python -m tlhelpers sweep" in capsys.readouterr().err
 
 
+def _ignore_sigint() -> None:
+    """Start as a shell starts a background job (``cmd &``): SIGINT ignored."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+
+
 @pytest.mark.slow
 def test_ctrl_c_stops_run_ends_kernel_and_keeps_previous_results(tmp_path):
     pid_file = tmp_path / "kernel.pid"
@@ -152,6 +157,7 @@ def test_ctrl_c_stops_run_ends_kernel_and_keeps_previous_results(tmp_path):
     proc = subprocess.Popen(
         [sys.executable, "-m", "tlhelpers", "run", str(nb), "--build", str(build)],
         env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+        preexec_fn=_ignore_sigint,
     )  # fmt: skip
     deadline = time.monotonic() + 120
     while not pid_file.is_file() or not pid_file.read_text():

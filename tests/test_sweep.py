@@ -86,10 +86,16 @@ def _env() -> dict[str, str]:
     return env
 
 
+def _ignore_sigint() -> None:
+    """Start as a shell starts a background job (``cmd &``): SIGINT ignored, which the CLI undoes."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+
+
 def _cli(*args: str, **kw) -> subprocess.Popen:
     return subprocess.Popen(
         [sys.executable, "-m", "tlhelpers", "sweep", *args], env=_env(), cwd=ROOT,
-        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, **kw,
+        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+        preexec_fn=_ignore_sigint, **kw,
     )  # fmt: skip
 
 

@@ -368,10 +368,22 @@ def load_params_file(path: str | Path) -> dict[str, Any]:
         ) from None
 
 
+def obey_sigint() -> None:
+    """Make SIGINT (Ctrl-C) raise ``KeyboardInterrupt`` even if it was ignored at start.
+
+    A shell starts background jobs with SIGINT ignored, and Python then keeps ignoring
+    it: ``kill -INT`` did nothing to a runner started with ``&`` while SIGTERM worked.
+    A command-line run must stop on one SIGINT however it was started.
+    """
+    if threading.current_thread() is threading.main_thread():
+        signal.signal(signal.SIGINT, signal.default_int_handler)
+
+
 def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     if argv[:1] == ["_child"]:
         return _child(argv[1])
+    obey_sigint()
     if argv[:1] == ["sweep"]:
         print("error: sweeps moved to `python -m tlhelpers sweep NOTEBOOK --grid GRID.yaml "
               "--out DIR` (or `-p name=a,b`): resumable and parallel.", file=sys.stderr)  # fmt: skip

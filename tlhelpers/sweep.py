@@ -57,7 +57,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from .runner import STOP_GRACE_S, execute_isolated, notebook_parameters, run_environment
+from .runner import (
+    STOP_GRACE_S,
+    execute_isolated,
+    notebook_parameters,
+    obey_sigint,
+    run_environment,
+)
 
 #: Keys a grid file may hold.
 GRID_KEYS = ("grid", "fixed", "metric", "x", "seed_param")
@@ -785,6 +791,10 @@ def _num(v: Any) -> float | None:
     return float(v) if math.isfinite(v) else None
 
 
+#: The columns of ``results.csv`` that are not parameters or results.
+_ROW_KEYS = ("status", "wall_time_s", "run", "error")
+
+
 def collect(
     out: str | Path, plan: SweepPlan, *, log: Callable[[str], None] = print
 ) -> dict[str, Path]:
@@ -813,20 +823,15 @@ def collect(
                                "run": run_dir.name, "error": rec.get("error", "")[-200:]}  # fmt: skip
         if status == "ok" and (run_dir / "results.json").is_file():
             doc = json.loads((run_dir / "results.json").read_text())
-            scalars = _scalars(doc)
-            row.update(scalars)
-            result_cols += [
-                k for k in scalars if k not in result_cols and k not in row.keys() - scalars.keys()
-            ]
+            for k, v in _scalars(doc).items():
+                k = k if k not in point and k not in _ROW_KEYS else f"results.{k}"  # no clash
+                row[k] = v
+                if k not in result_cols:
+                    result_cols.append(k)
             if first_key is None and doc.get("key_numbers"):
                 first_key = doc["key_numbers"][0]
         rows.append(row)
-    header = (
-        swept
-        + ["status", "wall_time_s"]
-        + [c for c in result_cols if c not in swept]
-        + ["run", "error"]
-    )
+    header = swept + ["status", "wall_time_s"] + result_cols + ["run", "error"]
     buf = io.StringIO()
     writer = csv.DictWriter(buf, fieldnames=header, extrasaction="ignore", lineterminator="\n")
     writer.writeheader()
@@ -957,6 +962,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--x", help="swept parameter on the plot's x axis")
     parser.add_argument("--timeout", type=int, default=900, help="per-cell timeout in seconds")
     args = parser.parse_args(argv)
+    obey_sigint()
     try:
         if args.scheduler and args.workers is not None:
             raise SweepError("--workers sets the local cluster's size; with --scheduler the "
