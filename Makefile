@@ -18,7 +18,7 @@ help:
 	@echo "make test       lint, stripped-notebook check, unit tests, nbval and papermill runs"
 	@echo "make lab        open JupyterLab on notebooks/"
 	@echo "make test-fast  unit tests only"
-	@echo "make benchmark  time budgets: notebooks, losses, transferability scores"
+	@echo "make benchmark  time budgets: notebooks, losses, transferability scores, sweeps"
 	@echo "make checkpoints  rebuild the kit's source checkpoints in data/checkpoints"
 
 setup: $(STAMP)
@@ -54,6 +54,7 @@ benchmark: setup
 	$(BIN)/python benchmarks/bench_transferability.py
 	$(BIN)/python benchmarks/bench_losses.py
 	$(BIN)/python benchmarks/bench_notebooks.py
+	$(BIN)/python benchmarks/bench_sweep.py
 
 checkpoints: setup
 	$(BIN)/python -m tlhelpers.pretrain

@@ -23,8 +23,8 @@ LAYERS: list[tuple[str, ...]] = [
     ("features", "transferability"),
     ("analysis", "recipes"),
     ("widgets", "notebook"),
-    ("runner",),
-    ("pretrain",),
+    ("runner", "sweep"),
+    ("pretrain", "__main__"),
 ]
 TIER = {name: i for i, names in enumerate(LAYERS) for name in names}
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import math
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -197,3 +198,21 @@ def test_save_results_with_holding_claims_returns_the_path(tmp_path):
     with pytest.raises(TypeError, match="claims"):
         save_results(tmp_path / "x", {"acc": 1.0}, claims=[c])
     assert not (tmp_path / "x" / "results.json").exists()
+
+
+def test_save_results_check_false_records_a_failing_claim_without_raising(tmp_path):
+    from tlhelpers.stats import compare
+
+    noisy = compare([0.6, 0.4, 0.8], [0.5, 0.6, 0.7], name_a="L2", name_b="scratch")
+    path = save_results(tmp_path, {"acc": 0.6}, claims=[noisy.expect("better")], check=False)
+    claim = json.loads(path.read_text())["claims"][0]
+    assert claim["holds"] is False and claim["verdict"] == "not distinguishable"
+
+
+def test_every_notebook_lets_sweeps_record_claims_without_failing():
+    import nbformat
+
+    for nb_path in sorted((Path(__file__).parent.parent / "notebooks").glob("*.ipynb")):
+        src = "\n".join(c.source for c in nbformat.read(nb_path, as_version=4).cells)
+        assert "check_claims: bool = True" in src, nb_path.name
+        assert "check=check_claims" in src, nb_path.name

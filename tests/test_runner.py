@@ -1,33 +1,46 @@
-"""The papermill runner: parameter names checked up front, failures recorded, summaries written.
+"""The papermill runner: names and files checked up front, failures recorded, Ctrl-C obeyed.
 
-The notebooks here are tiny and built by the tests; each execution starts a real kernel.
+The notebooks here are tiny, built by the tests and free of torch (kernels start in about a
+second); each execution starts a real kernel.
 """
 
 from __future__ import annotations
 
 import json
+import os
+import signal
+import subprocess
+import sys
+import time
 from pathlib import Path
 
 import nbformat
+import psutil
 import pytest
 
 from tlhelpers import runner
-from tlhelpers.runner import run_all, run_notebook, sweep
+from tlhelpers.runner import run_all, run_notebook
 
+ROOT = Path(__file__).resolve().parent.parent
 PARAMS = 'x: int = 1  # the input\nout_dir: str = ""  # where results.json goes\n'
 WORK = (
+    "import json, os, time\n"
+    "PID_FILE = {pid_file!r}\n"
+    "if PID_FILE:\n"
+    "    open(PID_FILE, 'w').write(str(os.getpid()))\n"
+    "time.sleep({sleep})\n"
     "if x == 3:\n"
     "    raise RuntimeError('x must not be 3')\n"
-    "from tlhelpers.notebook import save_results\n"
-    'save_results(out_dir, {"y": x * 2}, key_numbers=["y"])\n'
+    "doc = {{'results': {{'y': x * 2}}, 'key_numbers': ['y']}}\n"
+    "open(os.path.join(out_dir, 'results.json'), 'w').write(json.dumps(doc))\n"
 )
 
 
-def _notebook(path: Path, params: str = PARAMS) -> Path:
+def _notebook(path: Path, params: str = PARAMS, *, sleep: float = 0, pid_file: str = "") -> Path:
     nb = nbformat.v4.new_notebook()
     cell = nbformat.v4.new_code_cell(params)
     cell.metadata["tags"] = ["parameters"]
-    nb.cells = [cell, nbformat.v4.new_code_cell(WORK)]
+    nb.cells = [cell, nbformat.v4.new_code_cell(WORK.format(sleep=sleep, pid_file=pid_file))]
     nb.metadata["kernelspec"] = {
         "name": "python3",
         "display_name": "Python 3",
@@ -53,13 +66,18 @@ def test_unknown_parameter_refused_before_execution(nb, tmp_path):
     with pytest.raises(ValueError) as err:
         run_notebook(nb, out, {"xx": 2})
     assert "'xx'" in str(err.value) and "Valid parameters: out_dir, x." in str(err.value)
-    assert not out.exists() or not any(out.iterdir())
-    with pytest.raises(ValueError, match="'bogus'"):
-        sweep(nb, {"bogus": [1, 2]}, tmp_path / "sweep")
-    assert not (tmp_path / "sweep").exists()
+    assert not out.exists()
     with pytest.raises(ValueError, match="'bogus'"):
         run_all([nb], tmp_path / "build", {"double": {"bogus": 1}})
-    assert not (tmp_path / "build" / "double").exists()
+    assert not (tmp_path / "build").exists()
+
+
+def test_run_writes_results_and_keeps_them_out_of_staging(nb, tmp_path):
+    out = tmp_path / "out"
+    rec = run_notebook(nb, out, {"x": 4}, timeout=120)
+    assert (rec.status, rec.key_numbers, rec.parameters) == ("ok", {"y": 8}, {"x": 4})
+    assert json.loads((out / "results.json").read_text())["results"] == {"y": 8}
+    assert sorted(p.name for p in out.iterdir()) == ["double.ipynb", "results.json", "run.log"]
 
 
 def test_failed_run_is_recorded_and_stale_results_removed(nb, tmp_path):
@@ -68,36 +86,18 @@ def test_failed_run_is_recorded_and_stale_results_removed(nb, tmp_path):
     (out / "results.json").write_text('{"results": {"y": 99}, "key_numbers": ["y"]}')
     rec = run_notebook(nb, out, {"x": 3}, timeout=120)
     assert rec.status == "failed"
-    assert "x must not be 3" in rec.error
+    assert rec.error == "RuntimeError: x must not be 3 (cell 3)"
     assert rec.key_numbers == {}
     assert rec.parameters == {"x": 3}
     assert not (out / "results.json").exists()  # numbers of an earlier run are never reported
-
-
-def test_sweep_records_failure_and_keeps_going(nb, tmp_path):
-    build = tmp_path / "sweep"
-    records = sweep(nb, {"x": [1, 3, 4]}, build, timeout=120)
-    assert [r.status for r in records] == ["ok", "failed", "ok"]
-    assert [r.key_numbers for r in records] == [{"y": 2}, {}, {"y": 8}]
-    assert [r.parameters for r in records] == [{"x": 1}, {"x": 3}, {"x": 4}]
-    for x, y in [(1, 2), (4, 8)]:
-        doc = json.loads((build / f"x-{x}" / "results.json").read_text())
-        assert doc["results"] == {"y": y}
-        executed = nbformat.read(build / f"x-{x}" / "double.ipynb", as_version=4)
-        assert any(f"x = {x}" in c.source for c in executed.cells)  # papermill's injected cell
-    saved = json.loads((build / "sweep.json").read_text())
-    assert [(r["parameters"], r["status"]) for r in saved] == [
-        ({"x": 1}, "ok"),
-        ({"x": 3}, "failed"),
-        ({"x": 4}, "ok"),
-    ]
+    assert (out / "double.ipynb").is_file()  # the failing copy, with its traceback
 
 
 def test_run_all_continues_past_failing_notebook(tmp_path):
     bad = _notebook(tmp_path / "a_bad.ipynb", PARAMS.replace("x: int = 1", "x: int = 3"))
     good = _notebook(tmp_path / "b_good.ipynb")
     build = tmp_path / "build"
-    records = run_all([bad, good], build, {"b_good": {"x": 5}}, timeout=120)
+    records = run_all([bad, good], build, {"b_good": {"x": 5}, "_comment": "ok"}, timeout=120)
     assert [(r.notebook, r.status) for r in records] == [
         ("a_bad.ipynb", "failed"),
         ("b_good.ipynb", "ok"),
@@ -111,18 +111,76 @@ def test_run_all_continues_past_failing_notebook(tmp_path):
     assert "| b_good.ipynb | ok |" in md and "y=10" in md
 
 
-def test_cli_refuses_unknown_parameter(nb, tmp_path, capsys):
-    build = tmp_path / "cli"
-    assert runner.main(["sweep", str(nb), "-p", "bogus=1", "--build", str(build)]) == 2
-    assert "'bogus'" in capsys.readouterr().err
+def test_cli_refuses_misspelt_notebook_key(nb, tmp_path, capsys):
+    params = tmp_path / "p.json"
+    params.write_text(json.dumps({"doubel": {"x": 2}}))
+    build = tmp_path / "build"
+    assert runner.main(["run", str(nb), "--params", str(params), "--build", str(build)]) == 2
+    err = capsys.readouterr().err
+    assert f"--params file {params}: 'doubel' is not one of the notebooks" in err
+    assert "Notebooks: double." in err
     assert not build.exists()
+    params.write_text(json.dumps({"double": {"xx": 2}}))
+    assert runner.main(["run", str(nb), "--params", str(params), "--build", str(build)]) == 2
+    assert "'xx'" in capsys.readouterr().err and not build.exists()
 
 
-def test_cli_grid_parsing():
-    assert runner._parse_grid(["seed=0,1", "name=a,b", "lr=1e-3"]) == {
-        "seed": [0, 1],
-        "name": ["a", "b"],
-        "lr": [1e-3],
-    }
-    with pytest.raises(SystemExit):
-        runner._parse_grid(["seed"])
+def test_cli_bad_json_names_the_file(nb, tmp_path, capsys):
+    params = tmp_path / "p.json"
+    params.write_text('{"double": {"x": 2,}}')
+    assert runner.main(["run", str(nb), "--params", str(params)]) == 2
+    err = capsys.readouterr().err
+    assert f"--params file {params} is not valid JSON (line 1, column 20" in err
+    assert runner.main(["run", str(nb), "--params", str(tmp_path / "none.json")]) == 2
+    assert "does not exist" in capsys.readouterr().err
+
+
+def test_cli_sweep_points_to_the_new_command(capsys):
+    assert runner.main(["sweep", "nb.ipynb", "-p", "x=1"]) == 2
+    assert "python -m tlhelpers sweep" in capsys.readouterr().err
+
+
+def _ignore_sigint() -> None:
+    """Start as a shell starts a background job (``cmd &``): SIGINT ignored."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+
+
+@pytest.mark.slow
+def test_ctrl_c_stops_run_ends_kernel_and_keeps_previous_results(tmp_path):
+    pid_file = tmp_path / "kernel.pid"
+    nb = _notebook(tmp_path / "slow.ipynb", sleep=60, pid_file=str(pid_file))
+    build = tmp_path / "build"
+    (build / "slow").mkdir(parents=True)
+    previous = '{"results": {"y": 2}, "key_numbers": ["y"]}'
+    (build / "slow" / "results.json").write_text(previous)
+    env = dict(os.environ, PYTHONPATH=str(ROOT), TLHELPERS_WIDGETS="0")
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "tlhelpers", "run", str(nb), "--build", str(build)],
+        env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+        preexec_fn=_ignore_sigint,
+    )  # fmt: skip
+    deadline = time.monotonic() + 120
+    while not pid_file.is_file() or not pid_file.read_text():
+        assert time.monotonic() < deadline and proc.poll() is None, proc.communicate()[0]
+        time.sleep(0.1)
+    kernel = int(pid_file.read_text())
+    start = time.monotonic()
+    proc.send_signal(signal.SIGINT)  # once
+    output = proc.communicate(timeout=30)[0]
+    assert proc.returncode == 130, output
+    assert time.monotonic() - start < 10
+    assert "interrupted" in output
+    deadline = time.monotonic() + 5
+    while psutil.pid_exists(kernel) and psutil.Process(kernel).status() != psutil.STATUS_ZOMBIE:
+        assert time.monotonic() < deadline, "the kernel outlived the runner"
+        time.sleep(0.1)
+    assert (build / "slow" / "results.json").read_text() == previous
+    assert not list((build / "slow").glob(".attempt-*"))
+
+
+def test_module_entry_point_usage():
+    out = subprocess.run(
+        [sys.executable, "-m", "tlhelpers", "--help"],
+        env=dict(os.environ, PYTHONPATH=str(ROOT)), capture_output=True, text=True, timeout=60,
+    )  # fmt: skip
+    assert out.returncode == 0 and "sweep" in out.stdout and "run" in out.stdout

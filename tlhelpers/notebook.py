@@ -194,6 +194,7 @@ def save_results(
     key_numbers: Iterable[str] = (),
     wall_time: float | None = None,
     claims: Sequence[Claim] = (),
+    check: bool = True,
 ) -> Path:
     """Write ``results.json`` (results, parameters, key number names, versions) atomically.
 
@@ -201,7 +202,9 @@ def save_results(
     ``claims`` (from :meth:`tlhelpers.stats.Comparison.expect`) are written with their
     sentence, expected verdict, verdict and whether they hold; *after* the file is
     written, :class:`tlhelpers.stats.ClaimFailed` is raised listing every claim that does
-    not hold, so a failed run still leaves its numbers to inspect.
+    not hold, so a failed run still leaves its numbers to inspect. ``check=False`` (a
+    notebook's ``check_claims`` parameter, for sweeps over settings where a claim is not
+    expected to hold) records the verdicts without raising.
     """
     from .stats import Claim, check_claims
 
@@ -228,7 +231,8 @@ def save_results(
     tmp = path.with_suffix(".tmp")
     tmp.write_text(json.dumps(doc, indent=2, allow_nan=True))
     tmp.replace(path)
-    check_claims(claims)
+    if check:
+        check_claims(claims)
     return path
 
 

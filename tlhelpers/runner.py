@@ -1,29 +1,35 @@
-"""Run the course's notebooks with papermill and summarise them (``make run``), or sweep one.
+"""Run the course's notebooks with papermill and summarise them (``make run``).
 
 ::
 
     python -m tlhelpers.runner run                       # every notebook, defaults
     python -m tlhelpers.runner run --params smoke.json   # per-notebook overrides
-    python -m tlhelpers.runner sweep notebooks/00_welcome.ipynb -p seed=0,1,2 -p per_class=2,10
 
-Unknown parameter names are refused before anything runs (papermill itself only
-warns). One failing notebook or sweep point is recorded and the others still run;
-``summary.json`` / ``sweep.json`` are rewritten after every run, so nothing
-finished is lost.
+Parameter sweeps (a grid, resumable, in parallel or on a Dask cluster) are
+``python -m tlhelpers sweep`` (:mod:`tlhelpers.sweep`).
+
+Unknown notebooks and parameter names are refused before anything runs
+(papermill itself only warns). Each notebook runs in a child process of its own:
+Ctrl-C stops the runner at once and ends the notebook's kernel, and a failing
+notebook is recorded while the others still run. A notebook's earlier
+``results.json`` is replaced only by a complete new one; ``summary.json`` is
+rewritten after every notebook, so nothing finished is lost.
 """
 
 from __future__ import annotations
 
 import argparse
-import ast
-import itertools
 import json
 import os
 import re
+import shutil
+import signal
+import subprocess
 import sys
+import tempfile
+import threading
 import time
-import traceback
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -31,17 +37,33 @@ from typing import Any
 from .interactive import WIDGETS_ENV
 from .paths import repo_root
 
+#: Thread-count variables of the numeric libraries; a run sets them all to ``threads``.
+THREAD_ENV = ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS", "NUMEXPR_NUM_THREADS")
+#: The log of a run's child process and kernel (papermill's messages, kernel warnings).
+LOG_NAME = "run.log"
+#: Seconds a stopped run gets to end its kernel before it is killed.
+STOP_GRACE_S = 5.0
+
 
 @dataclass
 class RunRecord:
     """What happened to one notebook run."""
 
     notebook: str
-    status: str  # "ok" | "failed"
+    status: str  # "ok" | "failed" | "interrupted"
     wall_time_s: float
     parameters: dict[str, Any] = field(default_factory=dict)
     key_numbers: dict[str, Any] = field(default_factory=dict)
     output: str = ""
+    error: str = ""
+
+
+@dataclass
+class Outcome:
+    """How one isolated execution ended (:func:`execute_isolated`)."""
+
+    status: str  # "ok" | "failed" | "interrupted"
+    wall_time_s: float
     error: str = ""
 
 
@@ -63,12 +85,151 @@ def check_parameter_names(path: str | Path, parameters: Mapping[str, Any]) -> No
         )
 
 
-def _key_numbers(out_dir: Path) -> dict[str, Any]:
-    path = out_dir / "results.json"
-    if not path.is_file():
+def _key_numbers(results: Path) -> dict[str, Any]:
+    if not results.is_file():
         return {}
-    doc = json.loads(path.read_text())
+    doc = json.loads(results.read_text())
     return {k: doc["results"].get(k) for k in doc.get("key_numbers", [])}
+
+
+def _package_root() -> str:
+    """The folder that holds this ``tlhelpers`` (children and kernels must import the same)."""
+    return str(Path(__file__).resolve().parent.parent)
+
+
+def run_environment(threads: int | None = None) -> dict[str, str]:
+    """The environment of a child run: headless widgets, this ``tlhelpers``, ``threads`` threads.
+
+    With ``threads`` set, every numeric library in the kernel uses that many intra-op
+    threads, so parallel runs do not fight over the cores.
+    """
+    env = dict(os.environ)
+    env.setdefault(WIDGETS_ENV, "0")
+    path = env.get("PYTHONPATH", "")
+    env["PYTHONPATH"] = os.pathsep.join([_package_root()] + ([path] if path else []))
+    if threads is not None:
+        env.update({k: str(threads) for k in THREAD_ENV})
+    return env
+
+
+def execute_isolated(
+    notebook: str | Path,
+    out_dir: str | Path,
+    parameters: Mapping[str, Any],
+    *,
+    timeout: int = 900,
+    cwd: str | Path | None = None,
+    threads: int | None = None,
+    should_stop: Callable[[], bool] | None = None,
+    poll_s: float = 0.2,
+) -> Outcome:
+    """Execute ``notebook`` with papermill in a child process; write its copy to ``out_dir``.
+
+    The child runs in a session of its own, so a terminal's Ctrl-C reaches only this
+    process: a ``KeyboardInterrupt`` here (or ``should_stop()`` turning true) stops the
+    child, which shuts its kernel down (killed after :data:`STOP_GRACE_S` if it does
+    not; the kernel then exits by itself when its parent is gone). A
+    ``KeyboardInterrupt`` is re-raised after the child has ended; ``should_stop``
+    gives an ``"interrupted"`` outcome. Parameters are passed as given (no name check).
+    """
+    notebook = Path(notebook).resolve()
+    out = Path(out_dir).resolve()
+    out.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(prefix="tlhelpers-run-") as tmp:
+        spec = {
+            "notebook": str(notebook), "output": str(out / notebook.name),
+            "parameters": dict(parameters), "timeout": timeout,
+            "cwd": str(cwd or notebook.parent), "outcome": str(Path(tmp) / "outcome.json"),
+        }  # fmt: skip
+        spec_path = Path(tmp) / "spec.json"
+        spec_path.write_text(json.dumps(spec))
+        start = time.perf_counter()
+        with open(out / LOG_NAME, "ab") as log:  # the child's and its kernel's output
+            proc = subprocess.Popen(
+                [sys.executable, "-m", "tlhelpers.runner", "_child", str(spec_path)],
+                env=run_environment(threads), start_new_session=True, stdin=subprocess.DEVNULL,
+                stdout=log, stderr=subprocess.STDOUT,
+            )  # fmt: skip
+        stopped = False
+        try:
+            while proc.poll() is None:
+                if should_stop is not None and should_stop():
+                    stopped = True
+                    _stop(proc)
+                    break
+                try:
+                    proc.wait(timeout=poll_s)
+                except subprocess.TimeoutExpired:
+                    pass
+        except BaseException:  # KeyboardInterrupt above all: end the kernel, then go on raising
+            _stop(proc)
+            raise
+        wall = round(time.perf_counter() - start, 2)
+        if stopped:
+            return Outcome("interrupted", wall, "stopped before the notebook finished")
+        outcome = Path(spec["outcome"])
+        if not outcome.is_file():
+            return Outcome("failed", wall, f"the run's process ended with code {proc.returncode}")
+        doc = json.loads(outcome.read_text())
+        return Outcome(doc["status"], wall, doc.get("error", ""))
+
+
+def _stop(proc: subprocess.Popen) -> None:
+    """SIGTERM (the child shuts its kernel down), then SIGKILL after the grace period."""
+    if proc.poll() is None:
+        proc.terminate()
+        try:
+            proc.wait(timeout=STOP_GRACE_S)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+
+
+def _child(spec_path: str) -> int:
+    """Body of the child process of :func:`execute_isolated`."""
+    # jsonschema builds an IRI grammar at import (3 s of CPU here) that nbformat never
+    # uses; without it the import of papermill takes 0.4 s.
+    sys.modules.setdefault("rfc3987_syntax", None)  # type: ignore[arg-type]
+    spec = json.loads(Path(spec_path).read_text())
+
+    def _terminate(signum, frame):  # unwinds through papermill, which ends the kernel
+        raise KeyboardInterrupt(f"signal {signum}")
+
+    signal.signal(signal.SIGTERM, _terminate)
+    parent = os.getppid()
+
+    def _watch_parent() -> None:  # a killed parent must not leave this run going
+        while os.getppid() == parent:
+            time.sleep(0.5)
+        os.kill(os.getpid(), signal.SIGTERM)
+
+    threading.Thread(target=_watch_parent, daemon=True).start()
+    status, error = "ok", ""
+    try:
+        import papermill as pm
+
+        pm.execute_notebook(
+            spec["notebook"], spec["output"], parameters=spec["parameters"], cwd=spec["cwd"],
+            execution_timeout=spec["timeout"], progress_bar=False, kernel_name="python3",
+            shutdown_kernel="immediate",
+        )  # fmt: skip
+    except KeyboardInterrupt:
+        status, error = "interrupted", "stopped before the notebook finished"
+    except Exception as err:
+        status, error = "failed", _error_text(err)
+    tmp = Path(spec["outcome"] + ".tmp")
+    tmp.write_text(json.dumps({"status": status, "error": error}))
+    tmp.replace(spec["outcome"])
+    return 0 if status == "ok" else 1
+
+
+def _error_text(err: Exception) -> str:
+    """``ename: evalue`` of a failing cell (papermill's own text holds the whole traceback)."""
+    ename, evalue = getattr(err, "ename", None), getattr(err, "evalue", None)
+    if ename:
+        cell = getattr(err, "exec_count", None)
+        return f"{ename}: {evalue}" + (f" (cell {cell})" if cell is not None else "")
+    return f"{type(err).__name__}: {err}"[-2000:]
 
 
 def run_notebook(
@@ -77,45 +238,46 @@ def run_notebook(
     parameters: Mapping[str, Any] | None = None,
     *,
     timeout: int = 900,
-    progress: bool = False,
+    threads: int | None = None,
 ) -> RunRecord:
     """Execute one notebook into ``out_dir`` (executed copy + its ``results.json``).
 
-    The notebook's ``out_dir`` parameter is set to ``out_dir``. Unknown parameter
-    names raise ``ValueError`` before execution; an execution failure is caught
-    and returned as a ``"failed"`` record with the error.
+    The notebook's ``out_dir`` parameter is set to a staging folder inside ``out_dir``;
+    its files replace those in ``out_dir`` only once the run has finished, so an
+    interrupted run leaves the previous ``results.json`` as it was. A failed run
+    removes it (its numbers belong to another run). Unknown parameter names raise
+    ``ValueError`` before execution; an execution failure is returned as a
+    ``"failed"`` record with the error; ``KeyboardInterrupt`` ends the kernel and
+    propagates.
     """
-    import papermill as pm
-
     path = Path(path).resolve()
     parameters = dict(parameters or {})
     check_parameter_names(path, parameters)
     out = Path(out_dir).resolve()
     out.mkdir(parents=True, exist_ok=True)
+    stage = Path(tempfile.mkdtemp(prefix=".attempt-", dir=out))
+    run_params = dict(parameters)
     if "out_dir" in notebook_parameters(path):
-        parameters.setdefault("out_dir", str(out))
-    # Headless: widgets become one plain call (tlhelpers.interactive); kernels inherit this.
-    os.environ.setdefault(WIDGETS_ENV, "0")
-    stale = out / "results.json"
-    if stale.exists():
-        stale.unlink()  # never report numbers of an earlier run
-    executed = out / path.name
-    start = time.perf_counter()
+        run_params.setdefault("out_dir", str(stage))
     try:
-        pm.execute_notebook(
-            str(path), str(executed), parameters=parameters, cwd=str(path.parent),
-            execution_timeout=timeout, progress_bar=progress, kernel_name="python3",
-        )  # fmt: skip
-        status, error = "ok", ""
-    except Exception as err:  # a failing notebook must not stop the others
-        status = "failed"
-        error = f"{type(err).__name__}: {err}"[-2000:]
-    wall = time.perf_counter() - start
+        outcome = execute_isolated(path, stage, run_params, timeout=timeout, threads=threads)
+        results = out / "results.json"
+        if outcome.status == "ok":
+            for item in sorted(stage.iterdir(), key=lambda p: p.name == "results.json"):
+                if item.is_file():  # results.json last: the commit point
+                    item.replace(out / item.name)
+        else:
+            executed = stage / path.name
+            if executed.is_file():  # keep the failing notebook for its traceback
+                executed.replace(out / path.name)
+            results.unlink(missing_ok=True)  # never report numbers of an earlier run
+    finally:
+        shutil.rmtree(stage, ignore_errors=True)
     return RunRecord(
-        notebook=path.name, status=status, wall_time_s=round(wall, 1),
-        parameters={k: v for k, v in parameters.items() if k != "out_dir"},
-        key_numbers=_key_numbers(out) if status == "ok" else {},
-        output=str(executed), error=error,
+        notebook=path.name, status=outcome.status, wall_time_s=round(outcome.wall_time_s, 1),
+        parameters=parameters,
+        key_numbers=_key_numbers(results) if outcome.status == "ok" else {},
+        output=str(out / path.name), error=outcome.error,
     )  # fmt: skip
 
 
@@ -148,6 +310,31 @@ def _write_summary(records: list[RunRecord], build: Path) -> None:
     (build / "summary.md").write_text("\n".join(lines) + "\n")
 
 
+def check_params_file(
+    parameters: Mapping[str, Any], notebooks: Iterable[Path], source: str = "parameters"
+) -> None:
+    """Refuse a per-notebook parameters mapping whose keys are not notebooks being run.
+
+    Keys starting with ``_`` are comments. Raises ``ValueError`` naming the key, the
+    file and the notebooks.
+    """
+    stems = [p.stem for p in notebooks]
+    if not isinstance(parameters, Mapping):
+        raise ValueError(f"{source} must map notebook names to parameters, got {parameters!r}.")
+    for key, value in parameters.items():
+        if key.startswith("_"):
+            continue
+        if key not in stems:
+            raise ValueError(
+                f"{source}: {key!r} is not one of the notebooks being run. "
+                f"Notebooks: {', '.join(stems)}."
+            )
+        if not isinstance(value, Mapping):
+            raise ValueError(
+                f"{source}: {key!r} must map parameter names to values, got {value!r}."
+            )
+
+
 def run_all(
     notebooks: Iterable[str | Path] | None = None,
     build: str | Path = "build",
@@ -155,96 +342,86 @@ def run_all(
     *,
     timeout: int = 900,
 ) -> list[RunRecord]:
-    """Run notebooks in order; write ``build/summary.{json,md}`` after each one."""
+    """Run notebooks in order; write ``build/summary.{json,md}`` after each one.
+
+    Everything is checked before the first run: every key of ``parameters`` must be a
+    notebook being run (``_comment`` keys aside) and every parameter name one it declares.
+    """
     build = Path(build).resolve()
-    build.mkdir(parents=True, exist_ok=True)
-    parameters = parameters or {}
     paths = [Path(p) for p in (notebooks or default_notebooks())]
+    parameters = parameters or {}
+    check_params_file(parameters, paths)
     for p in paths:  # refuse bad names up front, before hours of work
         check_parameter_names(p, parameters.get(p.stem, {}))
+    build.mkdir(parents=True, exist_ok=True)
     records: list[RunRecord] = []
     for p in paths:
         print(f"running {p.name} ...", flush=True)
         rec = run_notebook(p, build / p.stem, parameters.get(p.stem, {}), timeout=timeout)
         print(f"  {rec.status} in {rec.wall_time_s} s {rec.key_numbers or rec.error[:200]}",
-              flush=True)
+              flush=True)  # fmt: skip
         records.append(rec)
         _write_summary(records, build)
     return records
 
 
-def sweep(
-    notebook: str | Path,
-    grid: Mapping[str, list[Any]],
-    build: str | Path = "build/sweep",
-    *,
-    timeout: int = 900,
-) -> list[RunRecord]:
-    """Run ``notebook`` on every combination of ``grid``; failures are recorded, not fatal.
-
-    Each point runs in its own folder; ``sweep.json`` is rewritten after every point.
-    """
-    notebook = Path(notebook)
-    check_parameter_names(notebook, grid)
-    build = Path(build).resolve()
-    build.mkdir(parents=True, exist_ok=True)
-    names = list(grid)
-    records: list[RunRecord] = []
-    for values in itertools.product(*(grid[n] for n in names)):
-        point = dict(zip(names, values, strict=True))
-        tag = "_".join(f"{k}-{v}" for k, v in point.items()) or "default"
-        try:
-            rec = run_notebook(notebook, build / tag, point, timeout=timeout)
-        except Exception:  # even an unexpected runner error keeps the sweep going
-            rec = RunRecord(notebook.name, "failed", 0.0, point, error=traceback.format_exc())
-        print(f"{tag}: {rec.status} {rec.key_numbers or rec.error[:200]}", flush=True)
-        records.append(rec)
-        (build / "sweep.json").write_text(json.dumps([asdict(r) for r in records], indent=2))
-    return records
-
-
-def _parse_value(text: str) -> Any:
+def load_params_file(path: str | Path) -> dict[str, Any]:
+    """Read a ``--params`` JSON file; a syntax error names the file, line and column."""
+    path = Path(path)
     try:
-        return ast.literal_eval(text)
-    except (ValueError, SyntaxError):
-        return text
+        return json.loads(path.read_text())
+    except FileNotFoundError:
+        raise ValueError(f"--params file {path} does not exist.") from None
+    except json.JSONDecodeError as err:
+        raise ValueError(
+            f"--params file {path} is not valid JSON (line {err.lineno}, column {err.colno}: "
+            f'{err.msg}). Expected {{"notebook stem": {{"name": value}}}}.'
+        ) from None
 
 
-def _parse_grid(items: list[str]) -> dict[str, list[Any]]:
-    grid: dict[str, list[Any]] = {}
-    for item in items:
-        if "=" not in item:
-            raise SystemExit(f"-p expects name=value[,value...], got {item!r}")
-        name, values = item.split("=", 1)
-        grid[name] = [_parse_value(v) for v in values.split(",")]
-    return grid
+def obey_sigint() -> None:
+    """Make SIGINT (Ctrl-C) raise ``KeyboardInterrupt`` even if it was ignored at start.
+
+    A shell starts background jobs with SIGINT ignored, and Python then keeps ignoring
+    it: ``kill -INT`` did nothing to a runner started with ``&`` while SIGTERM worked.
+    A command-line run must stop on one SIGINT however it was started.
+    """
+    if threading.current_thread() is threading.main_thread():
+        signal.signal(signal.SIGINT, signal.default_int_handler)
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m tlhelpers.runner", description=__doc__)
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if argv[:1] == ["_child"]:
+        return _child(argv[1])
+    obey_sigint()
+    if argv[:1] == ["sweep"]:
+        print("error: sweeps moved to `python -m tlhelpers sweep NOTEBOOK --grid GRID.yaml "
+              "--out DIR` (or `-p name=a,b`): resumable and parallel.", file=sys.stderr)  # fmt: skip
+        return 2
+    parser = argparse.ArgumentParser(prog="python -m tlhelpers.runner", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)  # fmt: skip
     sub = parser.add_subparsers(dest="cmd", required=True)
     run = sub.add_parser("run", help="run notebooks in order and write build/summary.md")
     run.add_argument("notebooks", nargs="*", help="default: every notebooks/NN_*.ipynb")
     run.add_argument("--build", default="build")
     run.add_argument("--params", help="JSON file: {notebook stem: {name: value}}")
     run.add_argument("--timeout", type=int, default=900, help="per-cell timeout in seconds")
-    sw = sub.add_parser("sweep", help="run one notebook over a parameter grid")
-    sw.add_argument("notebook")
-    sw.add_argument("-p", "--param", action="append", default=[], help="name=v1,v2,...")
-    sw.add_argument("--build", default="build/sweep")
-    sw.add_argument("--timeout", type=int, default=900)
     args = parser.parse_args(argv)
     try:
-        if args.cmd == "run":
-            params = json.loads(Path(args.params).read_text()) if args.params else None
-            records = run_all(args.notebooks or None, args.build, params, timeout=args.timeout)
-            print((Path(args.build) / "summary.md").read_text())
-        else:
-            records = sweep(args.notebook, _parse_grid(args.param), args.build,
-                            timeout=args.timeout)
+        params = load_params_file(args.params) if args.params else None
+        if params is not None:
+            check_params_file(params, [Path(p) for p in (args.notebooks or default_notebooks())],
+                              f"--params file {args.params}")  # fmt: skip
+        records = run_all(args.notebooks or None, args.build, params, timeout=args.timeout)
+        print((Path(args.build) / "summary.md").read_text())
     except ValueError as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
+    except KeyboardInterrupt:
+        print("interrupted: the running notebook's kernel was ended; finished notebooks "
+              "are kept in the build folder.", file=sys.stderr)  # fmt: skip
+        return 130
     return 0 if all(r.status == "ok" for r in records) else 1
 
 
