@@ -218,7 +218,7 @@ RECIPES: dict[str, Recipe] = {
                 "regularisers as loss terms. On a validation split of Fashion-MNIST classes 5-9 "
                 "(source: classes 0-4), a 10x head rate, "
                 "BatchNorm in train mode and 150 (rather than 80) steps were each as good or "
-                "better at 1 and 5 labels per class; 30 epochs beyond 150 steps."
+                "better at 1 and 5 labels per class; beyond 150 steps the budget is 30 epochs."
             ),
         ),
         Recipe(
