@@ -7,20 +7,8 @@ import math
 import pytest
 import torch
 
-from tlhelpers.models import SmallCNN, scratch_model, transfer_model
+from tlhelpers.models import scratch_model, transfer_model
 from tlhelpers.recipes import RECIPES, Recipe, get_recipe
-
-
-@pytest.fixture
-def source():
-    torch.manual_seed(0)
-    return SmallCNN(num_classes=5, width=4).eval()
-
-
-@pytest.fixture
-def data():
-    g = torch.Generator().manual_seed(1)
-    return torch.rand(20, 1, 28, 28, generator=g), torch.arange(20) % 5
 
 
 def test_named_recipes_exist_and_are_documented():
