@@ -255,3 +255,12 @@ def test_device_typo_lists_valid_devices():
         fit(model, (x, y), epochs=1, device="tpu", progress=False)
     with pytest.raises(ValueError, match=r"device.*'tpu'.*cpu"):
         extract_features(model, (x, y), device="tpu")
+
+
+@pytest.mark.parametrize("bad", [-1, 3])
+def test_train_val_indices_refuses_labels_outside_the_classes(bad):
+    from tlhelpers.data import train_val_indices
+
+    targets = torch.tensor([0, 0, 1, 1, 2, 2, bad, 0, 1, 2])
+    with pytest.raises(ValueError, match=f"label {bad}"):
+        train_val_indices(targets, 1, 1, classes=["a", "b", "c"])

@@ -598,6 +598,19 @@ def load_task(name: str, split: str = "train") -> TensorImageDataset:
     return select_classes(load_dataset(dataset, split), classes)
 
 
+def _number_of_classes(t: np.ndarray, classes: Sequence[str] | None) -> int:
+    """Classes to draw from; refuses labels < 0 or beyond the class names (no silent drop)."""
+    if t.size and t.min() < 0:
+        raise ValueError(f"targets hold label {t.min()}; labels must be >= 0.")
+    n_classes = len(classes) if classes is not None else int(t.max()) + 1
+    if classes is not None and t.size and t.max() >= n_classes:
+        raise ValueError(
+            f"targets hold label {t.max()} but there are {n_classes} class names; "
+            f"labels must lie in 0..{n_classes - 1}."
+        )
+    return n_classes
+
+
 def few_shot_indices(
     targets: torch.Tensor | np.ndarray,
     per_class: int,
@@ -613,14 +626,7 @@ def few_shot_indices(
     check_int("per_class", per_class, minimum=1)
     check_int("seed", seed, minimum=0)
     t = np.asarray(targets)
-    if t.size and t.min() < 0:
-        raise ValueError(f"targets hold label {t.min()}; labels must be >= 0.")
-    n_classes = len(classes) if classes is not None else int(t.max()) + 1
-    if classes is not None and t.size and t.max() >= n_classes:
-        raise ValueError(
-            f"targets hold label {t.max()} but there are {n_classes} class names; "
-            f"labels must lie in 0..{n_classes - 1}."
-        )
+    n_classes = _number_of_classes(t, classes)
     rng = np.random.default_rng(seed)
     chosen = []
     for c in range(n_classes):
@@ -667,7 +673,7 @@ def train_val_indices(
     check_int("per_class", per_class, minimum=1)
     check_int("val_per_class", val_per_class, minimum=1)
     t = np.asarray(targets)
-    n_classes = len(classes) if classes is not None else int(t.max()) + 1
+    n_classes = _number_of_classes(t, classes)
     rng = np.random.default_rng(seed)
     train, val = [], []
     need = per_class + val_per_class
