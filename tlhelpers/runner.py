@@ -299,6 +299,25 @@ def default_notebooks() -> list[Path]:
     return course_notebooks(root / "notebooks")
 
 
+#: Where and when the latest ``run_all`` ran (shown by the course book, :mod:`tlhelpers.book`).
+RUN_INFO = "run_info.json"
+
+
+def machine_info() -> dict[str, Any]:
+    """The machine a run is on: OS, CPU model, core count, Python (no host name)."""
+    import platform
+
+    cpu = platform.processor() or platform.machine()
+    cpuinfo = Path("/proc/cpuinfo")
+    if cpuinfo.is_file():  # Linux: platform.processor() is often empty or just "x86_64"
+        models = re.findall(r"^model name\s*:\s*(.+)$", cpuinfo.read_text(), re.M)
+        cpu = models[0].strip() if models else cpu
+    return {
+        "os": platform.platform(terse=True), "cpu": cpu, "cores": os.cpu_count(),
+        "python": platform.python_version(),
+    }  # fmt: skip
+
+
 def _write_summary(records: list[RunRecord], build: Path) -> None:
     (build / "summary.json").write_text(json.dumps([asdict(r) for r in records], indent=2))
     lines = ["| notebook | status | wall time (s) | key numbers |", "|---|---|---|---|"]
@@ -354,6 +373,8 @@ def run_all(
     for p in paths:  # refuse bad names up front, before hours of work
         check_parameter_names(p, parameters.get(p.stem, {}))
     build.mkdir(parents=True, exist_ok=True)
+    started = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())
+    (build / RUN_INFO).write_text(json.dumps({"started": started, "machine": machine_info()}))
     records: list[RunRecord] = []
     for p in paths:
         print(f"running {p.name} ...", flush=True)

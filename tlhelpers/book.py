@@ -1,0 +1,460 @@
+"""The course as a static website, built from the notebooks as executed by ``make run``.
+
+::
+
+    python -m tlhelpers.book --build build --out build/book   # site in build/book/html
+
+Nothing is executed: the pages are the executed copies ``make run`` left in
+``build/<notebook>/`` (:mod:`tlhelpers.runner`), rendered by Sphinx with MyST-NB
+(``nb_execution_mode = "off"``) and the sphinx-book-theme; the configuration is
+``book/conf.py``. The front page is the README's course map; each chapter starts with
+its run (status, date, wall time, parameters, key numbers, checked claims) and links to
+download the notebook; a page lists the whole run. MathJax is copied into the site from
+the ``jupyter-server-mathjax`` package, so pages (formulas included) render offline.
+
+A notebook with no executed copy stops the build with the commands that make one (no
+empty pages); a notebook whose run failed gets a page that says so, with the error.
+Exercises: only the students' copies (``exercises/student/*.ipynb``) are published,
+never ``exercises/solutions`` or ``exercises/source``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import re
+import shutil
+import subprocess
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from .runner import LOG_NAME, RUN_INFO, course_notebooks
+
+#: The Sphinx configuration the staged sources are built with.
+CONF_NAME = "conf.py"
+#: Folders of the staged sources: chapters, students' exercises, files to download.
+CHAPTERS, EXERCISES, FILES = "notebooks", "exercises", "files"
+#: Where MathJax goes inside ``_static`` (``mathjax_path`` in ``book/conf.py`` agrees).
+MATHJAX_DIR = "mathjax"
+#: A failed run's page shows at most this many characters of the end of its log.
+LOG_TAIL_CHARS = 3000
+
+
+class MissingRunsError(ValueError):
+    """Some course notebooks have no executed copy in the build folder."""
+
+
+@dataclass
+class Chapter:
+    """One course notebook and what ``make run`` left of it."""
+
+    source: Path
+    status: str  # "ok" | "failed" | "interrupted" | "missing"
+    executed: Path | None = None
+    error: str = ""
+    wall_time_s: float | None = None
+    parameters: dict[str, Any] = field(default_factory=dict)
+    key_numbers: dict[str, Any] = field(default_factory=dict)
+    claims: list[dict[str, Any]] = field(default_factory=list)
+    finished: str = ""
+    log_tail: str = ""  # end of run.log, shown when a failed run left no executed copy
+
+    @property
+    def name(self) -> str:
+        return self.source.name
+
+    @property
+    def stem(self) -> str:
+        return self.source.stem
+
+
+def _read_json(path: Path) -> Any:
+    try:
+        return json.loads(path.read_text())
+    except (OSError, ValueError):
+        return None
+
+
+def _notebook_error(nb: dict) -> str:
+    """``ename: evalue`` of the first error output of an executed notebook, or ``""``."""
+    for cell in nb.get("cells", []):
+        for out in cell.get("outputs", []) if cell.get("cell_type") == "code" else []:
+            if out.get("output_type") == "error":
+                return f"{out.get('ename', 'Error')}: {out.get('evalue', '')}"
+    return ""
+
+
+def find_chapters(build: str | Path, notebooks: list[Path]) -> list[Chapter]:
+    """What the run in ``build`` left of each notebook (status from ``summary.json``,
+    else from the executed copy's papermill metadata; numbers from ``results.json``)."""
+    build = Path(build)
+    records = {r.get("notebook"): r for r in (_read_json(build / "summary.json") or [])}
+    chapters = []
+    for source in notebooks:
+        record = records.get(source.name, {})
+        folder = build / source.stem
+        executed = folder / source.name
+        ch = Chapter(source=source, status=record.get("status", "missing"))
+        ch.error = record.get("error", "")
+        ch.wall_time_s = record.get("wall_time_s")
+        ch.parameters = dict(record.get("parameters", {}))
+        if executed.is_file():
+            nb = json.loads(executed.read_text())
+            pm = nb.get("metadata", {}).get("papermill", {})
+            ch.executed = executed
+            ch.finished = (pm.get("end_time") or "")[:16].replace("T", " ")
+            failed = bool(pm.get("exception")) or ch.status in ("failed", "interrupted")
+            ch.status = (ch.status if ch.status in ("failed", "interrupted") else "failed") \
+                if failed else "ok"  # fmt: skip
+            ch.error = ch.error or _notebook_error(nb)
+            if not ch.parameters:
+                ch.parameters = {k: v for k, v in pm.get("parameters", {}).items()}
+            if ch.wall_time_s is None and pm.get("duration") is not None:
+                ch.wall_time_s = round(float(pm["duration"]), 1)
+        elif ch.status not in ("failed", "interrupted"):  # recorded ok, copy since deleted
+            ch.status = "missing"
+        results = _read_json(folder / "results.json") if ch.status == "ok" else None
+        if results:
+            ch.key_numbers = {k: results["results"].get(k) for k in results.get("key_numbers", [])}
+            ch.claims = list(results.get("claims", []))
+        chapters.append(ch)
+    return chapters
+
+
+def check_runs(chapters: list[Chapter], build: Path) -> None:
+    """Raise :class:`MissingRunsError` naming every notebook without an executed copy
+    (a failed run without one is not missing: its page shows the failure)."""
+    missing = [c for c in chapters if c.status == "missing"]
+    if not missing:
+        return
+    names = " ".join(f"notebooks/{c.name}" for c in missing)
+    raise MissingRunsError(
+        f"No executed copy in {build}/ for {len(missing)} of {len(chapters)} notebooks: "
+        f"{', '.join(c.name for c in missing)}. The book shows notebooks as `make run` "
+        f"executed them and never executes them itself. Run `make run` (every notebook), or "
+        f"only these: `.venv/bin/python -m tlhelpers.runner run {names} --build {build}`; "
+        f"then `make book` again."
+    )
+
+
+def _fmt(value: Any) -> str:
+    if isinstance(value, float):
+        return f"{value:.3f}"
+    return str(value).replace("|", "\\|")
+
+
+def _title(nb: dict, fallback: str) -> str:
+    for cell in nb.get("cells", []):
+        if cell.get("cell_type") == "markdown":
+            match = re.search(r"^#\s+(.+)$", "".join(cell.get("source", "")), re.M)
+            if match:
+                return match.group(1).strip()
+    return fallback
+
+
+def _parameters_table(ch: Chapter) -> str:
+    """Every declared parameter: the value of this run, its default and its help."""
+    import papermill as pm
+
+    declared = pm.inspect_notebook(str(ch.source))
+    rows = ["| parameter | this run | default | meaning |", "|---|---|---|---|"]
+    for name, spec in declared.items():
+        if name == "out_dir":  # a staging folder of the runner: not the reader's concern
+            continue
+        value = _fmt(ch.parameters[name]) if name in ch.parameters else "default"
+        rows.append(f"| `{name}` | {value} | `{spec.get('default')}` | "
+                    f"{_fmt(spec.get('help') or '')} |")  # fmt: skip
+    return "\n".join(rows) if len(rows) > 2 else ""
+
+
+def _run_line(ch: Chapter, info: dict) -> str:
+    parts = []
+    if ch.finished:
+        parts.append(f"finished {ch.finished} UTC")
+    machine = info.get("machine")
+    if machine:
+        parts.append(f"on {machine.get('cpu')} ({machine.get('cores')} cores, {machine.get('os')})")
+    if ch.wall_time_s is not None:
+        parts.append(f"in {ch.wall_time_s} s")
+    return ", ".join(parts)
+
+
+def _header(ch: Chapter, info: dict, title: str) -> str:
+    """The MyST block placed under a chapter's title: its run, downloads, parameters."""
+    lines = []
+    if ch.status != "ok":
+        what = "was interrupted" if ch.status == "interrupted" else "failed"
+        lines += [
+            ":::{error} This notebook's run " + what, f"Error: `{ch.error or 'not recorded'}`",
+            "",
+            "The page shows the notebook as far as it ran"
+            + (" (the traceback is in the failing cell's output)." if ch.executed else "."),
+            f"Fix it, then rerun it: `.venv/bin/python -m tlhelpers.runner run "
+            f"notebooks/{ch.name} --build build` and `make book`.", ":::", "",
+        ]  # fmt: skip
+    run = _run_line(ch, info)
+    lines += [
+        ":::{admonition} This run", ":class: note",
+        f"This page is `{ch.name}` as executed by `make run`" + (f", {run}." if run else "."),
+        "",
+        f"Download {{download}}`the executed notebook <../{FILES}/executed/{ch.name}>` "
+        f"(outputs included) or {{download}}`the notebook without outputs "
+        f"<../{FILES}/source/{ch.name}>`. To run it yourself: `make lab` in the repository, "
+        f"then open it in JupyterLab (<http://localhost:8888/lab/tree/{ch.name}>).",
+    ]  # fmt: skip
+    if ch.key_numbers:
+        nums = ", ".join(f"{k} = {_fmt(v)}" for k, v in ch.key_numbers.items())
+        lines += ["", f"Key numbers: {nums}."]
+    if ch.claims:
+        lines += ["", "Claims checked by this run:", ""]
+        lines += [f"- {c.get('sentence', '')} ({'holds' if c.get('holds') else 'DOES NOT HOLD'})"
+                  for c in ch.claims]  # fmt: skip
+    table = _parameters_table(ch)
+    if table:
+        lines += ["", "Parameters:", "", table]
+    lines.append(":::")
+    return "\n".join(lines)
+
+
+def _markdown_cell(text: str, cell_id: str) -> dict:
+    return {"cell_type": "markdown", "id": cell_id, "metadata": {}, "source": text}
+
+
+def _insert_under_title(cells: list[dict], cell: dict) -> None:
+    """Put ``cell`` right under the notebook's ``# title`` line (splitting its cell),
+    or at the top when the first markdown cell has no title."""
+    first = next((i for i, c in enumerate(cells) if c.get("cell_type") == "markdown"), None)
+    if first is None:
+        cells.insert(0, cell)
+        return
+    text = "".join(cells[first].get("source", ""))
+    match = re.match(r"\s*#\s+[^\n]*\n?", text)
+    if match is None:
+        cells.insert(first, cell)
+        return
+    rest = text[match.end() :]
+    cells[first] = {**cells[first], "source": text[: match.end()]}
+    tail = [{**cells[first], "id": f"{cell['id']}-rest", "source": rest}] if rest.strip() else []
+    cells[first + 1 : first + 1] = [cell, *tail]
+
+
+def _chapter_notebook(ch: Chapter, info: dict) -> dict:
+    """The staged page: the executed notebook with the run header under its title
+    (a failed run without an executed copy: a notebook holding only the failure)."""
+    source = json.loads(ch.source.read_text())
+    if ch.executed is not None:
+        nb = json.loads(ch.executed.read_text())
+    else:
+        nb = {**source, "cells": [_markdown_cell(f"# {_title(source, ch.stem)}", "book-title")]}
+        if ch.log_tail:
+            nb["cells"].append(
+                _markdown_cell(
+                    f"The end of the run's log:\n\n```text\n{ch.log_tail}\n```", "book-log"
+                )
+            )
+    title = _title(nb, ch.stem)
+    header = _markdown_cell(_header(ch, info, title), "book-run")
+    cells = nb["cells"]
+    _insert_under_title(cells, header)
+    return nb
+
+
+def _log_tail(build: Path, ch: Chapter) -> str:
+    log = build / ch.stem / LOG_NAME
+    if not log.is_file():
+        return ""
+    return log.read_text(errors="replace")[-LOG_TAIL_CHARS:].replace("```", "'''")
+
+
+def front_page(readme: str, chapters: list[Chapter], exercises: list[Path], info: dict) -> str:
+    """The README's title, introduction and course map, with links to the chapters."""
+    sections = re.split(r"^(?=## )", readme, flags=re.M)
+    intro = sections[0]
+    course_map = next((s for s in sections if s.startswith("## Course map")), "")
+    staged = {c.name for c in chapters}
+
+    def link(match: re.Match) -> str:  # keep links to chapters and the web, drop the rest
+        text, target = match.group(1), match.group(2)
+        if re.match(r"https?://", target):
+            return match.group(0)
+        if target.startswith(f"{CHAPTERS}/") and Path(target).name in staged:
+            return f"[{text}]({target})"
+        return text
+
+    course_map = re.sub(r"(?<!!)\[([^\]]+)\]\(([^)\s]+)\)", link, course_map)
+    started = info.get("started")
+    run = f" on {started}" if started else ""
+    lines = [
+        re.sub(r"(?<!!)\[([^\]]+)\]\(([^)\s]+)\)", link, intro).rstrip(), "",
+        "In symbols, each method minimises over the target model's weights $\\theta$",
+        "", "$$",
+        "\\mathcal{L}(\\theta) = \\mathcal{L}_{\\mathrm{target}}(\\theta)"
+        " + \\lambda\\,\\Omega(\\theta;\\,\\theta_{\\mathrm{source}})",
+        "$$", "",
+        "where $\\Omega$ is the term that ties the model to the source and $\\lambda$ its "
+        "strength.", "",
+        f"These pages are the course's notebooks as `make run` executed them{run}: "
+        "figures, printed verdicts and parameters included. "
+        "[The run](run.md) lists every notebook's status, wall time and key numbers.", "",
+        course_map.rstrip(), "",
+        "```{toctree}", ":hidden:", ":caption: Chapters", "",
+        *[f"{CHAPTERS}/{c.stem}" for c in chapters], "```", "",
+    ]  # fmt: skip
+    if exercises:
+        lines += ["```{toctree}", ":hidden:", ":caption: Exercises", "",
+                  *[f"{EXERCISES}/{p.stem}" for p in exercises], "```", ""]  # fmt: skip
+    lines += ["```{toctree}", ":hidden:", ":caption: The run", "", "run", "```", ""]
+    return "\n".join(lines)
+
+
+def run_page(chapters: list[Chapter], info: dict) -> str:
+    """The run's summary table: status, wall time and key numbers, with date and machine."""
+    machine = info.get("machine") or {}
+    lines = ["# The run behind these pages", ""]
+    if info:
+        lines += [
+            f"`make run` started {info.get('started', '(date not recorded)')} on "
+            f"{machine.get('cpu', '?')} ({machine.get('cores', '?')} cores), "
+            f"{machine.get('os', '?')}, Python {machine.get('python', '?')}.", "",
+        ]  # fmt: skip
+    else:
+        lines += ["The runner recorded no date or machine for this run (an older "
+                  "`build/`); each chapter shows when its notebook finished.", ""]  # fmt: skip
+    lines += ["| notebook | status | finished (UTC) | wall time (s) | key numbers or error |",
+              "|---|---|---|---|---|"]  # fmt: skip
+    for c in chapters:
+        nums = ", ".join(f"{k}={_fmt(v)}" for k, v in c.key_numbers.items())
+        detail = nums if c.status == "ok" else _fmt(c.error[:200])
+        lines.append(f"| [{c.name}]({CHAPTERS}/{c.name}) | {c.status} | {c.finished} | "
+                     f"{c.wall_time_s if c.wall_time_s is not None else ''} | {detail} |")  # fmt: skip
+    lines += ["", "Wall times are seconds inside each notebook's run on the machine above."]
+    return "\n".join(lines) + "\n"
+
+
+def _mathjax_static() -> Path:
+    import jupyter_server_mathjax
+
+    return Path(jupyter_server_mathjax.__file__).parent / "static"
+
+
+def stage(
+    build: Path,
+    src: Path,
+    chapters: list[Chapter],
+    exercises: list[Path],
+    readme: str,
+    conf: Path,
+) -> None:
+    """Write the Sphinx sources of the book into ``src`` (emptied first)."""
+    if src.exists():
+        shutil.rmtree(src)
+    (src / CHAPTERS).mkdir(parents=True)
+    for sub in ("executed", "source", "exercises"):
+        (src / FILES / sub).mkdir(parents=True)
+    info = _read_json(build / RUN_INFO) or {}
+    shutil.copy(conf, src / CONF_NAME)
+    (src / "_static").mkdir()
+    for extra in sorted(conf.parent.iterdir()):  # the book's own static files (favicon)
+        if extra.is_file() and extra.name != CONF_NAME:
+            shutil.copy(extra, src / "_static" / extra.name)
+    shutil.copytree(_mathjax_static(), src / "_static" / MATHJAX_DIR)
+    for ch in chapters:
+        if ch.executed is None:
+            ch.log_tail = _log_tail(build, ch)
+        nb = _chapter_notebook(ch, info)
+        (src / CHAPTERS / ch.name).write_text(json.dumps(nb))
+        shutil.copy(ch.source, src / FILES / "source" / ch.name)
+        if ch.executed is not None:
+            shutil.copy(ch.executed, src / FILES / "executed" / ch.name)
+    if exercises:
+        (src / EXERCISES).mkdir()
+    for path in exercises:
+        nb = json.loads(path.read_text())
+        note = _markdown_cell(
+            ":::{admonition} Exercise\n:class: tip\n"
+            f"{{download}}`Download {path.name} <../{FILES}/exercises/{path.name}>` and "
+            "work on it in JupyterLab (`make lab`). The solutions are not published here.\n:::",
+            "book-exercise",
+        )
+        cells = nb.get("cells", [])
+        _insert_under_title(cells, note)
+        (src / EXERCISES / path.name).write_text(json.dumps(nb))
+        shutil.copy(path, src / FILES / "exercises" / path.name)
+    (src / "index.md").write_text(front_page(readme, chapters, exercises, info))
+    (src / "run.md").write_text(run_page(chapters, info))
+
+
+def student_exercises(folder: Path | None) -> list[Path]:
+    """The students' exercise notebooks (``exercises/student``); none if absent."""
+    if folder is None or not Path(folder).is_dir():
+        return []
+    return sorted(p for p in Path(folder).glob("*.ipynb") if not p.name.startswith("."))
+
+
+def build_book(
+    build: str | Path = "build",
+    out: str | Path | None = None,
+    *,
+    root: str | Path | None = None,
+    notebooks: list[Path] | None = None,
+    exercises: str | Path | None = None,
+    quiet: bool = True,
+) -> Path:
+    """Build the site from ``build`` (``make run``'s folder) into ``out``; return ``out/html``.
+
+    ``root`` is the repository (README.md, notebooks/, book/conf.py, exercises/student);
+    ``notebooks`` and ``exercises`` override its course notebooks and students' folder.
+    Raises :class:`MissingRunsError` before writing anything when a notebook has no
+    executed copy, and ``RuntimeError`` with Sphinx's messages when Sphinx fails or warns.
+    """
+    root = Path(root) if root is not None else Path(__file__).resolve().parent.parent
+    build = Path(build).resolve()
+    out = Path(out).resolve() if out is not None else build / "book"
+    notebooks = notebooks if notebooks is not None else course_notebooks(root / "notebooks")
+    if not notebooks:
+        raise ValueError(f"no course notebooks (NN_name.ipynb) in {root / 'notebooks'}")
+    chapters = find_chapters(build, notebooks)
+    check_runs(chapters, build)
+    exercise_dir = Path(exercises) if exercises is not None else root / "exercises" / "student"
+    readme = (root / "README.md").read_text()
+    src, html = out / "src", out / "html"
+    stage(build, src, chapters, student_exercises(exercise_dir), readme,
+          root / "book" / CONF_NAME)  # fmt: skip
+    if html.exists():  # no page of an earlier build (a removed exercise) may survive
+        shutil.rmtree(html)
+    cmd = [sys.executable, "-m", "sphinx", "-b", "html", "-E", "-W", "--keep-going",
+           "-d", str(out / "doctrees"), str(src), str(html)]  # fmt: skip
+    if quiet:
+        cmd.insert(3, "-q")
+    proc = subprocess.run(cmd, capture_output=True, text=True)
+    if proc.returncode != 0:
+        raise RuntimeError(f"Sphinx failed (exit {proc.returncode}):\n{proc.stderr[-5000:]}")
+    return html
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m tlhelpers.book", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)  # fmt: skip
+    parser.add_argument("--build", default="build", help="make run's folder (default: build)")
+    parser.add_argument("--out", help="where the book goes (default: BUILD/book)")
+    parser.add_argument("--exercises", help="students' notebooks (default: exercises/student)")
+    args = parser.parse_args(argv)
+    try:
+        html = build_book(args.build, args.out, exercises=args.exercises, quiet=True)
+    except MissingRunsError as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+    except (RuntimeError, ValueError) as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 1
+    size = sum(p.stat().st_size for p in html.rglob("*") if p.is_file()) / 1e6
+    print(f"book: {html}/index.html ({size:.1f} MB). View it offline with\n"
+          f"  python -m http.server -d {html} --bind 127.0.0.1\n"
+          f"and open http://127.0.0.1:8000/")  # fmt: skip
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
