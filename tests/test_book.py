@@ -77,7 +77,11 @@ def _notebook(path: Path, title: str, *code: str) -> Path:
         params,
         *[nbformat.v4.new_code_cell(c) for c in code],
     ]
-    nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
+    nb.metadata["kernelspec"] = {
+        "name": "python3",
+        "display_name": "Python 3",
+        "language": "python",
+    }
     path.parent.mkdir(parents=True, exist_ok=True)
     nbformat.write(nb, path)
     return path
@@ -241,7 +245,7 @@ def test_no_broken_internal_links(site):
     for path, page in pages.items():
         if "_static" in path.relative_to(site.resolve()).parts:
             continue  # the theme's template fragments (webpack-macros.html), never linked
-        for tag, _, value in page.links:
+        for _, _, value in page.links:
             url = urlsplit(value)
             if url.scheme or value.startswith(("mailto:", "javascript:", "data:")):
                 continue
@@ -262,7 +266,9 @@ def test_offline_no_remote_scripts_styles_or_fonts(site):
     for css in site.rglob("*.css"):
         assert not css_remote.search(css.read_text(errors="replace")), css
     assert (site / "_static" / "mathjax" / "MathJax.js").is_file()
-    assert 'src="../_static/mathjax/MathJax.js' in (site / "notebooks" / "00_alpha.html").read_text()
+    assert (
+        'src="../_static/mathjax/MathJax.js' in (site / "notebooks" / "00_alpha.html").read_text()
+    )
 
 
 def test_site_under_50_mb(site):
@@ -376,7 +382,9 @@ def test_real_course_chapter(tmp_path):
     assert record.status == "ok", record.error
     site = book.build_book(build, tmp_path / "book", notebooks=[nb], exercises=tmp_path / "none")
     executed = json.loads((build / "00_welcome" / nb.name).read_text())
-    pngs = sum("image/png" in o.get("data", {}) for c in executed["cells"] for o in c.get("outputs", []))
+    pngs = sum(
+        "image/png" in o.get("data", {}) for c in executed["cells"] for o in c.get("outputs", [])
+    )
     page = site / "notebooks" / "00_welcome.html"
     imgs = [v for t, _, v in _parse(page).links if t == "img" and "_images/" in v]
     assert pngs >= 1 and len(imgs) == pngs
