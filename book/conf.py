@@ -72,6 +72,7 @@ mathjax2_config = {
 html_theme = "sphinx_book_theme"
 html_title = project
 html_static_path = ["_static"]
+html_css_files = ["book.css"]  # book/book.css
 html_context = {"default_mode": "light"}  # else the theme logs "invalid theme mode" at first visit
 html_favicon = "_static/favicon.svg"  # else browsers ask for /favicon.ico (a 404)
 html_copy_source = False  # each chapter links its own notebook downloads

@@ -329,7 +329,7 @@ def run_page(chapters: list[Chapter], info: dict) -> str:
         detail = nums if c.status == "ok" else _fmt(c.error[:200])
         lines.append(f"| [{c.name}]({CHAPTERS}/{c.name}) | {c.status} | {c.finished} | "
                      f"{c.wall_time_s if c.wall_time_s is not None else ''} | {detail} |")  # fmt: skip
-    lines += ["", "Wall times are seconds inside each notebook's run on the machine above."]
+    lines += ["", "Wall times: the seconds each notebook's run took, kernel start included."]
     return "\n".join(lines) + "\n"
 
 
