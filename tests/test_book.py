@@ -299,11 +299,25 @@ def test_failed_run_without_executed_copy_shows_error_and_log(course, tmp_path):
     (copy / "01_beta" / "run.log").write_text("kernel died: LOG-TAIL-MARKER\n")
     chapters = book.find_chapters(copy, notebooks)
     assert [c.status for c in chapters] == ["ok", "failed", "ok"]
-    book.stage(copy, tmp_path / "src", chapters, [], README, root / "book" / "conf.py")
-    staged = json.loads((tmp_path / "src" / "notebooks" / "01_beta.ipynb").read_text())
-    text = "\n".join(c["source"] for c in staged["cells"])
-    assert text.startswith("# 01 · Beta")
+    site = book.build_book(copy, tmp_path / "book", root=root)
+    text = _text(site / "notebooks" / "01_beta.html")
+    assert "01 · Beta" in text and "run failed" in text
     assert "deliberate failure" in text and "LOG-TAIL-MARKER" in text
+    downloads = [
+        v for _, _, v in _parse(site / "notebooks" / "01_beta.html").links if "_downloads/" in v
+    ]
+    assert len(downloads) == 1  # the notebook without outputs: there is no executed copy
+
+
+def test_a_notebook_edited_after_its_run_is_flagged(course, tmp_path):
+    _, build, notebooks = course
+    edited = tmp_path / "02_gamma.ipynb"
+    nb = nbformat.read(notebooks[2], as_version=4)
+    nb.cells.append(nbformat.v4.new_markdown_cell("A new paragraph."))
+    nbformat.write(nb, edited)
+    same, changed = book.find_chapters(build, [notebooks[2], edited])
+    assert (same.source_changed, changed.source_changed) == (False, True)
+    assert "differs from the copy that was run" in book._header(changed, {}, "")
 
 
 def test_status_without_summary_comes_from_the_executed_copy(course, tmp_path):

@@ -60,6 +60,8 @@ class Chapter:
     claims: list[dict[str, Any]] = field(default_factory=list)
     finished: str = ""
     log_tail: str = ""  # end of run.log, shown when a failed run left no executed copy
+    copy_has_no_error: bool = False  # a failed run, yet its copy records none (an older copy?)
+    source_changed: bool = False  # the notebook's cells differ from those that were run
 
     @property
     def name(self) -> str:
@@ -86,6 +88,19 @@ def _notebook_error(nb: dict) -> str:
     return ""
 
 
+#: Cells papermill adds to an executed copy (its parameters, its error markers).
+PAPERMILL_TAGS = {"injected-parameters", "papermill-error-cell-tag"}
+
+
+def _cells(nb: dict) -> list[tuple[str, str]]:
+    """(type, source) of each cell a notebook's author wrote (papermill's own cells left out)."""
+    return [
+        (c.get("cell_type", ""), "".join(c.get("source", "")).strip())
+        for c in nb.get("cells", [])
+        if not PAPERMILL_TAGS & set(c.get("metadata", {}).get("tags", []))
+    ]
+
+
 def find_chapters(build: str | Path, notebooks: list[Path]) -> list[Chapter]:
     """What the run in ``build`` left of each notebook (status from ``summary.json``,
     else from the executed copy's papermill metadata; numbers from ``results.json``)."""
@@ -106,6 +121,8 @@ def find_chapters(build: str | Path, notebooks: list[Path]) -> list[Chapter]:
             ch.executed = executed
             ch.finished = (pm.get("end_time") or "")[:16].replace("T", " ")
             failed = bool(pm.get("exception")) or ch.status in ("failed", "interrupted")
+            ch.copy_has_no_error = ch.status == "failed" and not pm.get("exception")
+            ch.source_changed = _cells(json.loads(source.read_text())) != _cells(nb)
             ch.status = (ch.status if ch.status in ("failed", "interrupted") else "failed") \
                 if failed else "ok"  # fmt: skip
             ch.error = ch.error or _notebook_error(nb)
@@ -186,23 +203,45 @@ def _header(ch: Chapter, info: dict, title: str) -> str:
     lines = []
     if ch.status != "ok":
         what = "was interrupted" if ch.status == "interrupted" else "failed"
+        if ch.executed is None:
+            shown = "The run left no executed notebook; the end of its log is below."
+        elif ch.copy_has_no_error:
+            shown = (
+                "The executed copy below records no error: it may be an earlier run's "
+                "copy, which a failed run leaves in place."
+            )
+        else:
+            shown = (
+                "The page shows the notebook as far as it ran; the traceback is in the "
+                "failing cell's output."
+            )
+        error = (ch.error or "not recorded").replace("```", "'''")
         lines += [
-            ":::{error} This notebook's run " + what, f"Error: `{ch.error or 'not recorded'}`",
-            "",
-            "The page shows the notebook as far as it ran"
-            + (" (the traceback is in the failing cell's output)." if ch.executed else "."),
+            f"::::{{admonition}} This notebook's run {what}", ":class: error",
+            "```text", error, "```", "", shown, "",
             f"Fix it, then rerun it: `.venv/bin/python -m tlhelpers.runner run "
-            f"notebooks/{ch.name} --build build` and `make book`.", ":::", "",
+            f"notebooks/{ch.name} --build build` and `make book`.", "::::", "",
+        ]  # fmt: skip
+    if ch.source_changed:
+        lines += [
+            ":::{admonition} The notebook changed after this run", ":class: warning",
+            f"`notebooks/{ch.name}` differs from the copy that was run: `make run` again "
+            "to bring this page up to date.", ":::", "",
         ]  # fmt: skip
     run = _run_line(ch, info)
     lines += [
         ":::{admonition} This run", ":class: note",
         f"This page is `{ch.name}` as executed by `make run`" + (f", {run}." if run else "."),
         "",
-        f"Download {{download}}`the executed notebook <../{FILES}/executed/{ch.name}>` "
-        f"(outputs included) or {{download}}`the notebook without outputs "
-        f"<../{FILES}/source/{ch.name}>`. To run it yourself: `make lab` in the repository, "
-        f"then open it in JupyterLab (<http://localhost:8888/lab/tree/{ch.name}>).",
+        (
+            f"Download {{download}}`the executed notebook <../{FILES}/executed/{ch.name}>` "
+            "(outputs included) or "
+            if ch.executed is not None
+            else "Download "
+        )
+        + f"{{download}}`the notebook without outputs <../{FILES}/source/{ch.name}>`. "
+        f"To run it yourself: `make lab` in the repository, then open it in JupyterLab "
+        f"(<http://localhost:8888/lab/tree/{ch.name}>).",
     ]  # fmt: skip
     if ch.key_numbers:
         nums = ", ".join(f"{k} = {_fmt(v)}" for k, v in ch.key_numbers.items())
