@@ -210,8 +210,11 @@ def test_chapter_links_download_its_notebooks(site, course):
 
 
 def test_failed_run_gets_a_page_with_the_error(site):
-    text = _text(site / "notebooks" / "01_beta.html")
-    assert "run failed" in text
+    page = site / "notebooks" / "01_beta.html"
+    text = _text(page)
+    html = page.read_text()
+    assert html.index("<h1") < html.index("run failed")  # the banner is under the title
+    assert "#papermill-error-cell" in {v for _, _, v in _parse(page).links}
     assert "RuntimeError: deliberate failure for the book test" in text
     assert "tlhelpers.runner run notebooks/01_beta.ipynb" in text
     run = _text(site / "run.html")

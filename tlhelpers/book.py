@@ -92,12 +92,16 @@ def _notebook_error(nb: dict) -> str:
 PAPERMILL_TAGS = {"injected-parameters", "papermill-error-cell-tag"}
 
 
+def _is_papermill_cell(cell: dict) -> bool:
+    return bool(PAPERMILL_TAGS & set(cell.get("metadata", {}).get("tags", [])))
+
+
 def _cells(nb: dict) -> list[tuple[str, str]]:
     """(type, source) of each cell a notebook's author wrote (papermill's own cells left out)."""
     return [
         (c.get("cell_type", ""), "".join(c.get("source", "")).strip())
         for c in nb.get("cells", [])
-        if not PAPERMILL_TAGS & set(c.get("metadata", {}).get("tags", []))
+        if not _is_papermill_cell(c)
     ]
 
 
@@ -147,11 +151,16 @@ def check_runs(chapters: list[Chapter], build: Path) -> None:
     if not missing:
         return
     names = " ".join(f"notebooks/{c.name}" for c in missing)
+    where = f"{build}/" if build.is_dir() else f"{build}/ (it does not exist)"
+    only = (
+        ""
+        if len(missing) == len(chapters)
+        else f", or only these: `.venv/bin/python -m tlhelpers.runner run {names} --build {build}`"
+    )
     raise MissingRunsError(
-        f"No executed copy in {build}/ for {len(missing)} of {len(chapters)} notebooks: "
-        f"{', '.join(c.name for c in missing)}. The book shows notebooks as `make run` "
-        f"executed them and never executes them itself. Run `make run` (every notebook), or "
-        f"only these: `.venv/bin/python -m tlhelpers.runner run {names} --build {build}`; "
+        f"No executed copy in {where} for {len(missing)} of {len(chapters)} notebooks: "
+        f"{', '.join(c.name for c in missing)}. The book shows the notebooks as `make run` "
+        f"executed them and never executes them itself. Run `make run` (every notebook){only}; "
         f"then `make book` again."
     )
 
@@ -212,8 +221,8 @@ def _header(ch: Chapter, info: dict, title: str) -> str:
             )
         else:
             shown = (
-                "The page shows the notebook as far as it ran; the traceback is in the "
-                "failing cell's output."
+                "The page shows the notebook as far as it ran; the traceback is in "
+                '<a href="#papermill-error-cell">the failing cell</a>\'s output.'
             )
         error = (ch.error or "not recorded").replace("```", "'''")
         lines += [
@@ -264,7 +273,14 @@ def _markdown_cell(text: str, cell_id: str) -> dict:
 def _insert_under_title(cells: list[dict], cell: dict) -> None:
     """Put ``cell`` right under the notebook's ``# title`` line (splitting its cell),
     or at the top when the first markdown cell has no title."""
-    first = next((i for i, c in enumerate(cells) if c.get("cell_type") == "markdown"), None)
+    first = next(
+        (
+            i
+            for i, c in enumerate(cells)
+            if c.get("cell_type") == "markdown" and not _is_papermill_cell(c)
+        ),
+        None,
+    )
     if first is None:
         cells.insert(0, cell)
         return
@@ -293,6 +309,10 @@ def _chapter_notebook(ch: Chapter, info: dict) -> dict:
                     f"The end of the run's log:\n\n```text\n{ch.log_tail}\n```", "book-log"
                 )
             )
+    if nb["cells"] and _is_papermill_cell(
+        nb["cells"][0]
+    ):  # its banner above the title: the header says it
+        del nb["cells"][0]
     title = _title(nb, ch.stem)
     header = _markdown_cell(_header(ch, info, title), "book-run")
     cells = nb["cells"]
@@ -449,13 +469,13 @@ def build_book(
     executed copy, and ``RuntimeError`` with Sphinx's messages when Sphinx fails or warns.
     """
     root = Path(root) if root is not None else Path(__file__).resolve().parent.parent
-    build = Path(build).resolve()
+    build_arg, build = build, Path(build).resolve()
     out = Path(out).resolve() if out is not None else build / "book"
     notebooks = notebooks if notebooks is not None else course_notebooks(root / "notebooks")
     if not notebooks:
         raise ValueError(f"no course notebooks (NN_name.ipynb) in {root / 'notebooks'}")
     chapters = find_chapters(build, notebooks)
-    check_runs(chapters, build)
+    check_runs(chapters, Path(build_arg))
     exercise_dir = Path(exercises) if exercises is not None else root / "exercises" / "student"
     readme = (root / "README.md").read_text()
     src, html = out / "src", out / "html"
