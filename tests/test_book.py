@@ -24,6 +24,9 @@ import pytest
 from tlhelpers import book
 from tlhelpers.runner import run_all
 
+# Kernels and Sphinx builds: tens of seconds, so out of `make test-fast`.
+pytestmark = pytest.mark.slow
+
 ROOT = Path(__file__).resolve().parent.parent
 PARAMS = 'x: int = 1  # the input\nout_dir: str = ""  # where results.json goes\n'
 SAVE = (
@@ -388,7 +391,6 @@ def test_browser_renders_formulas_and_images_without_console_errors(site):
     ]
 
 
-@pytest.mark.slow
 @pytest.mark.notebooks
 def test_real_course_chapter(tmp_path):
     """The real README and notebook 00 (smoke parameters): every figure is on its page."""
