@@ -99,3 +99,51 @@ def show_images(images, labels=None, classes: Sequence[str] | None = None, n: in
             ax.set_title(classes[lab] if classes else str(lab), fontsize=8)
     fig.tight_layout()
     return fig
+
+
+def plot_reliability(probs, targets, n_bins: int = 15, ax=None, label: str = ""):
+    """Reliability diagram (Guo et al., 2017): accuracy per equal-width confidence bin.
+
+    Bars: accuracy of the items in each bin ``((m-1)/M, m/M]`` (0 for an empty bin); the
+    diagonal is perfect calibration; red outlines: each bin's mean confidence. The title
+    gives the ECE with its binning.
+    """
+    from .metrics import expected_calibration_error, reliability_bins
+
+    ax = _axes(ax, (4, 4))
+    b = reliability_bins(probs, targets, n_bins)
+    width = 1.0 / n_bins
+    centers = b["edges"][:-1] + width / 2
+    ax.bar(centers, np.nan_to_num(b["accuracy"]), width=width, edgecolor="k", label="accuracy")
+    ax.bar(centers, np.nan_to_num(b["confidence"]), width=width, fill=False, edgecolor="r",
+           label="mean confidence")
+    ax.plot([0, 1], [0, 1], "k--", lw=1)
+    ece = expected_calibration_error(probs, targets, n_bins)
+    prefix = f"{label}: " if label else ""
+    ax.set(xlim=(0, 1), ylim=(0, 1), xlabel="confidence", ylabel="accuracy",
+           title=f"{prefix}ECE = {ece:.3f} ({n_bins} equal-width bins)")
+    ax.legend(fontsize=8, loc="upper left")
+    return ax
+
+
+def plot_confusion_matrix(cm, class_names: Sequence[str], ax=None, normalize: bool = True):
+    """The confusion matrix as an image, rows = true class; ``normalize`` divides each row by
+    its count (the diagonal is then the per-class accuracy). Counts are written in the cells."""
+    cm = np.asarray(cm)
+    if cm.ndim != 2 or cm.shape[0] != cm.shape[1] or cm.shape[0] != len(class_names):
+        raise ValueError(
+            f"cm must be square with one row per class name ({len(class_names)}), "
+            f"got shape {cm.shape}."
+        )
+    ax = _axes(ax, (4.5, 4))
+    shown = cm / np.maximum(cm.sum(1, keepdims=True), 1) if normalize else cm
+    ax.imshow(shown, cmap="Blues", vmin=0, vmax=1 if normalize else None)
+    k = len(class_names)
+    for i in range(k):
+        for j in range(k):
+            ax.text(j, i, str(cm[i, j]), ha="center", va="center", fontsize=8,
+                    color="white" if shown[i, j] > 0.6 * shown.max() else "black")
+    ax.set_xticks(range(k), class_names, rotation=45, ha="right", fontsize=8)
+    ax.set_yticks(range(k), class_names, fontsize=8)
+    ax.set(xlabel="predicted", ylabel="true")
+    return ax
