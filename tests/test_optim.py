@@ -276,9 +276,10 @@ GROUPS = ["head", "body.0.block3", "body.0.block2", "body.0.block1"]
 def test_gradual_unfreezing_starts_with_the_top_group_and_adds_one_every_n_steps():
     model = _blocks_model()
     unfreeze = GradualUnfreezing(model, GROUPS, every=3)
-    trainable = lambda: {
-        n.rsplit(".", 2)[0] for n, p in model.named_parameters() if p.requires_grad
-    }  # noqa: E731
+
+    def trainable():
+        return {n.rsplit(".", 2)[0] for n, p in model.named_parameters() if p.requires_grad}
+
     assert unfreeze.n_unfrozen == 1
     assert all(not p.requires_grad for n, p in model.named_parameters() if n.startswith("body."))
     for step in (1, 2):

@@ -34,6 +34,7 @@ __all__ = [
     "OPTIMIZERS",
     "SCHEDULES",
     "make_optimizer",
+    "build_optimizer",
     "schedule_factor",
     "make_scheduler",
     "GradualUnfreezing",
@@ -101,10 +102,23 @@ def make_optimizer(
     if not groups:
         raise ValueError("The model has no trainable parameters (all frozen?).")
     param_groups = [{"params": ps, "lr": rates[k], "name": k} for k, ps in groups.items()]
+    return build_optimizer(name, param_groups, weight_decay=weight_decay, momentum=momentum)
+
+
+def build_optimizer(
+    name: str, param_groups: list[dict], *, weight_decay: float = 0.0, momentum: float = 0.9
+) -> torch.optim.Optimizer:
+    """The optimiser ``name`` (see :func:`make_optimizer`) over ready parameter groups, each
+    with its own ``"lr"`` (the recipes of :mod:`tlhelpers.recipes` build theirs this way)."""
+    check_choice("optimizer", name, OPTIMIZERS)
+    check_positive("weight_decay", weight_decay, strict=False)
+    check_positive("momentum", momentum, strict=False)
+    if not param_groups:
+        raise ValueError("The model has no trainable parameters (all frozen?).")
     if name in ("sgd", "sgd_momentum"):
         mu = momentum if name == "sgd_momentum" else 0.0
-        return torch.optim.SGD(param_groups, lr=rates[next(iter(groups))], momentum=mu,
-                               weight_decay=weight_decay)  # fmt: skip
+        lr = param_groups[0]["lr"]  # every group has its own; SGD still wants a default
+        return torch.optim.SGD(param_groups, lr=lr, momentum=mu, weight_decay=weight_decay)
     cls = torch.optim.AdamW if name == "adamw" else torch.optim.Adam
     return cls(param_groups, weight_decay=weight_decay)
 
