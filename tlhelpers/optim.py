@@ -197,7 +197,9 @@ class GradualUnfreezing:
     ``step`` (1-based, :func:`tlhelpers.training.fit`'s ``on_step``), it keeps the first
     ``min(len(groups), 1 + step // every)`` groups trainable. Build the optimiser with
     ``make_optimizer(..., include_frozen=True)`` so the later groups are in it from the start.
-    Parameters under no group are left as they are.
+    Parameters under no group are left as they are. Freezing stops gradients only: the
+    BatchNorm layers of a frozen group still follow the model's train/eval mode (see
+    :func:`tlhelpers.models.set_batchnorm_eval` and notebook 06's BatchNorm experiment).
     """
 
     def __init__(self, model: nn.Module, groups: Sequence[str], *, every: int):
