@@ -455,7 +455,9 @@ def fine_tune(
     device: str | torch.device | None = None,
     on_step: Callable[[int], Any] | None = None,
 ) -> History:
-    """``steps`` Adam steps on ``data`` (full batch unless ``batch_size``), via :func:`fit`.
+    """``steps`` optimiser steps on ``data`` (full batch unless ``batch_size``), via :func:`fit`.
+
+    Adam at ``lr`` unless ``optimizer`` is given.
 
     With a ``batch_size`` smaller than the data, one history record covers one pass
     (``ceil(steps * batch_size / n)`` passes). ``bn_eval`` keeps every BatchNorm layer in
