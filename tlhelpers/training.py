@@ -457,8 +457,6 @@ def fine_tune(
 ) -> History:
     """``steps`` optimiser steps on ``data`` (full batch unless ``batch_size``), via :func:`fit`.
 
-    Adam at ``lr`` unless ``optimizer`` is given.
-
     With a ``batch_size`` smaller than the data, one history record covers one pass
     (``ceil(steps * batch_size / n)`` passes). ``bn_eval`` keeps every BatchNorm layer in
     eval mode (the source statistics; a few-shot batch is a poor estimate of them), which
