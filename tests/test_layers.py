@@ -18,7 +18,7 @@ LAYERS: list[tuple[str, ...]] = [
     ("validation",),
     ("paths", "runtime", "metrics", "interactive"),
     ("data", "models", "plots", "stats"),
-    ("losses",),
+    ("losses", "optim"),
     ("training",),
     ("features", "transferability"),
     ("analysis", "recipes"),

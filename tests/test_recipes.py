@@ -107,3 +107,85 @@ def test_fit_is_reproducible(source, data):
     r.fit(b, data, seed=1, steps=4)
     for p, q in zip(a.parameters(), b.parameters(), strict=True):
         assert torch.equal(p, q)
+
+
+# ------------------------------------------------------------------ notebook 06: optimiser, schedule, unfreezing
+
+from tlhelpers.optim import GradualUnfreezing, make_optimizer, make_scheduler  # noqa: E402
+from tlhelpers.training import fine_tune  # noqa: E402
+
+GROUPS = ("head", "body.0.block3", "body.0.block2", "body.0.block1")
+
+
+@pytest.mark.parametrize(
+    ("name", "cls"),
+    [("sgd", torch.optim.SGD), ("sgd_momentum", torch.optim.SGD), ("adamw", torch.optim.AdamW)],
+)
+def test_recipe_optimizer_is_chosen_by_name(source, name, cls):
+    r = get_recipe("fine_tune").replace(optimizer=name, momentum=0.8)
+    opt = r.make_optimizer(transfer_model(source, 5))
+    assert type(opt) is cls
+    if name.startswith("sgd"):
+        assert opt.param_groups[0]["momentum"] == (0.8 if name == "sgd_momentum" else 0.0)
+    with pytest.raises(ValueError, match="optimizer"):
+        r.replace(optimizer="lion")
+    with pytest.raises(ValueError, match="schedule"):
+        r.replace(schedule="cosine")
+    with pytest.raises(ValueError, match="unfreeze_every"):
+        r.replace(unfreeze_every=0.0)
+
+
+def _manual(source, data, steps, schedule="constant", unfreeze=None):
+    """The loop a recipe should run, written with the optim helpers directly."""
+    r = get_recipe("fine_tune")
+    model = transfer_model(source, 5, seed=0)
+    opt = make_optimizer("adam", model, {"body": r.lr_body, "head": r.lr_head})
+    sched = make_scheduler(opt, schedule, steps, warmup=r.warmup)
+    unfreezer = (
+        GradualUnfreezing(model, unfreeze, every=unfreeze_every(steps)) if unfreeze else None
+    )
+
+    def on_step(step):
+        if sched is not None:
+            sched.step()
+        if unfreezer is not None:
+            unfreezer(step)
+
+    fine_tune(model, data, steps=steps, batch_size=r.batch_size, seed=0, bn_eval=False,
+              optimizer=opt, on_step=on_step)  # fmt: skip
+    return model
+
+
+def unfreeze_every(steps):
+    return max(1, round(0.25 * steps))
+
+
+@pytest.mark.parametrize("schedule", ["warmup_cosine", "one_cycle"])
+def test_recipe_schedule_runs_the_same_loop_as_the_optim_helpers(source, data, schedule):
+    steps = 8
+    manual = _manual(source, data, steps, schedule=schedule)
+    model = transfer_model(source, 5, seed=0)
+    get_recipe("fine_tune").replace(schedule=schedule).fit(model, data, seed=0, steps=steps)
+    constant = transfer_model(source, 5, seed=0)
+    get_recipe("fine_tune").fit(constant, data, seed=0, steps=steps)
+    for (k, a), b in zip(manual.state_dict().items(), model.state_dict().values(), strict=True):
+        assert torch.equal(a, b), k
+    assert any(
+        not torch.equal(b, c)
+        for b, c in zip(model.state_dict().values(), constant.state_dict().values(), strict=True)
+    )
+
+
+def test_recipe_gradual_unfreezing_runs_the_same_loop_and_ends_all_trainable(source, data):
+    steps = 8
+    manual = _manual(source, data, steps, unfreeze=GROUPS)
+    model = transfer_model(source, 5, seed=0)
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+    r = get_recipe("fine_tune").replace(unfreeze=GROUPS, unfreeze_every=0.25)
+    r.fit(model, data, seed=0, steps=steps)
+    for (k, a), b in zip(manual.state_dict().items(), model.state_dict().values(), strict=True):
+        assert torch.equal(a, b), k
+    assert all(p.requires_grad for p in model.parameters())  # 1 + 7 // 2 = 4 groups
+    assert not torch.equal(
+        before["body.0.block1.0.weight"], model.state_dict()["body.0.block1.0.weight"]
+    )

@@ -27,6 +27,7 @@ import torch
 from torch import Tensor, nn
 
 from .data import Data
+from .optim import OPTIMIZERS, SCHEDULES, GradualUnfreezing, build_optimizer, make_scheduler
 from .training import History, fine_tune
 from .validation import check_choice, check_int, check_positive
 
@@ -52,6 +53,14 @@ class Recipe:
             ``"eval"`` (the stored statistics, e.g. the source's) while training.
         epochs, min_steps, max_steps: the step budget, see :meth:`steps_for`.
         why: the reasons for these values.
+        optimizer: one of :data:`tlhelpers.optim.OPTIMIZERS` (``"adam"``, ``"adamw"``,
+            ``"sgd"``, ``"sgd_momentum"``; notebook 06 compares them), ``momentum`` its
+            momentum for ``"sgd_momentum"``.
+        schedule: ``"constant"``, ``"warmup_cosine"`` or ``"one_cycle"``
+            (:func:`tlhelpers.optim.schedule_factor`), ``warmup`` the warm-up fraction.
+        unfreeze: gradual unfreezing (:class:`tlhelpers.optim.GradualUnfreezing`): module
+            prefixes from the top down; every ``unfreeze_every`` (a fraction of the steps)
+            one more group trains. Empty: every layer trains from the first step.
     """
 
     name: str
@@ -66,11 +75,24 @@ class Recipe:
     max_steps: int
     why: str
     optimizer: str = "adam"
+    momentum: float = 0.9
+    schedule: str = "constant"
+    warmup: float = 0.1
+    unfreeze: tuple[str, ...] = ()
+    unfreeze_every: float = 0.25
 
     def __post_init__(self) -> None:
         check_choice("trains", self.trains, TRAINS)
         check_choice("batchnorm", self.batchnorm, BATCHNORM_MODES)
-        check_choice("optimizer", self.optimizer, ("adam",))
+        check_choice("optimizer", self.optimizer, OPTIMIZERS)
+        check_choice("schedule", self.schedule, SCHEDULES)
+        check_positive("momentum", self.momentum, strict=False)
+        if not 0.0 <= self.warmup < 1.0:
+            raise ValueError(f"warmup must be a fraction in [0, 1), got {self.warmup!r}.")
+        if not 0.0 < self.unfreeze_every <= 1.0:
+            raise ValueError(
+                f"unfreeze_every must be a fraction in (0, 1], got {self.unfreeze_every!r}."
+            )
         check_positive("lr_body", self.lr_body)
         check_positive("lr_head", self.lr_head)
         check_positive("weight_decay", self.weight_decay, strict=False)
@@ -95,7 +117,8 @@ class Recipe:
         return dataclasses.replace(self, **changes)
 
     def make_optimizer(self, model: nn.Module) -> torch.optim.Optimizer:
-        """Adam with one parameter group per part (``"body"``, ``"head"``), frozen ones left out."""
+        """The recipe's optimiser with one parameter group per part (``"body"``, ``"head"``),
+        frozen ones left out (:func:`tlhelpers.optim.build_optimizer`)."""
         groups: dict[str, list[nn.Parameter]] = {"body": [], "head": []}
         for name, p in model.named_parameters():
             if p.requires_grad:
@@ -104,7 +127,9 @@ class Recipe:
         param_groups = [{"params": ps, "lr": lrs[k], "name": k} for k, ps in groups.items() if ps]
         if not param_groups:
             raise ValueError("The model has no trainable parameters (all frozen?).")
-        return torch.optim.Adam(param_groups, weight_decay=self.weight_decay)
+        return build_optimizer(
+            self.optimizer, param_groups, weight_decay=self.weight_decay, momentum=self.momentum
+        )
 
     def fit(
         self,
@@ -117,6 +142,7 @@ class Recipe:
         reference: Mapping[str, Tensor] | None = None,
         batch_transform: Callable[[Tensor], Tensor] | None = None,
         device: str | torch.device | None = None,
+        on_step: Callable[[int], object] | None = None,
     ) -> History:
         """Train ``model`` on ``data`` with this recipe; returns the per-term :class:`History`.
 
@@ -125,6 +151,8 @@ class Recipe:
         ``objective`` (default cross-entropy), ``reference`` and ``batch_transform`` are
         those of :func:`tlhelpers.training.fine_tune`, which runs the loop. ``device``:
         ``None`` = where the model is (:func:`tlhelpers.runtime.resolve_device`).
+        The recipe's ``schedule`` steps after every optimiser step, then ``on_step(step)``
+        (e.g. a :class:`tlhelpers.optim.GradualUnfreezing`) is called.
         """
         n = len(data[1]) if isinstance(data, tuple) else len(data)
         steps = self.steps_for(n) if steps is None else check_int("steps", steps, minimum=1)
@@ -136,6 +164,21 @@ class Recipe:
                     f"(a SplitModel), got {type(model).__name__}."
                 )
             body.requires_grad_(False)
+        optimizer = self.make_optimizer(model)  # before unfreezing freezes the lower groups
+        scheduler = make_scheduler(optimizer, self.schedule, steps, warmup=self.warmup)
+        unfreezer = None
+        if self.unfreeze:
+            every = max(1, round(self.unfreeze_every * steps))
+            unfreezer = GradualUnfreezing(model, self.unfreeze, every=every)
+
+        def after_step(step: int) -> None:
+            if scheduler is not None:
+                scheduler.step()
+            if unfreezer is not None:
+                unfreezer(step)
+            if on_step is not None:
+                on_step(step)
+
         return fine_tune(
             model,
             data,
@@ -146,9 +189,10 @@ class Recipe:
             seed=seed,
             bn_eval=self.batchnorm == "eval",
             reference=reference,
-            optimizer=self.make_optimizer(model),
+            optimizer=optimizer,
             batch_transform=batch_transform,
             device=device,
+            on_step=after_step,
         )
 
 

@@ -131,6 +131,7 @@ def fit(
     progress: bool = True,
     train_mode: Callable[[nn.Module], Any] | None = None,
     check_finite: bool = True,
+    on_step: Callable[[int], Any] | None = None,
 ) -> History:
     """Train ``model`` and return a :class:`History` of every loss term per epoch.
 
@@ -141,6 +142,8 @@ def fit(
     applied to each input batch (e.g. :class:`tlhelpers.data.ImageNetInput`).
     ``train_mode(model)`` is called after ``model.train()`` each epoch, e.g.
     :func:`tlhelpers.models.set_batchnorm_eval` to keep frozen BN statistics fixed.
+    ``on_step(step)`` is called after every optimiser step (1-based count over the run),
+    e.g. a scheduler's ``step`` or a :class:`tlhelpers.optim.GradualUnfreezing` (notebook 06).
     ``device``: see :func:`tlhelpers.runtime.resolve_device` (``None`` = where the model
     is). A ``tqdm`` bar shows the epochs and the current loss terms.
 
@@ -214,6 +217,8 @@ def fit(
                 optimizer.zero_grad(set_to_none=True)
                 terms["total"].backward()
                 optimizer.step()
+                if on_step is not None:
+                    on_step(step)
                 for k, v in values.items():
                     sums[k] += v * len(y)
                 count += len(y)
@@ -448,8 +453,9 @@ def fine_tune(
     optimizer: torch.optim.Optimizer | None = None,
     batch_transform: Callable[[torch.Tensor], torch.Tensor] | None = None,
     device: str | torch.device | None = None,
+    on_step: Callable[[int], Any] | None = None,
 ) -> History:
-    """``steps`` Adam steps on ``data`` (full batch unless ``batch_size``), via :func:`fit`.
+    """``steps`` optimiser steps on ``data`` (full batch unless ``batch_size``), via :func:`fit`.
 
     With a ``batch_size`` smaller than the data, one history record covers one pass
     (``ceil(steps * batch_size / n)`` passes). ``bn_eval`` keeps every BatchNorm layer in
@@ -459,7 +465,7 @@ def fine_tune(
     to the history. ``optimizer`` (e.g. Adam over :func:`tlhelpers.models.param_groups`)
     replaces the default Adam at ``lr``. ``objective`` defaults to
     :class:`tlhelpers.losses.TransferObjective` (cross-entropy, logged as ``train/task``).
-    ``seed`` makes the run repeatable (see :func:`fit`).
+    ``seed`` makes the run repeatable (see :func:`fit`); ``on_step`` is :func:`fit`'s hook.
     """
     check_int("steps", steps, minimum=1)
     n = check_data("data", data)
@@ -481,6 +487,7 @@ def fine_tune(
         device=device,
         progress=False,
         train_mode=_bn_eval if bn_eval else None,
+        on_step=on_step,
     )
 
 
