@@ -455,6 +455,7 @@ def build(seeds: Sequence[int] = GRID_SEEDS, workers: int = 2, sweep_out: str | 
     plan = plan_sweep(root / POINT_NOTEBOOK, {"split": list(SPLITS), "seed": list(seeds)},
                       metric="AnB_3", x="split", source="layer_transfer.build")  # fmt: skip
     load = os.getloadavg()[0] if hasattr(os, "getloadavg") else None
+    commit, started = _git_commit(root), time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
     start = time.perf_counter()
     result = run_sweep(plan, sweep_out, workers=workers, threads=1)
     wall = time.perf_counter() - start
@@ -476,8 +477,9 @@ def build(seeds: Sequence[int] = GRID_SEEDS, workers: int = 2, sweep_out: str | 
             [Path(sys.executable).name, "-m", "tlhelpers.layer_transfer", *sys.argv[1:]]
         ),  # fmt: skip
         "sweep": f"tlhelpers.sweep over {POINT_NOTEBOOK} (grid split x seed), output {sweep_out}",
-        "git_commit": _git_commit(root),
-        "date_utc": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+        "git_commit": commit,
+        "date_utc": started,
+        "finished_utc": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
         "versions": environment(short=True),
         "workers": workers,
         "threads_per_run": 1,
