@@ -229,3 +229,17 @@ def test_feature_hierarchy_helpers_refuse_bad_arguments():
         top_activating(acts, k=2, units=[3])
     with pytest.raises(ValueError, match="2-D"):
         top_activating(torch.rand(5, 3, 2), k=2)
+
+
+def test_unit_activations_of_several_layers_come_from_one_pass_that_stops_early():
+    model, data = _model(), _data(n=9)
+    calls = []
+    model.classifier.register_forward_hook(lambda *a: calls.append("classifier"))
+    acts, _ = unit_activations(model, ["features.block1", "features.block3"], data, reduce="mean")
+    assert set(acts) == {"features.block1", "features.block3"}
+    for name in acts:
+        single, _ = unit_activations(model, name, data, reduce="mean")
+        torch.testing.assert_close(acts[name], single)
+    assert calls == []  # the head was never run
+    with pytest.raises(ValueError, match="at least one"):
+        unit_activations(model, [], data)

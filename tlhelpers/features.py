@@ -269,29 +269,49 @@ def probe_over_seeds(
 REDUCTIONS = ("max", "mean")
 
 
-class _LayerOutput(nn.Module):
-    """``x -> reduce(output of model's module `layer`)``: runs ``model`` and keeps one layer."""
+class _StopForward(Exception):
+    """Raised by a hook once every wanted layer has been seen: the rest of the model is skipped."""
 
-    def __init__(self, model: nn.Module, layer: str, reduce: str | None):
+
+class _LayerOutputs(nn.Module):
+    """``x -> tuple(reduce(output of module l) for l in layers)``, running ``model`` only as far as needed."""
+
+    def __init__(self, model: nn.Module, layers: Sequence[str], reduce: str | None):
         super().__init__()
         modules = dict(model.named_modules())
-        check_choice("layer", layer, [n for n in modules if n])
+        for layer in layers:
+            check_choice("layer", layer, [n for n in modules if n])
         self.model = model
-        self.target = modules[layer]
+        self.layers = list(layers)
+        self.targets = [modules[layer] for layer in self.layers]
         self.reduce = reduce
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        captured: list[torch.Tensor] = []
-        handle = self.target.register_forward_hook(lambda _m, _i, out: captured.append(out))
-        try:
-            self.model(x)
-        finally:
-            handle.remove()
-        out = captured[-1]
+    def _reduce(self, out: torch.Tensor) -> torch.Tensor:
         if self.reduce is None or out.ndim == 2:
             return out.clone()
         dims = tuple(range(2, out.ndim))
         return out.amax(dim=dims) if self.reduce == "max" else out.mean(dim=dims)
+
+    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, ...]:
+        captured: dict[int, torch.Tensor] = {}
+
+        def hook(i: int):
+            def _hook(_m, _i, out):
+                captured.setdefault(i, self._reduce(out))
+                if len(captured) == len(self.targets):
+                    raise _StopForward
+
+            return _hook
+
+        handles = [t.register_forward_hook(hook(i)) for i, t in enumerate(self.targets)]
+        try:
+            self.model(x)
+        except _StopForward:
+            pass
+        finally:
+            for h in handles:
+                h.remove()
+        return tuple(captured[i] for i in range(len(self.targets)))
 
 
 def activation_maps(
@@ -305,33 +325,41 @@ def activation_maps(
     """
     images = torch.as_tensor(images)
     data = (images, torch.zeros(len(images), dtype=torch.long))
-    maps, _ = predict(_LayerOutput(model, layer, None), data, batch_size=len(images) or 1,
-                      device=device)  # fmt: skip
+    (maps,), _ = predict(
+        _LayerOutputs(model, [layer], None), data, batch_size=len(images) or 1, device=device
+    )
     return maps
 
 
 def unit_activations(
     model: nn.Module,
-    layer: str,
+    layer: str | Sequence[str],
     data: Data,
     *,
     reduce: str = "max",
     batch_size: int = 256,
     device: str | torch.device | None = None,
-) -> tuple[torch.Tensor, torch.Tensor]:
+) -> tuple[torch.Tensor | dict[str, torch.Tensor], torch.Tensor]:
     r"""One pass over ``data``: ``(A, y)`` with :math:`A_{ic}` = channel ``c`` of layer ``layer`` on image ``i``.
 
     :math:`A_{ic} = \max_{h,w} a_{c}(x_i)_{hw}` (``reduce="max"``: the unit's strongest
     response anywhere in the image, as in Zeiler & Fergus, 2014, who show the top images
     per unit) or the spatial mean (``"mean"``). A 2-D layer output (e.g. after pooling)
-    is returned as it is. Computed once; :func:`top_activating` then ranks images for any
-    unit without running the model again (notebook 05a).
+    is returned as it is. ``layer`` is a name of ``model.named_modules()``; a list of
+    names gives ``{name: A}`` from the same pass. The model runs only up to the last of
+    them. Computed once; :func:`top_activating` then ranks images for any unit without
+    running the model again (notebook 05a).
     """
     check_choice("reduce", reduce, REDUCTIONS)
     check_int("batch_size", batch_size, minimum=1)
-    acts, y = predict(_LayerOutput(model, layer, reduce), data, batch_size=batch_size,
+    layers = [layer] if isinstance(layer, str) else list(layer)
+    if not layers:
+        raise ValueError("layer must name at least one module, got an empty list.")
+    acts, y = predict(_LayerOutputs(model, layers, reduce), data, batch_size=batch_size,
                       device=device)  # fmt: skip
-    return acts, y
+    if isinstance(layer, str):
+        return acts[0], y
+    return dict(zip(layers, acts, strict=True)), y
 
 
 def top_activating(
