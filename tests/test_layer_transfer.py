@@ -164,3 +164,15 @@ def test_the_shipped_grid_is_intact_and_complete():
     for field in ("command", "git_commit", "date_utc", "versions", "sweep_wall_time_s"):
         assert prov[field], field
     assert np.isfinite(prov["sweep_wall_time_s"])
+
+
+def test_trained_networks_get_batchnorm_statistics_of_their_training_images():
+    train = _data()
+    model = lt.train_base(train, 0, TINY)
+    bn = model.body[0].block1[1]
+    with torch.no_grad():
+        z = model.body[0].block1[0](train.images)
+    torch.testing.assert_close(bn.running_mean, z.mean((0, 2, 3)), atol=1e-5, rtol=1e-4)
+    plain = lt.train_base(train, 0, lt.LayerTransferRecipe(per_class=4, steps=3, width=4,
+                                                           recalibrate_bn=False))  # fmt: skip
+    assert not torch.allclose(plain.body[0].block1[1].running_mean, z.mean((0, 2, 3)), atol=1e-3)
