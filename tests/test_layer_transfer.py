@@ -176,3 +176,13 @@ def test_trained_networks_get_batchnorm_statistics_of_their_training_images():
     plain = lt.train_base(train, 0, lt.LayerTransferRecipe(per_class=4, steps=3, width=4,
                                                            recalibrate_bn=False))  # fmt: skip
     assert not torch.allclose(plain.body[0].block1[1].running_mean, z.mean((0, 2, 3)), atol=1e-3)
+
+
+def test_the_sweep_runs_the_point_notebook_over_splits_and_seeds():
+    from tlhelpers.paths import repo_root
+    from tlhelpers.sweep import plan_sweep
+
+    plan = plan_sweep(repo_root() / lt.POINT_NOTEBOOK, {"split": list(lt.SPLITS), "seed": [0, 1]})
+    assert len(plan.points()) == 4
+    text = (repo_root() / lt.POINT_NOTEBOOK).read_text()
+    assert "lt.run_point(split, seed)" in text  # the same function as the notebook's live slice
