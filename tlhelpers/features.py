@@ -11,6 +11,8 @@ cached features costs milliseconds. Every function here runs the model through
 - :func:`cache_activations` (notebook 04): activations at a frozen boundary, computed once.
 - :func:`linear_probe`, :func:`probe_over_seeds` (notebooks 00-02): logistic-regression
   probes on frozen features.
+- :func:`activation_maps`, :func:`unit_activations`, :func:`top_activating` (notebook 05a):
+  what the units of one layer respond to, on a few images or over a whole data set.
 """
 
 from __future__ import annotations
@@ -28,6 +30,7 @@ from .data import Data, _as_tensors, few_shot_indices, iterate_batches
 from .models import split_model
 from .paths import CacheRebuiltWarning, atomic_write, cache_dir
 from .training import predict
+from .validation import check_choice, check_int
 
 #: Bumped when the cache layout or the fingerprint changes (old files are then unused).
 _CACHE_VERSION = "2"
@@ -258,3 +261,127 @@ def probe_over_seeds(
             )
         )
     return accs
+
+
+# ---------------------------------------------------------------- feature hierarchy (notebook 05a)
+
+#: How :func:`unit_activations` summarises a channel's map ``(H, W)`` into one number.
+REDUCTIONS = ("max", "mean")
+
+
+class _StopForward(Exception):
+    """Raised by a hook once every wanted layer has been seen: the rest of the model is skipped."""
+
+
+class _LayerOutputs(nn.Module):
+    """``x -> tuple(reduce(output of module l) for l in layers)``, running ``model`` only as far as needed."""
+
+    def __init__(self, model: nn.Module, layers: Sequence[str], reduce: str | None):
+        super().__init__()
+        modules = dict(model.named_modules())
+        for layer in layers:
+            check_choice("layer", layer, [n for n in modules if n])
+        self.model = model
+        self.layers = list(layers)
+        self.targets = [modules[layer] for layer in self.layers]
+        self.reduce = reduce
+
+    def _reduce(self, out: torch.Tensor) -> torch.Tensor:
+        if self.reduce is None or out.ndim == 2:
+            return out.clone()
+        dims = tuple(range(2, out.ndim))
+        return out.amax(dim=dims) if self.reduce == "max" else out.mean(dim=dims)
+
+    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, ...]:
+        captured: dict[int, torch.Tensor] = {}
+
+        def hook(i: int):
+            def _hook(_m, _i, out):
+                captured.setdefault(i, self._reduce(out))
+                if len(captured) == len(self.targets):
+                    raise _StopForward
+
+            return _hook
+
+        handles = [t.register_forward_hook(hook(i)) for i, t in enumerate(self.targets)]
+        try:
+            self.model(x)
+        except _StopForward:
+            pass
+        finally:
+            for h in handles:
+                h.remove()
+        return tuple(captured[i] for i in range(len(self.targets)))
+
+
+def activation_maps(
+    model: nn.Module, layer: str, images: torch.Tensor, *, device: str | torch.device | None = None
+) -> torch.Tensor:
+    """The output ``(N, C, H, W)`` of module ``layer`` (a name of ``model.named_modules()``) on ``images``.
+
+    Run in eval mode without gradients (through :func:`tlhelpers.training.predict`; every
+    submodule's mode is restored afterwards). Notebook 05a shows these maps: early layers
+    copy edges and blobs of the input, later ones fire on larger parts.
+    """
+    images = torch.as_tensor(images)
+    data = (images, torch.zeros(len(images), dtype=torch.long))
+    (maps,), _ = predict(
+        _LayerOutputs(model, [layer], None), data, batch_size=len(images) or 1, device=device
+    )
+    return maps
+
+
+def unit_activations(
+    model: nn.Module,
+    layer: str | Sequence[str],
+    data: Data,
+    *,
+    reduce: str = "max",
+    batch_size: int = 256,
+    device: str | torch.device | None = None,
+) -> tuple[torch.Tensor | dict[str, torch.Tensor], torch.Tensor]:
+    r"""One pass over ``data``: ``(A, y)`` with :math:`A_{ic}` = channel ``c`` of layer ``layer`` on image ``i``.
+
+    :math:`A_{ic} = \max_{h,w} a_{c}(x_i)_{hw}` (``reduce="max"``: the unit's strongest
+    response anywhere in the image, as in Zeiler & Fergus, 2014, who show the top images
+    per unit) or the spatial mean (``"mean"``). A 2-D layer output (e.g. after pooling)
+    is returned as it is. ``layer`` is a name of ``model.named_modules()``; a list of
+    names gives ``{name: A}`` from the same pass. The model runs only up to the last of
+    them. Computed once; :func:`top_activating` then ranks images for any unit without
+    running the model again (notebook 05a).
+    """
+    check_choice("reduce", reduce, REDUCTIONS)
+    check_int("batch_size", batch_size, minimum=1)
+    layers = [layer] if isinstance(layer, str) else list(layer)
+    if not layers:
+        raise ValueError("layer must name at least one module, got an empty list.")
+    acts, y = predict(_LayerOutputs(model, layers, reduce), data, batch_size=batch_size,
+                      device=device)  # fmt: skip
+    if isinstance(layer, str):
+        return acts[0], y
+    return dict(zip(layers, acts, strict=True)), y
+
+
+def top_activating(
+    activations: torch.Tensor, k: int, units: Sequence[int] | None = None
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """``(values, indices)``, each ``(len(units), k)``: the ``k`` images that most excite each unit.
+
+    ``activations`` is ``(N, C)`` from :func:`unit_activations`; ``units`` are channel
+    numbers (default: all ``C``). Row ``j`` lists unit ``units[j]``'s strongest images,
+    strongest first (``torch.topk``; ties in an arbitrary but fixed order). Notebook 05a.
+    """
+    if activations.ndim != 2:
+        raise ValueError(
+            f"activations must be 2-D (N images, C units), got shape {tuple(activations.shape)}."
+        )
+    n, c = activations.shape
+    check_int("k", k, minimum=1)
+    if k > n:
+        raise ValueError(f"k must be <= the number of images ({n}), got k={k}.")
+    units = list(range(c)) if units is None else [int(u) for u in units]
+    bad = [u for u in units if not 0 <= u < c]
+    if bad:
+        raise ValueError(f"units {bad} are out of range: valid units are 0..{c - 1}.")
+    values, indices = torch.topk(activations[:, units].T, k, dim=1)
+    return values, indices

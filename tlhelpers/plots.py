@@ -63,7 +63,9 @@ def plot_learning_curves(
 
 
 def plot_bars(
-    values: Mapping[str, Sequence[float]], ax=None, ylabel: str = "test accuracy",
+    values: Mapping[str, Sequence[float]],
+    ax=None,
+    ylabel: str = "test accuracy",
     confidence: float = 0.95,
 ):
     """Bar per method: mean over seeds with a CI error bar, each seed as a dot."""
@@ -79,15 +81,17 @@ def plot_bars(
     return ax
 
 
-def show_images(images, labels=None, classes: Sequence[str] | None = None, n: int = 8,
-                ncols: int = 8):
+def show_images(
+    images, labels=None, classes: Sequence[str] | None = None, n: int = 8, ncols: int = 8
+):
     """A grid of the first ``n`` images ``(N, C, H, W)`` in [0, 1] with their class names."""
     import matplotlib.pyplot as plt
 
     n = min(n, len(images))
     nrows = -(-n // ncols)
-    fig, axes = plt.subplots(nrows, min(n, ncols), figsize=(1.4 * min(n, ncols), 1.6 * nrows),
-                             squeeze=False)
+    fig, axes = plt.subplots(
+        nrows, min(n, ncols), figsize=(1.4 * min(n, ncols), 1.6 * nrows), squeeze=False
+    )
     for i, ax in enumerate(axes.flat):
         ax.axis("off")
         if i >= n:
@@ -147,3 +151,40 @@ def plot_confusion_matrix(cm, class_names: Sequence[str], ax=None, normalize: bo
     ax.set_yticks(range(k), class_names, fontsize=8)
     ax.set(xlabel="predicted", ylabel="true")
     return ax
+def show_filters(weights, n: int = 32, ncols: int = 8, titles: Sequence[str] | None = None,
+                 size: float = 0.9):  # fmt: skip
+    """A grid of filters or maps ``(N, C, h, w)``: C = 3 in colour, else channel 0 in grey (notebook 05a).
+
+    Each panel is rescaled on its own to [0, 1], :math:`(w - \\min w) / (\\max w - \\min w)`
+    (a constant panel shows as 0.5), so the *pattern* is visible whatever the scale: the
+    first-layer filters of an ImageNet network look like oriented edges and colour blobs
+    (Krizhevsky et al., 2012; Zeiler & Fergus, 2014). ``titles`` labels the panels.
+    """
+    import matplotlib.pyplot as plt
+
+    w = np.asarray(weights.detach().cpu() if hasattr(weights, "detach") else weights, dtype=float)
+    if w.ndim != 4:
+        raise ValueError(f"weights must be 4-D (N, C, h, w), got shape {w.shape}.")
+    n = min(n, len(w))
+    if titles is not None and len(titles) < n:
+        raise ValueError(f"titles needs one entry per panel ({n}), got {len(titles)}.")
+    ncols = max(1, min(ncols, n))
+    nrows = -(-n // ncols)
+    fig, axes = plt.subplots(nrows, ncols, figsize=(size * ncols, size * nrows + 0.2 * nrows),
+                             squeeze=False)  # fmt: skip
+    for i, ax in enumerate(axes.flat):
+        ax.axis("off")
+        if i >= n:
+            continue
+        f = w[i] if w.shape[1] == 3 else w[i, :1]
+        lo, hi = f.min(), f.max()
+        f = (f - lo) / (hi - lo) if hi > lo else np.full_like(f, 0.5)
+        img = f.transpose(1, 2, 0)
+        if img.shape[-1] == 1:
+            ax.imshow(img[..., 0], cmap="gray", vmin=0, vmax=1)
+        else:
+            ax.imshow(img)
+        if titles is not None:
+            ax.set_title(str(titles[i]), fontsize=7)
+    fig.tight_layout()
+    return fig

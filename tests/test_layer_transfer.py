@@ -1,0 +1,188 @@
+"""Yosinski et al.'s layer-transfer experiment: networks, conditions, live-vs-stored, the stored grid."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+import torch
+from scipy import stats
+
+from tlhelpers import layer_transfer as lt
+from tlhelpers.data import TensorImageDataset
+from tlhelpers.models import scratch_model
+
+pytestmark = pytest.mark.usefixtures("one_thread")
+
+TINY = lt.LayerTransferRecipe(per_class=4, steps=3, width=4)
+
+
+def _data(n=30, seed=0, classes=5):
+    g = torch.Generator().manual_seed(seed)
+    return TensorImageDataset(
+        torch.rand(n, 1, 12, 12, generator=g), torch.arange(n) % classes, list("abcde")[:classes]
+    )
+
+
+def _state(module):
+    return {k: v.clone() for k, v in module.state_dict().items()}
+
+
+def _same(a, b):
+    return a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
+
+
+@pytest.mark.parametrize("n", [1, 2, 3])
+def test_transferred_model_copies_the_first_n_blocks_and_keeps_the_rest_fresh(n):
+    source = scratch_model(5, width=4, seed=99)
+    before = _state(source)
+    net = lt.transferred_model(source, n, 3, init_seed=7, width=4)
+    fresh = scratch_model(3, width=4, seed=7)
+    for i in range(1, 4):
+        got = _state(getattr(net.body[0], f"block{i}"))
+        want = getattr((source if i <= n else fresh).body[0], f"block{i}")
+        assert _same(got, _state(want)), f"block{i}"
+    assert _same(_state(net.head), _state(fresh.head))
+    assert _same(_state(source), before)  # source untouched
+    assert net.body[0].block1[0].weight.data_ptr() != source.body[0].block1[0].weight.data_ptr()
+
+
+@pytest.mark.parametrize("condition", ["AnB", "BnB+"])
+def test_frozen_conditions_keep_the_copied_blocks_and_plus_conditions_train_them(condition):
+    source = scratch_model(5, width=4, seed=1)
+    train = _data()
+    net = lt.train_condition(condition, 2, source, train, seed=0, recipe=TINY)
+    copied = [_same(_state(getattr(net.body[0], f"block{i}")),
+                    _state(getattr(source.body[0], f"block{i}"))) for i in (1, 2)]  # fmt: skip
+    fresh3 = _state(scratch_model(5, width=4, seed=lt._init_seed(0, "transfer")).body[0].block3)
+    assert not _same(_state(net.body[0].block3), fresh3)  # the upper block was trained
+    if condition == "AnB":
+        assert copied == [True, True]  # frozen, BatchNorm statistics included
+    else:
+        assert copied == [False, False]
+
+
+def test_run_point_trains_only_what_the_conditions_need_and_repeats(monkeypatch):
+    calls = []
+    real = lt.train_base
+
+    def spy(train, seed, recipe=lt.RECIPE, role="B"):
+        calls.append(role)
+        return real(train, seed, recipe, role)
+
+    monkeypatch.setattr(lt, "train_base", spy)
+    out = lt.run_point("semantic", 0, recipe=TINY, conditions=["AnB", "AnB+"], cuts=[3])
+    assert calls == ["A"]
+    assert set(out) == {"baseA", "AnB_3", "AnB+_3"}
+    assert all(0 <= v <= 1 for v in out.values())
+    again = lt.run_point("semantic", 0, recipe=TINY, conditions=["AnB", "AnB+"], cuts=[3])
+    assert again == out  # same seed, same numbers
+
+
+def test_run_point_and_recipe_refuse_bad_arguments():
+    with pytest.raises(ValueError, match="split"):
+        lt.run_point("diagonal", 0, recipe=TINY)
+    with pytest.raises(ValueError, match="conditions"):
+        lt.run_point("random", 0, recipe=TINY, conditions=["AnC"])
+    with pytest.raises(ValueError, match="cuts"):
+        lt.run_point("random", 0, recipe=TINY, cuts=[4])
+    with pytest.raises(ValueError, match="steps"):
+        lt.LayerTransferRecipe(steps=0)
+    with pytest.raises(ValueError, match="recipe"):
+        lt.LayerTransferRecipe(train_recipe="nope")
+    assert lt.key("AnB+", 2) == "AnB+_2" and lt.key("baseB") == "baseB"
+
+
+def test_agreement_is_welchs_interval():
+    live, stored = [0.81, 0.84, 0.79], [0.83, 0.85, 0.80, 0.86, 0.82]
+    a = lt.agreement(live, stored, "x")
+    ci = stats.ttest_ind(live, stored, equal_var=False).confidence_interval(0.95)
+    assert (a.ci_low, a.ci_high) == pytest.approx((ci.low, ci.high))
+    assert a.agrees and "agrees" in str(a)
+    far = lt.agreement([0.5, 0.51, 0.52], stored, "y")
+    assert not far.agrees
+    with pytest.raises(lt.DisagreementError, match="layer_transfer build"):
+        lt.check_agreement([a, far])
+    lt.check_agreement([a])
+    point = lt.agreement([0.5, 0.5], [0.5, 0.5])
+    assert (point.ci_low, point.ci_high) == (0.0, 0.0) and point.agrees
+    with pytest.raises(ValueError, match=">= 2"):
+        lt.agreement([0.5], stored)
+
+
+def _rows():
+    points = {}
+    for split in lt.SPLITS:
+        for seed in (0, 1):
+            res = {"baseA": 0.9, "baseB": 0.8 + seed / 100}
+            for c in lt.CONDITIONS[1:]:
+                for n in lt.CUTS:
+                    res[lt.key(c, n)] = 0.7 + n / 100 + seed / 1000
+            points[(split, seed)] = res
+    return lt.rows_from_points(points)
+
+
+def test_stored_grid_round_trips_and_refuses_altered_or_stale_files(tmp_path):
+    folder = lt.store_grid(_rows(), {"command": "test"}, tmp_path / "g")
+    grid = lt.load_stored_grid(folder)
+    assert grid.seeds == [0, 1]
+    assert grid.values("random", "baseB") == pytest.approx([0.8, 0.81])
+    assert grid.values("semantic", "AnB+", 3) == pytest.approx([0.73, 0.731])
+    assert set(grid.per_seed("random")) == {"baseB"} | {
+        lt.key(c, n) for c in lt.CONDITIONS[1:] for n in lt.CUTS
+    }
+    with pytest.raises(KeyError, match="no stored rows"):
+        grid.values("nope", "baseB")
+    # altered csv
+    csv_path = folder / "grid.csv"
+    text = csv_path.read_text()
+    csv_path.write_text(text.replace("0.800000", "0.900000", 1))
+    with pytest.raises(lt.StoredGridError, match="altered.*" + "tlhelpers.layer_transfer build"):
+        lt.load_stored_grid(folder)
+    csv_path.write_text(text)
+    lt.load_stored_grid(folder)
+    # stale: made with another recipe
+    meta = json.loads((folder / "grid.json").read_text())
+    meta["recipe"]["steps"] = 999
+    (folder / "grid.json").write_text(json.dumps(meta))
+    with pytest.raises(lt.StoredGridError, match="stale.*tlhelpers.layer_transfer build"):
+        lt.load_stored_grid(folder)
+    # missing
+    with pytest.raises(lt.StoredGridError, match="missing.*tlhelpers.layer_transfer build"):
+        lt.load_stored_grid(tmp_path / "nothing")
+
+
+def test_the_shipped_grid_is_intact_and_complete():
+    grid = lt.load_stored_grid()
+    assert len(grid.seeds) >= 3
+    for split in lt.SPLITS:
+        per_seed = grid.per_seed(split)
+        assert all(len(v) == len(grid.seeds) for v in per_seed.values())
+        assert all(0.2 < x <= 1 for v in per_seed.values() for x in v)
+    prov = grid.meta["provenance"]
+    for field in ("command", "git_commit", "date_utc", "versions", "sweep_wall_time_s"):
+        assert prov[field], field
+    assert np.isfinite(prov["sweep_wall_time_s"])
+
+
+def test_trained_networks_get_batchnorm_statistics_of_their_training_images():
+    train = _data()
+    model = lt.train_base(train, 0, TINY)
+    bn = model.body[0].block1[1]
+    with torch.no_grad():
+        z = model.body[0].block1[0](train.images)
+    torch.testing.assert_close(bn.running_mean, z.mean((0, 2, 3)), atol=1e-5, rtol=1e-4)
+    plain = lt.train_base(train, 0, lt.LayerTransferRecipe(per_class=4, steps=3, width=4,
+                                                           recalibrate_bn=False))  # fmt: skip
+    assert not torch.allclose(plain.body[0].block1[1].running_mean, z.mean((0, 2, 3)), atol=1e-3)
+
+
+def test_the_sweep_runs_the_point_notebook_over_splits_and_seeds():
+    from tlhelpers.paths import repo_root
+    from tlhelpers.sweep import plan_sweep
+
+    plan = plan_sweep(repo_root() / lt.POINT_NOTEBOOK, {"split": list(lt.SPLITS), "seed": [0, 1]})
+    assert len(plan.points()) == 4
+    text = (repo_root() / lt.POINT_NOTEBOOK).read_text()
+    assert "lt.run_point(split, seed)" in text  # the same function as the notebook's live slice
