@@ -567,3 +567,62 @@ def weight_distance(model: nn.Module, reference: Mapping[str, torch.Tensor]) -> 
         d = (p - w0.to(device=p.device, dtype=p.dtype)).pow(2).sum()
         total = d if total is None else total + d
     return 0.0 if total is None else float(total.sqrt())
+
+
+# ---------------------------------------------------------------- several tasks on one body (notebook 05b)
+
+
+class MultiTaskModel(nn.Module):
+    r"""One shared ``body`` and one head per task: ``model(x) == {task: head[task](body(x))}``.
+
+    Multi-task learning (Caruana, 1997): the tasks share the features :math:`f_w` and each
+    keeps its own head :math:`h_t`; trained on the sum of the tasks' losses
+    (:class:`tlhelpers.losses.MultiTaskObjective`) the body serves all of them, which is how
+    notebook 05b keeps the source task alive while learning the target. ``head`` is an
+    ``nn.ModuleDict``, so its parameters are named ``head.<task>.*`` and a
+    :class:`tlhelpers.recipes.Recipe` gives them the head's learning rate.
+    """
+
+    def __init__(self, body: nn.Module, heads: Mapping[str, nn.Module]):
+        super().__init__()
+        if not heads:
+            raise ValueError("heads must name at least one task, got an empty mapping.")
+        self.body = body
+        self.head = nn.ModuleDict(dict(heads))
+
+    @property
+    def tasks(self) -> list[str]:
+        """The task names, in order."""
+        return list(self.head.keys())
+
+    def forward(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
+        f = self.body(x)
+        return {name: head(f) for name, head in self.head.items()}
+
+    def task(self, name: str) -> SplitModel:
+        """``SplitModel(body, head[name])`` sharing the modules: evaluate or predict one task."""
+        check_choice("task", name, self.tasks)
+        return SplitModel(self.body, self.head[name])
+
+    @classmethod
+    def from_source(
+        cls,
+        source: nn.Module,
+        num_classes: int,
+        *,
+        source_task: str = "source",
+        target_task: str = "target",
+        seed: int = 0,
+    ) -> MultiTaskModel:
+        """A deep copy of ``source`` whose old head becomes task ``source_task``, plus a fresh
+        ``nn.Linear`` head for ``target_task`` (initialised under
+        :func:`tlhelpers.runtime.seeded`); ``source`` itself is untouched."""
+        check_int("num_classes", num_classes, minimum=1)
+        if source_task == target_task:
+            raise ValueError(f"source_task and target_task must differ, both are {source_task!r}.")
+        split = split_model(copy.deepcopy(source))
+        if not isinstance(split.head, nn.Linear):
+            raise TypeError(f"The source head must be nn.Linear, got {type(split.head).__name__}.")
+        with seeded(seed):
+            new = nn.Linear(split.head.in_features, num_classes)
+        return cls(split.body, {source_task: split.head, target_task: new})
