@@ -214,3 +214,38 @@ def test_ridge_probe_refuses_bad_inputs():
         ridge_probe(f, y[:4], f, y, f, y)
     with pytest.raises(ValueError, match="val_features"):
         ridge_probe(f, y, np.full((5, 3), np.nan), y, f, y)
+
+
+# ---------------------------------------------------------------- the random-label source (pretrain)
+
+
+def test_random_labels_are_seeded_and_uniform():
+    from tlhelpers.pretrain import random_labels
+
+    a, b = random_labels(5000, 10, seed=0), random_labels(5000, 10, seed=0)
+    assert torch.equal(a, b) and not torch.equal(a, random_labels(5000, 10, seed=1))
+    counts = torch.bincount(a, minlength=10)
+    assert counts.min() > 400 and counts.max() < 600  # about 500 each
+
+
+def test_random_label_source_memorised_its_labels_and_knows_nothing_else(one_thread):
+    from tlhelpers.models import get_source_recipe, load_backbone
+    from tlhelpers.pretrain import recipe_data
+    from tlhelpers.training import evaluate
+
+    recipe = get_source_recipe("fmnist_random_labels")
+    train, test = recipe_data(recipe)
+    assert len(train) == 500 and len(train.classes) == 10
+    true = load_task_targets(recipe)
+    assert float((train.targets == true).float().mean()) < 0.3  # the labels are not the classes
+    model = load_backbone("small_cnn", source="fmnist_random_labels").eval()
+    assert evaluate(model, train)["accuracy"] >= 0.99  # memorised
+    assert abs(evaluate(model, test)["accuracy"] - 0.1) < 0.03  # chance elsewhere
+
+
+def load_task_targets(recipe) -> torch.Tensor:
+    """The true task-A labels of the recipe's training images (same few-shot draw)."""
+    from tlhelpers.data import few_shot_indices, load_task
+
+    train = load_task(recipe.task, "train")
+    return train.targets[few_shot_indices(train.targets, recipe.per_class, recipe.seed)]

@@ -946,6 +946,7 @@ def rotate_images(images: torch.Tensor, angles: torch.Tensor) -> torch.Tensor:
     (bilinear, zeros outside, the black Fashion-MNIST background), so 90 degrees equals
     ``torch.rot90(image, 1, dims=(1, 2))`` (a test checks it). Notebook 05b's regression target.
     """
+
     def matrix(deg: torch.Tensor) -> torch.Tensor:
         # affine_grid's y axis points down: an on-screen counter-clockwise turn by phi
         # samples the input at [[cos, -sin], [sin, cos]] in these coordinates.
@@ -992,7 +993,9 @@ def geometric_target(
     if not low < high:
         raise ValueError(f"low must be < high, got low={low!r}, high={high!r}.")
     if kind == "scale" and low <= 0:
-        raise ValueError(f"a scale factor must be > 0: low must be > 0 for kind 'scale', got {low!r}.")
+        raise ValueError(
+            f"a scale factor must be > 0: low must be > 0 for kind 'scale', got {low!r}."
+        )
     g = torch.Generator().manual_seed(seed)
     values = low + (high - low) * torch.rand(len(images), generator=g, dtype=images.dtype)
     fn = rotate_images if kind == "rotation" else scale_images

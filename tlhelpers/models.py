@@ -100,6 +100,14 @@ WEIGHTS: dict[str, WeightFile] = {
         data_path="checkpoints/small_cnn_fmnist_a_100.pt",
         info={"test_accuracy": 0.768, "train_images": 100},
     ),
+    # Notebook 05b's harmful source: memorised random labels (recipe "fmnist_random_labels").
+    "small_cnn_fmnist_random_labels": WeightFile(
+        filename="small_cnn_fmnist_random_labels.pt",
+        sha256="36565f6fc94ef125805ad4330d2ab385c8895e4a4917a6383bdb7efaed6291c6",
+        size=105_213,
+        data_path="checkpoints/small_cnn_fmnist_random_labels.pt",
+        info={"test_accuracy": 0.101, "train_accuracy": 1.0, "train_images": 500},
+    ),
     "small_cnn_digits": WeightFile(
         filename="small_cnn_digits.pt",
         sha256="cf39a07e0fd502dd9e73f653070acaa0c202927039f8eb0a4854d25d728d7d06",
@@ -134,6 +142,9 @@ class SourceRecipe:
     per_class: int | None = None
     #: resize the source images to this size (e.g. 8x8 digits to the 28x28 of Fashion-MNIST)
     image_size: int | None = None
+    #: replace the training labels by a uniform draw over ``len(classes)`` classes (seed
+    #: ``seed``): a source that can only memorise (notebook 05b's negative transfer)
+    random_labels: bool = False
 
 
 _FMNIST_A = ("T-shirt/top", "Trouser", "Pullover", "Dress", "Coat")
@@ -171,6 +182,17 @@ SOURCE_RECIPES: dict[str, SourceRecipe] = {
         task="fmnist_rand_a",
         classes=("Pullover", "Dress", "Coat", "Shirt", "Sneaker"),
         checkpoint="small_cnn_fmnist_rand_a",
+    ),
+    # Notebook 05b's harmful source: 500 task-A images (100 per class), each given one of 10
+    # labels at random, trained until memorised (200 epochs of 4 batches); nothing in it is
+    # about images in general, so it is a worse start than random weights.
+    "fmnist_random_labels": SourceRecipe(
+        task="fmnist_a",
+        classes=tuple(f"random {i}" for i in range(10)),
+        checkpoint="small_cnn_fmnist_random_labels",
+        per_class=100,
+        epochs=200,
+        random_labels=True,
     ),
     # Notebook 04's source: a mixed split (tops and shoes on both sides), trained 5 epochs
     # rather than 2, because a better-trained source transfers better (Kornblith et al., 2019).

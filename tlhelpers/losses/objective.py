@@ -16,9 +16,9 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from tlhelpers.data import Data, _as_tensors, check_data
 from tlhelpers.losses.distillation import LwF
 from tlhelpers.losses.regularization import L2, L2SP, BatchSpectralShrinkage, FeatureMapDistance
-from tlhelpers.data import Data, _as_tensors, check_data
 from tlhelpers.models import MultiTaskModel, SplitModel, split_model
 from tlhelpers.runtime import seeded
 from tlhelpers.validation import check_choice, check_int, check_positive
@@ -366,7 +366,9 @@ class MultiTaskObjective(nn.Module):
 
     def forward(self, model: nn.Module, inputs: Tensor, targets: Tensor) -> dict[str, Tensor]:
         if not isinstance(model, MultiTaskModel):
-            raise TypeError(f"MultiTaskObjective needs a MultiTaskModel, got {type(model).__name__}.")
+            raise TypeError(
+                f"MultiTaskObjective needs a MultiTaskModel, got {type(model).__name__}."
+            )
         for name in (self.source_task, self.target_task):
             check_choice("task", name, model.tasks)
         n = len(self.source_targets)
@@ -379,4 +381,6 @@ class MultiTaskObjective(nn.Module):
         return {"total": task + self.weight * source, "task": task, "source": source}
 
     def extra_repr(self) -> str:
-        return f"weight={self.weight}, batch_size={self.batch_size}, source={len(self.source_targets)}"
+        return (
+            f"weight={self.weight}, batch_size={self.batch_size}, source={len(self.source_targets)}"
+        )
