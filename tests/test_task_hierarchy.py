@@ -249,3 +249,16 @@ def load_task_targets(recipe) -> torch.Tensor:
 
     train = load_task(recipe.task, "train")
     return train.targets[few_shot_indices(train.targets, recipe.per_class, recipe.seed)]
+
+
+@pytest.mark.slow
+def test_random_label_recipe_reproduces_the_memorising_source():
+    from tlhelpers.models import WEIGHTS, get_source_recipe
+    from tlhelpers.pretrain import train_recipe
+
+    recipe = get_source_recipe("fmnist_random_labels")
+    model, metrics = train_recipe(recipe, progress=False)
+    recorded = WEIGHTS[recipe.checkpoint].info
+    assert metrics["train_accuracy"] >= recorded["train_accuracy"] - 0.02  # memorised again
+    assert metrics["accuracy"] == pytest.approx(recorded["test_accuracy"], abs=0.03)  # chance
+    assert isinstance(model, SmallCNN)
