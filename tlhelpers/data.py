@@ -914,3 +914,89 @@ def natural_photos(n: int = 200, size: int = 64, seed: int = 0) -> torch.Tensor:
         crop = img[:, top : top + side, left : left + side].unsqueeze(0)
         out[i] = prepare_images(crop, size, None, None)[0]
     return out.clamp_(0, 1)
+
+
+# ---------------------------------------------------------------- geometric regression targets (notebook 05b)
+
+#: Continuous properties :func:`geometric_target` applies to an image and returns as the target.
+GEOMETRIC_TARGETS = ("rotation", "scale")
+
+
+def _affine(images: torch.Tensor, values: torch.Tensor, name: str, matrix) -> torch.Tensor:
+    """Resample ``images`` through one 2x3 affine ``matrix(value)`` per image (zero padding)."""
+    if images.ndim != 4:
+        raise ValueError(f"images must be (N, C, H, W), got shape {tuple(images.shape)}.")
+    values = torch.as_tensor(values, dtype=images.dtype)
+    if values.shape != (len(images),):
+        raise ValueError(
+            f"{name} must hold one value per image, shape ({len(images)},), "
+            f"got {tuple(values.shape)}."
+        )
+    if not bool(torch.isfinite(values).all()):
+        raise ValueError(f"{name} contains NaN or inf values.")
+    theta = matrix(values)
+    grid = F.affine_grid(theta, list(images.shape), align_corners=False)
+    return F.grid_sample(images, grid, mode="bilinear", padding_mode="zeros", align_corners=False)
+
+
+def rotate_images(images: torch.Tensor, angles: torch.Tensor) -> torch.Tensor:
+    r"""Each image ``(N, C, H, W)`` turned by its angle in degrees, counter-clockwise as displayed.
+
+    Output pixel :math:`p` (centred coordinates) reads the input at :math:`R(-\varphi)\,p`
+    (bilinear, zeros outside, the black Fashion-MNIST background), so 90 degrees equals
+    ``torch.rot90(image, 1, dims=(1, 2))`` (a test checks it). Notebook 05b's regression target.
+    """
+
+    def matrix(deg: torch.Tensor) -> torch.Tensor:
+        # affine_grid's y axis points down: an on-screen counter-clockwise turn by phi
+        # samples the input at [[cos, -sin], [sin, cos]] in these coordinates.
+        r = torch.deg2rad(deg)
+        c, s = torch.cos(r), torch.sin(r)
+        z = torch.zeros_like(r)
+        return torch.stack([torch.stack([c, -s, z], 1), torch.stack([s, c, z], 1)], 1)
+
+    return _affine(images, angles, "angles", matrix)
+
+
+def scale_images(images: torch.Tensor, factors: torch.Tensor) -> torch.Tensor:
+    r"""Each image ``(N, C, H, W)`` zoomed about its centre by its factor (< 1 shrinks it).
+
+    Output pixel :math:`p` reads the input at :math:`p / s` (bilinear, zeros outside), so an
+    object's side is multiplied by :math:`s`. Factors must be > 0. Notebook 05b.
+    """
+    factors = torch.as_tensor(factors)
+    if factors.numel() and bool((factors <= 0).any()):
+        raise ValueError(f"factors must be > 0, got min {float(factors.min())}.")
+
+    def matrix(s: torch.Tensor) -> torch.Tensor:
+        inv, z = 1.0 / s, torch.zeros_like(s)
+        return torch.stack([torch.stack([inv, z, z], 1), torch.stack([z, inv, z], 1)], 1)
+
+    return _affine(images, factors, "factors", matrix)
+
+
+def geometric_target(
+    images: torch.Tensor, kind: str, low: float, high: float, seed: int = 0
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """A regression task made from images: ``(transformed images, values)`` (notebook 05b).
+
+    Each image gets a value drawn uniformly from ``[low, high]`` (a local generator seeded
+    by ``seed``) and is transformed by it: ``"rotation"`` (degrees, :func:`rotate_images`)
+    or ``"scale"`` (zoom factor, :func:`scale_images`; ``low`` must be > 0). The value is
+    known exactly, so the target is honest: no label noise, and the features must read a
+    continuous property of the image, not a class.
+    """
+    check_choice("kind", kind, GEOMETRIC_TARGETS)
+    for name, v in (("low", low), ("high", high)):
+        if isinstance(v, bool) or not isinstance(v, (int, float)) or not np.isfinite(v):
+            raise ValueError(f"{name} must be a finite number, got {v!r}.")
+    if not low < high:
+        raise ValueError(f"low must be < high, got low={low!r}, high={high!r}.")
+    if kind == "scale" and low <= 0:
+        raise ValueError(
+            f"a scale factor must be > 0: low must be > 0 for kind 'scale', got {low!r}."
+        )
+    g = torch.Generator().manual_seed(seed)
+    values = low + (high - low) * torch.rand(len(images), generator=g, dtype=images.dtype)
+    fn = rotate_images if kind == "rotation" else scale_images
+    return fn(images, values), values

@@ -13,6 +13,8 @@ cached features costs milliseconds. Every function here runs the model through
   probes on frozen features.
 - :func:`activation_maps`, :func:`unit_activations`, :func:`top_activating` (notebook 05a):
   what the units of one layer respond to, on a few images or over a whole data set.
+- :func:`ridge_probe` (notebook 05b): a ridge regression head for a continuous target, its
+  strength chosen on validation.
 """
 
 from __future__ import annotations
@@ -30,7 +32,7 @@ from .data import Data, _as_tensors, few_shot_indices, iterate_batches
 from .models import split_model
 from .paths import CacheRebuiltWarning, atomic_write, cache_dir
 from .training import predict
-from .validation import check_choice, check_int
+from .validation import check_choice, check_int, to_numpy
 
 #: Bumped when the cache layout or the fingerprint changes (old files are then unused).
 _CACHE_VERSION = "2"
@@ -385,3 +387,65 @@ def top_activating(
         raise ValueError(f"units {bad} are out of range: valid units are 0..{c - 1}.")
     values, indices = torch.topk(activations[:, units].T, k, dim=1)
     return values, indices
+#: Ridge strengths :func:`ridge_probe` tries by default (a log grid; features are standardised).
+RIDGE_ALPHAS: tuple[float, ...] = (0.01, 0.1, 1.0, 10.0, 100.0, 1000.0)
+
+
+def ridge_probe(
+    train_features: torch.Tensor | np.ndarray,
+    train_targets: torch.Tensor | np.ndarray,
+    val_features: torch.Tensor | np.ndarray,
+    val_targets: torch.Tensor | np.ndarray,
+    test_features: torch.Tensor | np.ndarray,
+    test_targets: torch.Tensor | np.ndarray,
+    *,
+    alphas: Sequence[float] = RIDGE_ALPHAS,
+) -> dict[str, float]:
+    r"""A linear regression head on frozen features, its strength chosen on validation (notebook 05b).
+
+    For each :math:`\alpha` in ``alphas``: standardise the features (training statistics),
+    fit ridge regression :math:`\min_w \lVert y - Fw - b\rVert^2 + \alpha\lVert w\rVert^2`
+    (scikit-learn's ``Ridge``; Hoerl & Kennard, 1970) on the training rows; keep the
+    :math:`\alpha` with the highest validation :math:`R^2` (the first on ties); read the test
+    set once. Returns ``{"alpha", "val_r2", "r2", "mae"}`` with the test
+    :math:`R^2 = 1 - \sum (y - \hat y)^2 / \sum (y - \bar y)^2` and mean absolute error.
+    Refuses, by name, non-finite or mismatched inputs and an empty or non-positive ``alphas``.
+    """
+    from sklearn.linear_model import Ridge
+    from sklearn.metrics import mean_absolute_error, r2_score
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import StandardScaler
+
+    alphas = list(alphas)
+    if not alphas:
+        raise ValueError("alphas must hold at least one ridge strength, got an empty sequence.")
+    for a in alphas:
+        if isinstance(a, bool) or not isinstance(a, (int, float)) or not np.isfinite(a) or a <= 0:
+            raise ValueError(f"alphas must be finite numbers > 0, got {alphas!r}.")
+    sets = {}
+    for part, f, y in (
+        ("train", train_features, train_targets),
+        ("val", val_features, val_targets),
+        ("test", test_features, test_targets),
+    ):
+        f_np = to_numpy(f"{part}_features", f, ndim=2).astype(float)
+        y_np = to_numpy(f"{part}_targets", y, ndim=1).astype(float)
+        if len(f_np) != len(y_np):
+            raise ValueError(
+                f"{part}_targets has {len(y_np)} values but {part}_features has {len(f_np)} rows."
+            )
+        sets[part] = (f_np, y_np)
+    best = None
+    for a in alphas:
+        model = make_pipeline(StandardScaler(), Ridge(alpha=a)).fit(*sets["train"])
+        val_r2 = float(r2_score(sets["val"][1], model.predict(sets["val"][0])))
+        if best is None or val_r2 > best[1]:
+            best = (a, val_r2, model)
+    alpha, val_r2, model = best
+    pred = model.predict(sets["test"][0])
+    return {
+        "alpha": float(alpha),
+        "val_r2": val_r2,
+        "r2": float(r2_score(sets["test"][1], pred)),
+        "mae": float(mean_absolute_error(sets["test"][1], pred)),
+    }

@@ -100,6 +100,14 @@ WEIGHTS: dict[str, WeightFile] = {
         data_path="checkpoints/small_cnn_fmnist_a_100.pt",
         info={"test_accuracy": 0.768, "train_images": 100},
     ),
+    # Notebook 05b's harmful source: memorised random labels (recipe "fmnist_random_labels").
+    "small_cnn_fmnist_random_labels": WeightFile(
+        filename="small_cnn_fmnist_random_labels.pt",
+        sha256="36565f6fc94ef125805ad4330d2ab385c8895e4a4917a6383bdb7efaed6291c6",
+        size=105_213,
+        data_path="checkpoints/small_cnn_fmnist_random_labels.pt",
+        info={"test_accuracy": 0.101, "train_accuracy": 1.0, "train_images": 500},
+    ),
     "small_cnn_digits": WeightFile(
         filename="small_cnn_digits.pt",
         sha256="cf39a07e0fd502dd9e73f653070acaa0c202927039f8eb0a4854d25d728d7d06",
@@ -134,6 +142,9 @@ class SourceRecipe:
     per_class: int | None = None
     #: resize the source images to this size (e.g. 8x8 digits to the 28x28 of Fashion-MNIST)
     image_size: int | None = None
+    #: replace the training labels by a uniform draw over ``len(classes)`` classes (seed
+    #: ``seed``): a source that can only memorise (notebook 05b's negative transfer)
+    random_labels: bool = False
 
 
 _FMNIST_A = ("T-shirt/top", "Trouser", "Pullover", "Dress", "Coat")
@@ -171,6 +182,17 @@ SOURCE_RECIPES: dict[str, SourceRecipe] = {
         task="fmnist_rand_a",
         classes=("Pullover", "Dress", "Coat", "Shirt", "Sneaker"),
         checkpoint="small_cnn_fmnist_rand_a",
+    ),
+    # Notebook 05b's harmful source: 500 task-A images (100 per class), each given one of 10
+    # labels at random, trained until memorised (200 epochs of 4 batches); nothing in it is
+    # about images in general, so it is a worse start than random weights.
+    "fmnist_random_labels": SourceRecipe(
+        task="fmnist_a",
+        classes=tuple(f"random {i}" for i in range(10)),
+        checkpoint="small_cnn_fmnist_random_labels",
+        per_class=100,
+        epochs=200,
+        random_labels=True,
     ),
     # Notebook 04's source: a mixed split (tops and shoes on both sides), trained 5 epochs
     # rather than 2, because a better-trained source transfers better (Kornblith et al., 2019).
@@ -567,3 +589,62 @@ def weight_distance(model: nn.Module, reference: Mapping[str, torch.Tensor]) -> 
         d = (p - w0.to(device=p.device, dtype=p.dtype)).pow(2).sum()
         total = d if total is None else total + d
     return 0.0 if total is None else float(total.sqrt())
+
+
+# ---------------------------------------------------------------- several tasks on one body (notebook 05b)
+
+
+class MultiTaskModel(nn.Module):
+    r"""One shared ``body`` and one head per task: ``model(x) == {task: head[task](body(x))}``.
+
+    Multi-task learning (Caruana, 1997): the tasks share the features :math:`f_w` and each
+    keeps its own head :math:`h_t`; trained on the sum of the tasks' losses
+    (:class:`tlhelpers.losses.MultiTaskObjective`) the body serves all of them, which is how
+    notebook 05b keeps the source task alive while learning the target. ``head`` is an
+    ``nn.ModuleDict``, so its parameters are named ``head.<task>.*`` and a
+    :class:`tlhelpers.recipes.Recipe` gives them the head's learning rate.
+    """
+
+    def __init__(self, body: nn.Module, heads: Mapping[str, nn.Module]):
+        super().__init__()
+        if not heads:
+            raise ValueError("heads must name at least one task, got an empty mapping.")
+        self.body = body
+        self.head = nn.ModuleDict(dict(heads))
+
+    @property
+    def tasks(self) -> list[str]:
+        """The task names, in order."""
+        return list(self.head.keys())
+
+    def forward(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
+        f = self.body(x)
+        return {name: head(f) for name, head in self.head.items()}
+
+    def task(self, name: str) -> SplitModel:
+        """``SplitModel(body, head[name])`` sharing the modules: evaluate or predict one task."""
+        check_choice("task", name, self.tasks)
+        return SplitModel(self.body, self.head[name])
+
+    @classmethod
+    def from_source(
+        cls,
+        source: nn.Module,
+        num_classes: int,
+        *,
+        source_task: str = "source",
+        target_task: str = "target",
+        seed: int = 0,
+    ) -> MultiTaskModel:
+        """A deep copy of ``source`` whose old head becomes task ``source_task``, plus a fresh
+        ``nn.Linear`` head for ``target_task`` (initialised under
+        :func:`tlhelpers.runtime.seeded`); ``source`` itself is untouched."""
+        check_int("num_classes", num_classes, minimum=1)
+        if source_task == target_task:
+            raise ValueError(f"source_task and target_task must differ, both are {source_task!r}.")
+        split = split_model(copy.deepcopy(source))
+        if not isinstance(split.head, nn.Linear):
+            raise TypeError(f"The source head must be nn.Linear, got {type(split.head).__name__}.")
+        with seeded(seed):
+            new = nn.Linear(split.head.in_features, num_classes)
+        return cls(split.body, {source_task: split.head, target_task: new})

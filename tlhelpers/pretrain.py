@@ -27,11 +27,35 @@ from .runtime import seeded
 from .training import adabn, evaluate, fit
 
 
-def train_recipe(recipe: SourceRecipe, progress: bool = True) -> tuple[SmallCNN, dict[str, float]]:
-    """Train a fresh :class:`SmallCNN` by ``recipe``; return it and its test metrics."""
+def random_labels(n: int, num_classes: int, seed: int) -> torch.Tensor:
+    """``n`` labels drawn uniformly from ``0..num_classes-1`` with a local generator (``seed``)."""
+    return torch.randint(num_classes, (n,), generator=torch.Generator().manual_seed(seed))
+
+
+def recipe_data(recipe: SourceRecipe) -> tuple[TensorImageDataset, TensorImageDataset]:
+    """The ``(train, test)`` sets a recipe trains and is scored on (random labels if it says so).
+
+    With ``recipe.random_labels`` both sets get labels from :func:`random_labels` (test with
+    seed ``recipe.seed + 1``), so the test accuracy of a memorising source is at chance.
+    """
     train, test = load_task(recipe.task, "train"), load_task(recipe.task, "test")
     if recipe.per_class is not None:
         train = train.subset(few_shot_indices(train.targets, recipe.per_class, recipe.seed))
+    if recipe.random_labels:
+        k = len(recipe.classes)
+        train, test = (
+            TensorImageDataset(d.images, random_labels(len(d), k, recipe.seed + i), recipe.classes)
+            for i, d in enumerate((train, test))
+        )
+    return train, test
+
+
+def train_recipe(recipe: SourceRecipe, progress: bool = True) -> tuple[SmallCNN, dict[str, float]]:
+    """Train a fresh :class:`SmallCNN` by ``recipe``; return it and its test metrics.
+
+    For a random-label recipe the metrics also hold ``train_accuracy`` (how much it memorised).
+    """
+    train, test = recipe_data(recipe)
     if recipe.image_size is not None:
         train, test = (
             TensorImageDataset(
@@ -59,6 +83,8 @@ def train_recipe(recipe: SourceRecipe, progress: bool = True) -> tuple[SmallCNN,
         # re-estimate them on the source training data with the final weights.
         adabn(model, train, batch_size=1024, device="cpu")
     metrics = evaluate(model, test, device="cpu")
+    if recipe.random_labels:
+        metrics["train_accuracy"] = evaluate(model, train, device="cpu")["accuracy"]
     metrics["train_seconds"] = time.perf_counter() - start
     return model, metrics
 

@@ -12,13 +12,16 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
+import torch
+import torch.nn.functional as F
 from torch import Tensor, nn
 
+from tlhelpers.data import Data, _as_tensors, check_data
 from tlhelpers.losses.distillation import LwF
 from tlhelpers.losses.regularization import L2, L2SP, BatchSpectralShrinkage, FeatureMapDistance
-from tlhelpers.models import SplitModel, split_model
+from tlhelpers.models import MultiTaskModel, SplitModel, split_model
 from tlhelpers.runtime import seeded
-from tlhelpers.validation import check_choice, check_positive
+from tlhelpers.validation import check_choice, check_int, check_positive
 
 __all__ = [
     "TermContext",
@@ -30,6 +33,7 @@ __all__ = [
     "DELTA_LAYERS",
     "make_objective",
     "make_distillation_objective",
+    "MultiTaskObjective",
 ]
 
 #: Fields of :class:`TermContext` that a term may read.
@@ -311,3 +315,72 @@ def make_distillation_objective(
     term = LwF(source, aux_head, temperature=temperature)
     student.aux_head = term.old_head  # shared, so the optimiser trains it
     return TransferObjective(terms={"distill": (strength, term)})
+
+
+class MultiTaskObjective(nn.Module):
+    r"""Target loss plus the source task's own loss on *source* images, for a
+    :class:`~tlhelpers.models.MultiTaskModel` (notebook 05b).
+
+    .. math::
+        \mathcal{L} = \frac1n \sum_i \mathrm{CE}\big(h_T(f_w(x_i)), y_i\big)
+        + \lambda\, \frac1m \sum_j \mathrm{CE}\big(h_S(f_w(x^S_j)), y^S_j\big)
+
+    Multi-task learning (Caruana, 1997), also called rehearsal: unlike LwF, which needs no
+    source data, each step draws a fresh batch of ``batch_size`` labelled source images
+    :math:`(x^S_j, y^S_j)` from ``source_data`` (without replacement within the batch:
+    ``torch.randperm(len(source_data), generator=g)[:batch_size]`` with ``g`` a local
+    generator seeded by ``seed``, so a run repeats). Source and target images go through
+    the body in one forward pass (one BatchNorm batch), so ``weight=0`` gives the target
+    loss alone, though BatchNorm in train mode still sees the source images.
+    Returns ``{"total", "task", "source"}`` for :func:`tlhelpers.training.fit`'s log.
+
+    Args:
+        source_data: the source task's labelled data, in memory (a dataset or a pair).
+        weight: :math:`\lambda \ge 0`. batch_size: source images per step.
+        source_task, target_task: the heads' names in the model. seed: the draw's seed.
+    """
+
+    def __init__(
+        self,
+        source_data: Data,
+        *,
+        weight: float = 1.0,
+        batch_size: int = 64,
+        source_task: str = "source",
+        target_task: str = "target",
+        seed: int = 0,
+    ) -> None:
+        super().__init__()
+        self.weight = check_positive("weight", weight, strict=False)
+        self.batch_size = check_int("batch_size", batch_size, minimum=1)
+        check_data("source_data", source_data)
+        tensors = _as_tensors(source_data)
+        if tensors is None:
+            raise ValueError(
+                "source_data must live in memory (a TensorImageDataset or an (inputs, "
+                f"targets) pair), got {type(source_data).__name__}."
+            )
+        self.source_inputs, self.source_targets = tensors
+        self.source_task, self.target_task = source_task, target_task
+        self.generator = torch.Generator().manual_seed(seed)
+
+    def forward(self, model: nn.Module, inputs: Tensor, targets: Tensor) -> dict[str, Tensor]:
+        if not isinstance(model, MultiTaskModel):
+            raise TypeError(
+                f"MultiTaskObjective needs a MultiTaskModel, got {type(model).__name__}."
+            )
+        for name in (self.source_task, self.target_task):
+            check_choice("task", name, model.tasks)
+        n = len(self.source_targets)
+        idx = torch.randperm(n, generator=self.generator)[: min(self.batch_size, n)]
+        xs = self.source_inputs[idx].to(inputs.device, inputs.dtype)
+        ys = self.source_targets[idx].to(targets.device)
+        features = model.body(torch.cat([inputs, xs]))
+        task = F.cross_entropy(model.head[self.target_task](features[: len(inputs)]), targets)
+        source = F.cross_entropy(model.head[self.source_task](features[len(inputs) :]), ys)
+        return {"total": task + self.weight * source, "task": task, "source": source}
+
+    def extra_repr(self) -> str:
+        return (
+            f"weight={self.weight}, batch_size={self.batch_size}, source={len(self.source_targets)}"
+        )
