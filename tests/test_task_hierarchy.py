@@ -220,7 +220,7 @@ def test_ridge_probe_refuses_bad_inputs():
 
 
 def test_random_labels_are_seeded_and_uniform():
-    from tlhelpers.pretrain import random_labels
+    from tlhelpers.data import random_labels
 
     a, b = random_labels(5000, 10, seed=0), random_labels(5000, 10, seed=0)
     assert torch.equal(a, b) and not torch.equal(a, random_labels(5000, 10, seed=1))
@@ -229,12 +229,11 @@ def test_random_labels_are_seeded_and_uniform():
 
 
 def test_random_label_source_memorised_its_labels_and_knows_nothing_else(one_thread):
-    from tlhelpers.models import get_source_recipe, load_backbone
-    from tlhelpers.pretrain import recipe_data
+    from tlhelpers.models import get_source_recipe, load_backbone, source_data
     from tlhelpers.training import evaluate
 
     recipe = get_source_recipe("fmnist_random_labels")
-    train, test = recipe_data(recipe)
+    train, test = source_data(recipe)
     assert len(train) == 500 and len(train.classes) == 10
     true = load_task_targets(recipe)
     assert float((train.targets == true).float().mean()) < 0.3  # the labels are not the classes

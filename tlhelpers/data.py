@@ -1000,3 +1000,8 @@ def geometric_target(
     values = low + (high - low) * torch.rand(len(images), generator=g, dtype=images.dtype)
     fn = rotate_images if kind == "rotation" else scale_images
     return fn(images, values), values
+
+
+def random_labels(n: int, num_classes: int, seed: int) -> torch.Tensor:
+    """``n`` labels drawn uniformly from ``0..num_classes-1`` with a local generator (``seed``)."""
+    return torch.randint(num_classes, (n,), generator=torch.Generator().manual_seed(seed))

@@ -26,6 +26,7 @@ import torch
 import torchvision
 from torch import nn
 
+from .data import TensorImageDataset, few_shot_indices, load_task, random_labels
 from .paths import data_dir, require_download, verify_file
 from .runtime import seeded
 from .validation import check_choice, check_int
@@ -648,3 +649,21 @@ class MultiTaskModel(nn.Module):
         with seeded(seed):
             new = nn.Linear(split.head.in_features, num_classes)
         return cls(split.body, {source_task: split.head, target_task: new})
+
+
+def source_data(recipe: SourceRecipe) -> tuple[TensorImageDataset, TensorImageDataset]:
+    """The ``(train, test)`` sets a source recipe trains and is scored on (random labels if it says so).
+
+    With ``recipe.random_labels`` both sets get labels from :func:`tlhelpers.data.random_labels` (test with
+    seed ``recipe.seed + 1``), so the test accuracy of a memorising source is at chance.
+    """
+    train, test = load_task(recipe.task, "train"), load_task(recipe.task, "test")
+    if recipe.per_class is not None:
+        train = train.subset(few_shot_indices(train.targets, recipe.per_class, recipe.seed))
+    if recipe.random_labels:
+        k = len(recipe.classes)
+        train, test = (
+            TensorImageDataset(d.images, random_labels(len(d), k, recipe.seed + i), recipe.classes)
+            for i, d in enumerate((train, test))
+        )
+    return train, test

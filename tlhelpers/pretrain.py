@@ -20,34 +20,11 @@ from pathlib import Path
 
 import torch
 
-from .data import TensorImageDataset, few_shot_indices, load_task, prepare_images
-from .models import SOURCE_RECIPES, WEIGHTS, SmallCNN, SourceRecipe, get_source_recipe
+from .data import TensorImageDataset, prepare_images
+from .models import SOURCE_RECIPES, WEIGHTS, SmallCNN, SourceRecipe, get_source_recipe, source_data
 from .paths import data_dir, sha256sum
 from .runtime import seeded
 from .training import adabn, evaluate, fit
-
-
-def random_labels(n: int, num_classes: int, seed: int) -> torch.Tensor:
-    """``n`` labels drawn uniformly from ``0..num_classes-1`` with a local generator (``seed``)."""
-    return torch.randint(num_classes, (n,), generator=torch.Generator().manual_seed(seed))
-
-
-def recipe_data(recipe: SourceRecipe) -> tuple[TensorImageDataset, TensorImageDataset]:
-    """The ``(train, test)`` sets a recipe trains and is scored on (random labels if it says so).
-
-    With ``recipe.random_labels`` both sets get labels from :func:`random_labels` (test with
-    seed ``recipe.seed + 1``), so the test accuracy of a memorising source is at chance.
-    """
-    train, test = load_task(recipe.task, "train"), load_task(recipe.task, "test")
-    if recipe.per_class is not None:
-        train = train.subset(few_shot_indices(train.targets, recipe.per_class, recipe.seed))
-    if recipe.random_labels:
-        k = len(recipe.classes)
-        train, test = (
-            TensorImageDataset(d.images, random_labels(len(d), k, recipe.seed + i), recipe.classes)
-            for i, d in enumerate((train, test))
-        )
-    return train, test
 
 
 def train_recipe(recipe: SourceRecipe, progress: bool = True) -> tuple[SmallCNN, dict[str, float]]:
@@ -55,7 +32,7 @@ def train_recipe(recipe: SourceRecipe, progress: bool = True) -> tuple[SmallCNN,
 
     For a random-label recipe the metrics also hold ``train_accuracy`` (how much it memorised).
     """
-    train, test = recipe_data(recipe)
+    train, test = source_data(recipe)
     if recipe.image_size is not None:
         train, test = (
             TensorImageDataset(
