@@ -29,6 +29,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from . import threads
 from .data import Data, check_data, data_length, iterate_batches
 from .losses import TransferObjective
 from .models import (
@@ -163,6 +164,7 @@ def fit(
     check_data("train_data", train_data, check_finite=check_finite)
     if val_data is not None:
         check_data("val_data", val_data, check_finite=check_finite)
+    threads.adapt_threads()  # the kit's thread policy, re-decided from the load now
     dev = resolve_device(device, model)
     model.to(dev)
     objective = objective or _default_objective
@@ -276,6 +278,7 @@ def predict(
     """
     check_int("batch_size", batch_size, minimum=1)
     check_data("data", data)
+    threads.adapt_threads()  # the kit's thread policy, re-decided from the load now
     dev = resolve_device(device, model)
     model.to(dev)
     outs: list[Any] = []
