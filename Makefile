@@ -41,8 +41,11 @@ lint: setup
 	$(BIN)/ruff check .
 	$(BIN)/nbstripout --verify --extra-keys "metadata.papermill cell.metadata.papermill cell.metadata.execution" notebooks/*.ipynb
 
+# Two pytest-xdist workers, one notebook or test file each at a time (nbval needs a
+# notebook's cells in order on one worker), one thread per worker (tests/conftest.py).
+TEST_WORKERS ?= 2
 test: lint
-	$(BIN)/python -m pytest tests notebooks
+	$(BIN)/python -m pytest -n $(TEST_WORKERS) --dist loadfile tests notebooks
 
 test-fast: setup
 	$(BIN)/python -m pytest tests -m "not slow and not notebooks"
