@@ -16,6 +16,7 @@ from tlhelpers.threads import (
     configure_threads,
     decide_threads,
     fixed_threads,
+    hold_threads,
     parse_policy,
     thread_report,
 )
@@ -123,7 +124,10 @@ def test_adaptive_follows_faked_load(monkeypatch):
         fake.others = 1.0
         adapt_threads()
         assert torch.get_num_threads() == held == 2
-    torch.set_num_threads(2)
+    assert hold_threads() == 2  # the same across cells
+    adapt_threads()
+    assert torch.get_num_threads() == 2
+    hold_threads(False)
     adapt_threads()
     assert torch.get_num_threads() == 1
     torch.set_num_threads(2)  # by hand: the kit stops adapting

@@ -22,11 +22,11 @@ import numpy as np
 import torch
 from torch import nn
 
-from .threads import configure_threads, fixed_threads, thread_report
+from .threads import configure_threads, fixed_threads, hold_threads, thread_report
 from .validation import check_choice, check_int
 
 __all__ = [
-    "DEVICES", "configure_threads", "fixed_threads", "get_device", "resolve_device",
+    "DEVICES", "configure_threads", "fixed_threads", "get_device", "hold_threads", "resolve_device",
     "seed_everything", "seeded", "thread_report",
 ]  # fmt: skip
 

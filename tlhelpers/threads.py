@@ -270,6 +270,19 @@ def adapt_threads() -> None:
     _adapt()
 
 
+def hold_threads(hold: bool = True) -> int:
+    """Hold (``hold=True``) or release the current thread count across cells; returns it.
+
+    :func:`fixed_threads` for code that spans notebook cells: notebook 03a holds the count
+    from its plain loop to ``fit``, whose weights must agree bit for bit.
+    """
+    if _state is None:
+        configure_threads()
+    assert _state is not None
+    _state.held = max(0, _state.held + (1 if hold else -1))
+    return _torch().get_num_threads()
+
+
 @contextmanager
 def fixed_threads() -> Iterator[int]:
     """Hold the current thread count inside the block (no adaptive change); yields the count.
@@ -277,14 +290,11 @@ def fixed_threads() -> Iterator[int]:
     For runs that must agree bit for bit (a plain loop against ``fit``, notebook 03a): the
     thread count can change float summation order.
     """
-    if _state is None:
-        configure_threads()
-    assert _state is not None
-    _state.held += 1
+    count = hold_threads()
     try:
-        yield _torch().get_num_threads()
+        yield count
     finally:
-        _state.held -= 1
+        hold_threads(False)
 
 
 def thread_report() -> str:
