@@ -18,7 +18,7 @@ help:
 	@echo "make test       lint, stripped-notebook check, unit tests, nbval and papermill runs"
 	@echo "make lab        open JupyterLab on notebooks/"
 	@echo "make test-fast  unit tests only"
-	@echo "make benchmark  time budgets: notebooks, losses, transferability scores, sweeps"
+	@echo "make benchmark  regenerate BENCHMARKS.md (PARTS=notebooks,threads,fit,cache,samples,anchor)"
 	@echo "make checkpoints  rebuild the kit's source checkpoints in data/checkpoints"
 
 setup: $(STAMP)
@@ -53,11 +53,13 @@ test-fast: setup
 lab: setup
 	TLHELPERS_WIDGETS=1 $(BIN)/jupyter lab notebooks
 
+# BENCHMARKS.md (issue 13): `make benchmark PARTS=threads,fit REPEATS=5`; the accuracy part
+# (`samples`) is stored and rerun only when named. The older per-issue scripts stay in benchmarks/.
+PARTS ?= notebooks,threads,fit,cache,anchor
+REPEATS ?= 5
+NB_REPEATS ?= 1
 benchmark: setup
-	$(BIN)/python benchmarks/bench_transferability.py
-	$(BIN)/python benchmarks/bench_losses.py
-	$(BIN)/python benchmarks/bench_notebooks.py
-	$(BIN)/python benchmarks/bench_sweep.py
+	$(BIN)/python benchmarks/make_benchmarks.py --parts $(PARTS) --repeats $(REPEATS) --notebook-repeats $(NB_REPEATS)
 
 checkpoints: setup
 	$(BIN)/python -m tlhelpers.pretrain
