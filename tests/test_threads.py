@@ -239,3 +239,26 @@ def test_a_new_process_follows_the_environment(tmp_path):
     env[THREADS_ENV] = "nope"
     out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True)
     assert out.returncode != 0 and "Invalid TLHELPERS_THREADS='nope'" in out.stderr
+
+
+def test_one_fit_runs_at_one_thread_count(monkeypatch):
+    from tlhelpers.training import fit
+
+    monkeypatch.setattr(threads, "available_cores", lambda: 2)
+    monkeypatch.setattr(threads, "RECHECK_S", 0.0)
+    monkeypatch.setattr(threads, "_torch_default", 2)
+    fake = FakeLoad(others=0.0)
+    configure_threads("adaptive", probe=LoadProbe(fake, fake.sleep))
+    seen = []
+
+    def objective(model, x, y):
+        fake.others = 1.0  # load arrives mid-run: validation's predict must not switch
+        seen.append(torch.get_num_threads())
+        return torch.nn.functional.cross_entropy(model(x), y)
+
+    model = torch.nn.Linear(3, 2)
+    data = (torch.rand(8, 3), torch.arange(8) % 2)
+    fit(model, data, epochs=3, objective=objective, val_data=data, progress=False)
+    assert seen == [2, 2, 2]
+    adapt_threads()  # the next heavy call sees the load
+    assert torch.get_num_threads() == 1

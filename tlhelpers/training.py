@@ -183,7 +183,8 @@ def fit(
 
     step = 0
     bar = tqdm(range(epochs), desc="fit", disable=not progress, leave=False)
-    with seeded(seed) if seed is not None else nullcontext():
+    # one thread count for the whole run (validation's predict calls do not re-decide it)
+    with threads.fixed_threads(), seeded(seed) if seed is not None else nullcontext():
         for epoch in bar:
             model.train()
             if train_mode is not None:
