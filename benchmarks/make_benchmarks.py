@@ -581,7 +581,7 @@ def part_samples(cfg: argparse.Namespace) -> dict[str, Any]:
 
 
 def render_samples(d: dict[str, Any]) -> list[str]:
-    out = [f"Test accuracy, mean over seeds {d['seeds'][0]}..{d['seeds'][-1]} with a 95% interval. "
+    out = [f"Test accuracy, mean over seeds {d['seeds'][0]}..{d['seeds'][-1]} with a 95% t-interval (clipped to [0, 1]). "
            f"Recipe: {d['recipe']}", ""]  # fmt: skip
     for target in d["targets"]:
         out += [f"**{target}**", "", "| labels per class | " + " | ".join(d["methods"]) + " |",
@@ -590,13 +590,15 @@ def render_samples(d: dict[str, Any]) -> list[str]:
             cells = []
             for m in d["methods"]:
                 c = d["table"][f"{target}/{p}/{m}"]
-                cells.append(f"{c['mean']:.3f} [{c['ci'][0]:.3f}, {c['ci'][1]:.3f}]")
+                lo, hi = max(0.0, c["ci"][0]), min(1.0, c["ci"][1])  # an accuracy lies in [0, 1]
+                cells.append(f"{c['mean']:.3f} [{lo:.3f}, {hi:.3f}]")
             out.append(f"| {p} | " + " | ".join(cells) + " |")
         mt = d["match"][target]
         if mt["finetune_10"] is not None:
             at = mt["scratch_matches_at"]
             out += ["", f"Fine-tuning with 10 labels per class: {mt['finetune_10']:.3f}; scratch "
-                    + (f"reaches it with {at} labels per class." if at else
+                    + (f"first reaches it at {at} labels per class of those measured "
+                       f"({', '.join(map(str, d['shots']))})." if at else
                        f"does not reach it within {d['shots'][-1]} labels per class.")]  # fmt: skip
         out.append("")
     return out
