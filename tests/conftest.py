@@ -4,8 +4,16 @@ from __future__ import annotations
 
 import os
 
-import pytest
-import torch
+# `make test` runs pytest-xdist workers side by side: one thread each (before torch and
+# numpy load), so two workers never fight over two cores (issue 13: PyTorch's spinning
+# threads run many times slower on a shared core). Kernels started by nbval and papermill
+# inherit it. An explicit setting in the environment wins.
+if os.environ.get("PYTEST_XDIST_WORKER"):
+    for _key in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS", "TLHELPERS_THREADS"):
+        os.environ.setdefault(_key, "1")
+
+import pytest  # noqa: E402
+import torch  # noqa: E402
 
 from tlhelpers.interactive import WIDGETS_ENV
 from tlhelpers.models import SmallCNN

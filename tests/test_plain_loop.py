@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import copy
 
+import pytest
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -16,6 +17,14 @@ from torch import nn
 from tlhelpers.losses import L2SP, TransferObjective
 from tlhelpers.models import SmallCNN, split_model, transfer_model
 from tlhelpers.recipes import get_recipe
+from tlhelpers.runtime import fixed_threads
+
+
+@pytest.fixture(autouse=True)
+def _same_threads():
+    """The thread count can change float rounding: the two loops run at one count."""
+    with fixed_threads():
+        yield
 
 
 def _plain_loop(source, x, y, *, seed, lam, steps, lr_body, lr_head):

@@ -5,4 +5,9 @@ implements (``models``, ``data``, ``training``, ``losses``, ``transferability``)
 and each function says which notebook teaches it.
 """
 
+from .threads import prepare_environment as _prepare_environment
+
 __version__ = "0.1.0"
+
+# TLHELPERS_THREADS=passive needs OMP_WAIT_POLICY before torch loads (tlhelpers.threads).
+_prepare_environment()

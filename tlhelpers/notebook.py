@@ -242,8 +242,9 @@ def environment(short: bool = False) -> dict[str, Any]:
     import torch
     import torchvision
 
-    from .runtime import get_device
+    from .runtime import get_device, thread_report
 
+    policy = thread_report()  # first: it applies the policy if nothing has yet
     env: dict[str, Any] = {
         "python": platform.python_version(),
         "torch": torch.__version__,
@@ -251,6 +252,7 @@ def environment(short: bool = False) -> dict[str, Any]:
         "numpy": numpy.__version__,
         "device": str(get_device()),
         "threads": torch.get_num_threads(),
+        "thread_policy": policy,
     }
     if short:
         return env

@@ -36,6 +36,7 @@ from typing import Any
 
 from .interactive import WIDGETS_ENV
 from .paths import repo_root
+from .threads import child_environment
 
 #: Thread-count variables of the numeric libraries; a run sets them all to ``threads``.
 THREAD_ENV = ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS", "NUMEXPR_NUM_THREADS")
@@ -98,15 +99,17 @@ def _package_root() -> str:
 
 
 def run_environment(threads: int | None = None) -> dict[str, str]:
-    """The environment of a child run: headless widgets, this ``tlhelpers``, ``threads`` threads.
+    """The environment of a child run: headless widgets, this ``tlhelpers``, the thread policy.
 
-    With ``threads`` set, every numeric library in the kernel uses that many intra-op
-    threads, so parallel runs do not fight over the cores.
+    The kernel gets this process's thread policy (``TLHELPERS_THREADS``, see
+    :mod:`tlhelpers.threads`). With ``threads`` set, every numeric library in the kernel
+    uses exactly that many intra-op threads, so parallel runs do not fight over the cores.
     """
     env = dict(os.environ)
     env.setdefault(WIDGETS_ENV, "0")
     path = env.get("PYTHONPATH", "")
     env["PYTHONPATH"] = os.pathsep.join([_package_root()] + ([path] if path else []))
+    env.update(child_environment(threads))
     if threads is not None:
         env.update({k: str(threads) for k in THREAD_ENV})
     return env

@@ -6,6 +6,9 @@
   forked, seeded and restored on exit, so a helper never reseeds the caller's stream.
 - :func:`resolve_device` gives ``device`` one meaning everywhere: ``None`` = the model's
   current device, ``"auto"`` = :func:`get_device`, anything else = ``torch.device(device)``.
+- Threads: importing this module applies the kit's thread policy
+  (:func:`configure_threads`, ``TLHELPERS_THREADS``; see :mod:`tlhelpers.threads`),
+  before any heavy call; ``fit`` and ``predict`` re-decide ``"adaptive"`` from the load.
 """
 
 from __future__ import annotations
@@ -19,7 +22,17 @@ import numpy as np
 import torch
 from torch import nn
 
+from .threads import configure_threads, fixed_threads, hold_threads, thread_report
 from .validation import check_choice, check_int
+
+__all__ = [
+    "DEVICES", "configure_threads", "fixed_threads", "get_device", "hold_threads", "resolve_device",
+    "seed_everything", "seeded", "thread_report",
+]  # fmt: skip
+
+# The one place the thread policy is applied: before the first heavy call of any notebook
+# (every training, feature or data helper imports this module).
+configure_threads()
 
 #: Device names :func:`get_device` accepts.
 DEVICES = ("auto", "cpu", "cuda", "mps")

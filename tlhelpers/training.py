@@ -29,6 +29,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from . import threads
 from .data import Data, check_data, data_length, iterate_batches
 from .losses import TransferObjective
 from .models import (
@@ -166,6 +167,7 @@ def fit(
     check_data("train_data", train_data, check_finite=check_finite)
     if val_data is not None:
         check_data("val_data", val_data, check_finite=check_finite)
+    threads.adapt_threads()  # the kit's thread policy, re-decided from the load now
     dev = resolve_device(device, model)
     model.to(dev)
     objective = objective or _default_objective
@@ -184,7 +186,8 @@ def fit(
 
     step = 0
     bar = tqdm(range(epochs), desc="fit", disable=not progress, leave=False)
-    with seeded(seed) if seed is not None else nullcontext():
+    # one thread count for the whole run (validation's predict calls do not re-decide it)
+    with threads.fixed_threads(), seeded(seed) if seed is not None else nullcontext():
         for epoch in bar:
             model.train()
             if train_mode is not None:
@@ -281,6 +284,7 @@ def predict(
     """
     check_int("batch_size", batch_size, minimum=1)
     check_data("data", data)
+    threads.adapt_threads()  # the kit's thread policy, re-decided from the load now
     dev = resolve_device(device, model)
     model.to(dev)
     outs: list[Any] = []
