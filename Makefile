@@ -21,7 +21,15 @@ help:
 	@echo "make benchmark  time budgets: notebooks, losses, transferability scores, sweeps"
 	@echo "make checkpoints  rebuild the kit's source checkpoints in data/checkpoints"
 
-setup: $(STAMP)
+# JupyterLab settings for the kit's venv: no news prompt, no update check, no
+# extension manager (each calls the internet and gets between a student and the first cell).
+LAB_OVERRIDES = $(VENV)/share/jupyter/lab/settings/overrides.json
+
+setup: $(STAMP) $(LAB_OVERRIDES)
+
+$(LAB_OVERRIDES): lab/overrides.json $(STAMP)
+	@mkdir -p $(dir $@)
+	cp lab/overrides.json $@
 
 $(STAMP): requirements.txt pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -47,8 +55,11 @@ test: lint
 test-fast: setup
 	$(BIN)/python -m pytest tests -m "not slow and not notebooks"
 
+# Loopback only; --allow-root only for root (containers, cloud notebooks), where Jupyter
+# otherwise refuses to start.
 lab: setup
-	TLHELPERS_WIDGETS=1 $(BIN)/jupyter lab notebooks
+	TLHELPERS_WIDGETS=1 $(BIN)/jupyter lab --ip=127.0.0.1 \
+	    $$(test "$$(id -u)" = 0 && echo --allow-root) notebooks
 
 benchmark: setup
 	$(BIN)/python benchmarks/bench_transferability.py
