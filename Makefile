@@ -21,8 +21,8 @@ help:
 	@echo "make benchmark  time budgets: notebooks, losses, transferability scores, sweeps"
 	@echo "make checkpoints  rebuild the kit's source checkpoints in data/checkpoints"
 
-# JupyterLab settings for the kit's venv: no news prompt, no update check, no
-# extension manager (each calls the internet and gets between a student and the first cell).
+# JupyterLab settings for the kit's venv: no news prompt, no update check, no extension
+# manager (each calls the internet), no kernel picker (the notebook's kernel starts).
 LAB_OVERRIDES = $(VENV)/share/jupyter/lab/settings/overrides.json
 
 setup: $(STAMP) $(LAB_OVERRIDES)
