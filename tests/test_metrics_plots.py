@@ -46,6 +46,9 @@ def test_plots_draw_one_line_per_term_and_method():
     ax = plot_learning_curves({"a": {1: [0.5, 0.6], 5: [0.7, 0.8]}, "b": {1: [0.4], 5: [0.9]}})
     assert len(ax.get_lines()) == 2
     np.testing.assert_allclose(ax.get_lines()[0].get_ydata(), [0.55, 0.75])
+    # a log axis marks each measured x, not only the powers of ten
+    assert [t.get_text() for t in ax.get_xticklabels()] == ["1", "5"]
+    assert ax.xaxis.get_minor_ticks() == []
     ax = plot_bars({"x": [0.1, 0.2], "y": [0.3, 0.5]})
     assert len(ax.patches) == 2
     fig = show_images(torch.rand(3, 1, 8, 8), torch.tensor([0, 1, 0]), ["a", "b"], n=3)

@@ -46,7 +46,9 @@ def plot_learning_curves(
     ``curves[method][x]`` is the list of per-seed values at ``x``.
     """
     ax = _axes(ax, (6, 4))
+    all_x: set[float] = set()
     for name, pts in curves.items():
+        all_x.update(pts)
         xs = sorted(pts)
         stats = [mean_ci(pts[x], confidence) for x in xs]
         m = np.array([s[0] for s in stats])
@@ -55,6 +57,12 @@ def plot_learning_curves(
         ax.fill_between(xs, m - h, m + h, color=line.get_color(), alpha=0.2)
     if logx:
         ax.set_xscale("log")
+        if all_x:  # a tick at each measured x (a log axis alone marks only 1, 10, ...)
+            from matplotlib.ticker import NullLocator
+
+            ticks = sorted(all_x)
+            ax.set_xticks(ticks, [f"{x:g}" for x in ticks])
+            ax.xaxis.set_minor_locator(NullLocator())
     ax.set_xlabel(xlabel)
     ax.set_ylabel(ylabel)
     ax.legend(fontsize=8)
