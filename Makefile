@@ -49,8 +49,11 @@ lint: setup
 	$(BIN)/ruff check .
 	$(BIN)/nbstripout --verify --extra-keys "metadata.papermill cell.metadata.papermill cell.metadata.execution" notebooks/*.ipynb
 
+# -rs prints why a test skipped (the browser test, when there is no Chromium).
 test: lint
-	$(BIN)/python -m pytest tests notebooks
+	@test -x "$${CHROMIUM:-/usr/bin/chromium}" || echo "NOTE: no Chromium at $${CHROMIUM:-/usr/bin/chromium}:" \
+	    "the browser test (tests/test_browser.py) will skip; .ci/run installs it (apt-get install -y chromium)"
+	$(BIN)/python -m pytest -rs tests notebooks
 
 test-fast: setup
 	$(BIN)/python -m pytest tests -m "not slow and not notebooks"
