@@ -49,6 +49,12 @@ RAISING_CELL = (
 )
 RAISING_MESSAGE = "index=5 but there are only 4 images."
 
+#: Console messages that are not a student-visible fault. ``fit``'s tqdm bars (``leave=False``)
+#: close their widget right after the last step; under load Lab renders the bar after that
+#: and logs "widget model not found" (seen in 03a and 04 at load 12-16, not in 01/02). Every
+#: ``interact`` widget is checked separately: rendered as controls, redrawn on a change.
+BENIGN_CONSOLE = ("widget model not found",)
+
 
 def _free_port() -> int:
     with socket.socket() as s:
@@ -209,7 +215,7 @@ def test_widget_notebook_in_lab(lab, browser_context, stem: str):
     assert (nbdir / f"{stem}.ipynb").exists(), f"{stem} has no interact cell any more"
     SHOTS.mkdir(parents=True, exist_ok=True)
     page = browser_context.new_page()
-    errors = ConsoleErrors(page)
+    errors = ConsoleErrors(page, ignore=BENIGN_CONSOLE)
     try:
         page.goto(f"{base}/lab/tree/{stem}.ipynb?token={token}")
         page.locator(".jp-NotebookPanel:visible").wait_for(timeout=120_000)
