@@ -217,7 +217,9 @@ def test_widget_notebook_in_lab(lab, browser_context, stem: str):
     page = browser_context.new_page()
     errors = ConsoleErrors(page, ignore=BENIGN_CONSOLE)
     try:
-        page.goto(f"{base}/lab/tree/{stem}.ipynb?token={token}")
+        # a workspace per notebook: the default one would reopen (and start kernels for) the
+        # notebooks of the earlier tests
+        page.goto(f"{base}/lab/workspaces/{stem}/tree/{stem}.ipynb?token={token}")
         page.locator(".jp-NotebookPanel:visible").wait_for(timeout=120_000)
         # the kernel from the notebook's metadata starts without a picker dialog
         page.locator(".jp-StatusBar-Widget", has_text=re.compile(r"\| Idle")).first.wait_for(
