@@ -13,7 +13,13 @@ import torch
 from scipy import stats
 
 from tlhelpers.metrics import accuracy, mean_ci
-from tlhelpers.plots import plot_bars, plot_history, plot_learning_curves, show_images
+from tlhelpers.plots import (
+    plot_bars,
+    plot_history,
+    plot_learning_curves,
+    readable_log_axis,
+    show_images,
+)
 from tlhelpers.training import History
 
 
@@ -54,3 +60,23 @@ def test_plots_draw_one_line_per_term_and_method():
     fig = show_images(torch.rand(3, 1, 8, 8), torch.tensor([0, 1, 0]), ["a", "b"], n=3)
     assert [a.get_title() for a in fig.axes[:3]] == ["a", "b", "a"]
     plt.close("all")
+
+
+def test_readable_log_axis_labels_plain_numbers():
+    for (lo, hi), major, minor in [
+        ((0.65, 1.7), {"1"}, {"0.7", "0.8", "0.9"}),  # narrow: matplotlib printed 6x10^-1, 10^0
+        ((0.5, 50), {"1", "10"}, {"2", "5", "20"}),
+        ((0.01, 1000), {"0.01", "0.1", "1", "10", "100", "1000"}, set()),
+    ]:
+        fig, ax = plt.subplots()
+        ax.plot([lo, hi], [0, 1])
+        ax.set_xscale("log")
+        readable_log_axis(ax)
+        fig.canvas.draw()
+        labels = {t.get_text() for t in ax.get_xticklabels() if t.get_text()}
+        minors = {t.get_text() for t in ax.get_xticklabels(minor=True) if t.get_text()}
+        assert major <= labels and minor <= minors, (lo, hi, labels, minors)
+        assert not any("10^" in t or "times" in t or "e-" in t for t in labels | minors)
+        if not minor:
+            assert minors == set()
+        plt.close(fig)

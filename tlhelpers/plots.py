@@ -70,6 +70,27 @@ def plot_learning_curves(
     return ax
 
 
+def readable_log_axis(ax, axis: str = "x"):
+    """Plain numbers on a log axis (0.7, 1, 2; not 7x10^-1): majors, and minors where there is room.
+
+    Matplotlib labels a narrow log axis at 10^0 only, or in scientific notation. Minor ticks
+    are labelled at every mantissa below 1.2 decades, at 2 and 5 below 2.5, else not at all.
+    """
+    from matplotlib.ticker import FuncFormatter
+
+    def minor(v: float, _pos) -> str:
+        lo, hi = sorted(ax.get_xlim() if axis == "x" else ax.get_ylim())
+        decades = np.log10(hi / lo) if lo > 0 else np.inf
+        mantissa = round(v / 10 ** np.floor(np.log10(v)), 6)
+        keep = set(range(2, 10)) if decades < 1.2 else ({2, 5} if decades < 2.5 else set())
+        return f"{v:g}" if mantissa in keep else ""
+
+    target = ax.xaxis if axis == "x" else ax.yaxis
+    target.set_major_formatter(FuncFormatter(lambda v, _pos: f"{v:g}"))
+    target.set_minor_formatter(FuncFormatter(minor))
+    return ax
+
+
 def plot_bars(
     values: Mapping[str, Sequence[float]], ax=None, ylabel: str = "test accuracy",
     confidence: float = 0.95,
