@@ -28,7 +28,6 @@ def _close_figures():
     plt.close("all")
 
 
-
 def test_normalization_demo_draws_the_normalised_inputs(capsys):
     x = torch.rand(4, 1, 10, 10, generator=torch.Generator().manual_seed(0)) * 0.5 + 0.25
     normalization_demo(x, "target", size=16, index=1)
