@@ -22,7 +22,15 @@ help:
 	@echo "make benchmark  regenerate BENCHMARKS.md (PARTS=notebooks,threads,fit,cache,samples,anchor)"
 	@echo "make checkpoints  rebuild the kit's source checkpoints in data/checkpoints"
 
-setup: $(STAMP)
+# JupyterLab settings for the kit's venv: no news prompt, no update check, no extension
+# manager (each calls the internet), no kernel picker (the notebook's kernel starts).
+LAB_OVERRIDES = $(VENV)/share/jupyter/lab/settings/overrides.json
+
+setup: $(STAMP) $(LAB_OVERRIDES)
+
+$(LAB_OVERRIDES): lab/overrides.json $(STAMP)
+	@mkdir -p $(dir $@)
+	cp lab/overrides.json $@
 
 $(STAMP): requirements.txt pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -48,15 +56,21 @@ lint: setup
 
 # Two pytest-xdist workers, one notebook or test file each at a time (nbval needs a
 # notebook's cells in order on one worker), one thread per worker (tests/conftest.py).
+# -rs prints why a test skipped (the browser test, when there is no Chromium).
 TEST_WORKERS ?= 2
 test: lint
-	$(BIN)/python -m pytest -n $(TEST_WORKERS) --dist loadfile tests notebooks
+	@test -x "$${CHROMIUM:-/usr/bin/chromium}" || echo "NOTE: no Chromium at $${CHROMIUM:-/usr/bin/chromium}:" \
+	    "the browser test (tests/test_browser.py) will skip; .ci/run installs it (apt-get install -y chromium)"
+	$(BIN)/python -m pytest -rs -n $(TEST_WORKERS) --dist loadfile tests notebooks
 
 test-fast: setup
 	$(BIN)/python -m pytest tests -m "not slow and not notebooks"
 
+# Loopback only; --allow-root only for root (containers, cloud notebooks), where Jupyter
+# otherwise refuses to start.
 lab: setup
-	TLHELPERS_WIDGETS=1 $(BIN)/jupyter lab notebooks
+	TLHELPERS_WIDGETS=1 $(BIN)/jupyter lab --ip=127.0.0.1 \
+	    $$(test "$$(id -u)" = 0 && echo --allow-root) notebooks
 
 # BENCHMARKS.md (issue 13): `make benchmark PARTS=threads,fit REPEATS=5`; the accuracy part
 # (`samples`) is stored and rerun only when named. The older per-issue scripts stay in benchmarks/.

@@ -17,6 +17,7 @@ from tlhelpers.plots import (
     plot_bars,
     plot_history,
     plot_learning_curves,
+    readable_log_axis,
     show_filters,
     show_images,
 )
@@ -52,6 +53,9 @@ def test_plots_draw_one_line_per_term_and_method():
     ax = plot_learning_curves({"a": {1: [0.5, 0.6], 5: [0.7, 0.8]}, "b": {1: [0.4], 5: [0.9]}})
     assert len(ax.get_lines()) == 2
     np.testing.assert_allclose(ax.get_lines()[0].get_ydata(), [0.55, 0.75])
+    # a log axis marks each measured x, not only the powers of ten
+    assert [t.get_text() for t in ax.get_xticklabels()] == ["1", "5"]
+    assert ax.xaxis.get_minor_ticks() == []
     ax = plot_bars({"x": [0.1, 0.2], "y": [0.3, 0.5]})
     assert len(ax.patches) == 2
     fig = show_images(torch.rand(3, 1, 8, 8), torch.tensor([0, 1, 0]), ["a", "b"], n=3)
@@ -86,3 +90,21 @@ def test_show_filters_refuses_bad_shapes():
         show_filters(torch.rand(3, 4, 4))
     with pytest.raises(ValueError, match="titles"):
         show_filters(torch.rand(3, 1, 4, 4), titles=["a"])
+def test_readable_log_axis_labels_plain_numbers():
+    for (lo, hi), major, minor in [
+        ((0.65, 1.7), {"1"}, {"0.7", "0.8", "0.9"}),  # narrow: matplotlib printed 6x10^-1, 10^0
+        ((0.5, 50), {"1", "10"}, {"2", "5", "20"}),
+        ((0.01, 1000), {"0.01", "0.1", "1", "10", "100", "1000"}, set()),
+    ]:
+        fig, ax = plt.subplots()
+        ax.plot([lo, hi], [0, 1])
+        ax.set_xscale("log")
+        readable_log_axis(ax)
+        fig.canvas.draw()
+        labels = {t.get_text() for t in ax.get_xticklabels() if t.get_text()}
+        minors = {t.get_text() for t in ax.get_xticklabels(minor=True) if t.get_text()}
+        assert major <= labels and minor <= minors, (lo, hi, labels, minors)
+        assert not any("10^" in t or "times" in t or "e-" in t for t in labels | minors)
+        if not minor:
+            assert minors == set()
+        plt.close(fig)

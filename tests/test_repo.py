@@ -39,3 +39,29 @@ def test_ci_runs_the_readme_test_command():
     readme = (ROOT / "README.md").read_text()
     ci = (ROOT / ".ci" / "run").read_text()
     assert "make test" in readme and re.search(r"^make test$", ci, re.M)
+
+
+def test_test_markers_are_cell_tags_not_comments():
+    """nbval reads tags such as ``nbval-ignore-output``; ``# NBVAL_...`` comments show to students."""
+    import nbformat
+
+    found = [
+        f"{path.name} cell {i}"
+        for path in sorted((ROOT / "notebooks").glob("*.ipynb"))
+        for i, cell in enumerate(nbformat.read(path, as_version=4).cells)
+        if re.search(r"#\s*NBVAL_", cell.source, re.I)
+    ]
+    assert not found, f"use a cell tag (e.g. nbval-ignore-output) instead: {found}"
+
+
+def test_lab_settings_keep_prompts_away_from_the_first_cell():
+    """make setup installs lab/overrides.json where JupyterLab reads the venv's settings."""
+    import json
+
+    overrides = json.loads((ROOT / "lab" / "overrides.json").read_text())
+    news = overrides["@jupyterlab/apputils-extension:notification"]
+    assert news == {"fetchNews": "false", "checkForUpdates": False}
+    assert overrides["@jupyterlab/notebook-extension:tracker"]["autoStartDefaultKernel"] is True
+    makefile = (ROOT / "Makefile").read_text()
+    assert "LAB_OVERRIDES = $(VENV)/share/jupyter/lab/settings/overrides.json" in makefile
+    assert re.search(r"^setup: .*\$\(LAB_OVERRIDES\)", makefile, re.M)

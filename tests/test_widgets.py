@@ -28,7 +28,6 @@ def _close_figures():
     plt.close("all")
 
 
-
 def test_normalization_demo_draws_the_normalised_inputs(capsys):
     x = torch.rand(4, 1, 10, 10, generator=torch.Generator().manual_seed(0)) * 0.5 + 0.25
     normalization_demo(x, "target", size=16, index=1)
@@ -95,6 +94,17 @@ def test_l2sp_demo_caches_and_plots_every_alpha(source, data):
         demo(-1.0)
 
 
+def test_l2sp_demo_titles_and_labels_are_rounded(source, data):
+    demo = make_l2sp_demo(source, data, data, steps=2)
+    demo(10**-0.5)  # a log slider's value: 0.316227766...
+    left, right = plt.gcf().axes[:2]
+    assert left.get_title() == "alpha = 0.316"
+    assert [t.get_text() for t in right.texts] == ["0.316"]
+    # one legend for the three curves of both y axes (two legends covered the curves)
+    legends = [ax.get_legend() for ax in plt.gcf().axes if ax.get_legend() is not None]
+    assert len(legends) == 1 and len(legends[0].get_texts()) == 3
+
+
 def test_l2sp_demo_with_a_recipe_on_validation(source, data):
     from tlhelpers.recipes import get_recipe
 
@@ -122,5 +132,6 @@ def test_curves_demo_draws_raw_and_relative_curves():
     assert ax.get_ylabel() == "accuracy - b"
     rel = next(line for line in ax.lines if line.get_label() == "a")
     assert list(rel.get_ydata()) == pytest.approx([0.1, -0.1])  # paired differences
+    assert [t.get_text() for t in ax.get_xticklabels()] == ["1", "5"]  # not only 10^0
     with pytest.raises(ValueError, match="'a'"):
         demo(["c"], "")

@@ -1,19 +1,25 @@
 """Widgets that also run headless: ``interact`` and lazy widget specs (every notebook's demo).
 
-In JupyterLab, :func:`interact` is ``ipywidgets.interact``. In headless runs
-(papermill, nbval, ``make run``/``make test``, which set ``TLHELPERS_WIDGETS=0``)
-it calls the function once with the initial values and creates no widget at
-all: widget comm traffic in headless kernels intermittently hung cell
-execution (measured with ipykernel 7.4 / nbclient 0.11: the kernel idle, the
+In JupyterLab, :func:`interact` shows ``ipywidgets`` controls above the function's
+output. In headless runs (papermill, nbval, ``make run``/``make test``, which set
+``TLHELPERS_WIDGETS=0``) it calls the function once with the initial values and
+creates no widget at all: widget comm traffic in headless kernels intermittently hung
+cell execution (measured with ipykernel 7.4 / nbclient 0.11: the kernel idle, the
 client waiting on an ``interact`` cell). The same pattern as Neuromatch's CI.
 
-Widgets are described lazily (:class:`LogSlider`, :class:`Choice`,
-:class:`MultiChoice`) so that nothing is built unless it will be shown.
+One source of initial values (:func:`initial_values`) serves both: the executed copy
+of a notebook shows what a student first sees in Lab. Widgets are described lazily
+(:class:`LogSlider`, :class:`Choice`, :class:`MultiChoice`) so that nothing is built
+unless it will be shown. In Lab, a callback that raises prints its error in the
+widget's output area (ipywidgets would send it to Lab's log console and leave the
+output blank).
 """
 
 from __future__ import annotations
 
+import inspect
 import os
+import sys
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -21,10 +27,20 @@ from typing import Any
 #: Set to 0/false/no/off to run ``interact`` without widgets.
 WIDGETS_ENV = "TLHELPERS_WIDGETS"
 
+#: Shown under a multi-select: browsers select one item per plain click.
+MULTI_SELECT_HINT = "Ctrl-click (Cmd-click on a Mac) to select several; Shift-click for a range."
+
+#: Labels in full ("normalization", not "normaliza..."): ipywidgets' default label box is narrow.
+LABEL_STYLE = {"description_width": "initial"}
+
 
 def widgets_enabled() -> bool:
     """False when ``$TLHELPERS_WIDGETS`` is 0/false/no/off (headless runs)."""
     return os.environ.get(WIDGETS_ENV, "1").strip().lower() not in {"0", "false", "no", "off"}
+
+
+#: No default: the function's parameter has none (``inspect.Parameter.empty``).
+NO_DEFAULT = inspect.Parameter.empty
 
 
 @dataclass(frozen=True)
@@ -38,50 +54,66 @@ class LogSlider:
     base: float = 10.0
     description: str | None = None
 
-    def initial(self) -> float:
+    def initial(self, default: Any = NO_DEFAULT) -> float:
+        """``value`` (given explicitly, so it wins over the function's default)."""
         return self.value
 
-    def widget(self, name: str):
+    def widget(self, name: str, value: Any):
         from ipywidgets import FloatLogSlider
 
-        return FloatLogSlider(value=self.value, min=self.min, max=self.max, step=self.step,
-                              base=self.base, description=self.description or name)
+        return FloatLogSlider(value=value, min=self.min, max=self.max, step=self.step,
+                              base=self.base, description=self.description or name,
+                              style=LABEL_STYLE)  # fmt: skip
 
 
 @dataclass(frozen=True)
 class Choice:
-    """A ``Dropdown`` over ``options`` starting at ``value`` (default: the first option)."""
+    """A ``Dropdown`` over ``options`` starting at ``value``.
+
+    Without ``value``: the function's default if it is an option, else the first option.
+    """
 
     options: Sequence[Any]
     value: Any = None
     description: str | None = None
 
-    def initial(self) -> Any:
-        return self.options[0] if self.value is None else self.value
+    def initial(self, default: Any = NO_DEFAULT) -> Any:
+        if self.value is not None:
+            return self.value
+        return default if _in(default, self.options) else self.options[0]
 
-    def widget(self, name: str):
+    def widget(self, name: str, value: Any):
         from ipywidgets import Dropdown
 
-        return Dropdown(options=list(self.options), value=self.initial(),
-                        description=self.description or name)
+        return Dropdown(options=list(self.options), value=value,
+                        description=self.description or name, style=LABEL_STYLE)  # fmt: skip
 
 
 @dataclass(frozen=True)
 class MultiChoice:
-    """A ``SelectMultiple`` over ``options`` starting at ``value`` (default: all)."""
+    """A ``SelectMultiple`` over ``options`` starting at ``value``, with a Ctrl/Shift-click hint.
+
+    Without ``value``: the function's default if it is a subset of the options, else all.
+    """
 
     options: Sequence[Any]
     value: Sequence[Any] = field(default=())
     description: str | None = None
 
-    def initial(self) -> tuple:
-        return tuple(self.value) if self.value else tuple(self.options)
+    def initial(self, default: Any = NO_DEFAULT) -> tuple:
+        if self.value:
+            return tuple(self.value)
+        if isinstance(default, (list, tuple)) and all(_in(v, self.options) for v in default):
+            return tuple(default)
+        return tuple(self.options)
 
-    def widget(self, name: str):
+    def widget(self, name: str, value: Any):
         from ipywidgets import SelectMultiple
 
-        return SelectMultiple(options=list(self.options), value=self.initial(),
-                              description=self.description or name)
+        return SelectMultiple(options=list(self.options), value=tuple(value),
+                              rows=min(len(self.options), 8),
+                              description=self.description or name, style=LABEL_STYLE,
+                              tooltip=MULTI_SELECT_HINT)  # fmt: skip
 
 
 @dataclass(frozen=True)
@@ -90,17 +122,38 @@ class Fixed:
 
     value: Any
 
-    def initial(self) -> Any:
+    def initial(self, default: Any = NO_DEFAULT) -> Any:
         return self.value
 
 
 _SPECS = (LogSlider, Choice, MultiChoice)
 
 
-def initial_value(spec: Any) -> Any:
-    """The value ``interact`` would start with for ``spec`` (a spec, a fixed or a plain value)."""
+def _in(value: Any, options: Sequence[Any]) -> bool:
+    """``value in options`` that never raises (tensors, arrays) and is False for no default."""
+    if value is NO_DEFAULT:
+        return False
+    try:
+        return any(value is o or bool(value == o) for o in options)
+    except Exception:  # ambiguous comparisons (arrays) are not a match
+        return False
+
+
+def _number(v: Any) -> bool:
+    return isinstance(v, (int, float)) and not isinstance(v, bool)
+
+
+def initial_value(spec: Any, default: Any = NO_DEFAULT) -> Any:
+    """The value ``interact`` starts with for ``spec``, given the function's ``default``.
+
+    The spec's own value when it has one (:class:`LogSlider`, :class:`Fixed`,
+    ``ipywidgets.fixed``, a plain value, a ``Choice``/``MultiChoice`` with ``value``);
+    otherwise the function's default when the spec allows it (as ipywidgets does: a
+    list's item, a number inside a ``(min, max[, step])`` tuple); otherwise the first
+    item of a list or the middle of a tuple's range (ipywidgets' rule).
+    """
     if isinstance(spec, (*_SPECS, Fixed)):
-        return spec.initial()
+        return spec.initial(default)
     try:
         from ipywidgets import fixed
 
@@ -109,35 +162,97 @@ def initial_value(spec: Any) -> Any:
     except ImportError:  # pragma: no cover - ipywidgets is a dependency
         pass
     if isinstance(spec, list) and spec:
-        return spec[0]  # a list abbreviates a dropdown starting at its first item
-    if isinstance(spec, tuple) and len(spec) in (2, 3) and all(
-        isinstance(v, (int, float)) and not isinstance(v, bool) for v in spec
-    ):
+        # a list abbreviates a dropdown
+        return default if _in(default, spec) else spec[0]
+    if isinstance(spec, tuple) and len(spec) in (2, 3) and all(_number(v) for v in spec):
         lo, hi = spec[0], spec[1]  # (min, max[, step]) abbreviates a slider
-        if all(isinstance(v, int) for v in spec):
+        ints = all(isinstance(v, int) for v in spec)
+        if _number(default) and lo <= default <= hi and (isinstance(default, int) or not ints):
+            return default
+        if ints:
             step = spec[2] if len(spec) == 3 else 1
             return lo + ((hi - lo) // 2 // step) * step
         return (lo + hi) / 2
     return spec
 
 
-def interact(fn: Callable[..., Any], /, **specs: Any) -> Any:
-    """``ipywidgets.interact(fn, ...)`` with lazy specs; headless: ``fn(**initial values)``.
+def initial_values(fn: Callable[..., Any], specs: dict[str, Any]) -> dict[str, Any]:
+    """``{name: initial value}`` for each spec of ``interact(fn, **specs)`` (see :func:`initial_value`)."""
+    try:
+        params = inspect.signature(fn).parameters
+    except (TypeError, ValueError):  # builtins without a signature: no defaults to use
+        params = {}
+    out = {}
+    for name, spec in specs.items():
+        p = params.get(name)
+        out[name] = initial_value(spec, p.default if p is not None else NO_DEFAULT)
+    return out
 
-    ``specs`` values may be :class:`LogSlider`, :class:`Choice`, :class:`MultiChoice`,
-    :class:`Fixed` (or ``ipywidgets.fixed``), a list (dropdown) or a plain value.
-    Returns what ``ipywidgets.interact`` returns, or ``fn``'s result when headless.
-    """
-    if not widgets_enabled():
-        return fn(**{k: initial_value(v) for k, v in specs.items()})
+
+def _widget(name: str, spec: Any, value: Any):
+    """The ipywidgets control (or ``fixed``) for ``spec``, starting at ``value``."""
     import ipywidgets
 
-    kwargs = {}
-    for k, v in specs.items():
-        if isinstance(v, _SPECS):
-            kwargs[k] = v.widget(k)
-        elif isinstance(v, Fixed):
-            kwargs[k] = ipywidgets.fixed(v.value)
-        else:
-            kwargs[k] = v
-    return ipywidgets.interact(fn, **kwargs)
+    if isinstance(spec, _SPECS):
+        return spec.widget(name, value)
+    if isinstance(spec, (Fixed, ipywidgets.fixed)):
+        return ipywidgets.fixed(value)
+    if isinstance(spec, ipywidgets.ValueWidget):
+        return spec
+    widget = ipywidgets.interactive.widget_from_abbrev(spec, value)
+    if widget is None:
+        raise ValueError(
+            f"{name}={spec!r}: no widget for this value. Allowed: LogSlider, Choice, MultiChoice, "
+            "Fixed, a list (dropdown), a (min, max[, step]) tuple, a number, a string or a bool."
+        )
+    widget.description = name
+    widget.style = LABEL_STYLE
+    return widget
+
+
+def _shows_errors(fn: Callable[..., Any]) -> Callable[..., Any]:
+    """``fn`` that prints its error instead of raising, and closes the figure it left half-drawn.
+
+    Runs inside the widget's output area, so the student sees the message where the
+    figure would be; ipywidgets' own handler prints outside it (only to Lab's log).
+    """
+
+    def call(**kwargs: Any) -> Any:
+        plt = sys.modules.get("matplotlib.pyplot")
+        before = set(plt.get_fignums()) if plt is not None else set()
+        try:
+            return fn(**kwargs)
+        except Exception as e:  # shown to the student, who can change the controls
+            plt = sys.modules.get("matplotlib.pyplot")
+            if plt is not None:
+                for num in set(plt.get_fignums()) - before:
+                    plt.close(num)
+            print(f"Error: {type(e).__name__}: {e}", file=sys.stderr)
+            return None
+
+    return call
+
+
+def interact(fn: Callable[..., Any], /, **specs: Any) -> Any:
+    """Controls for ``fn``'s arguments in JupyterLab; headless: ``fn(**initial values)``.
+
+    ``specs`` values may be :class:`LogSlider`, :class:`Choice`, :class:`MultiChoice`,
+    :class:`Fixed` (or ``ipywidgets.fixed``), a list (dropdown), a ``(min, max[, step])``
+    tuple (slider) or a plain value. Both modes start from :func:`initial_values`; only
+    the named arguments get controls (the others keep ``fn``'s defaults). Displays an
+    ``ipywidgets.interactive`` box and returns None; headless, returns ``fn``'s result.
+    """
+    values = initial_values(fn, specs)
+    if not widgets_enabled():
+        return fn(**values)
+    import ipywidgets
+    from IPython.display import display
+
+    controls = {k: _widget(k, spec, values[k]) for k, spec in specs.items()}
+    box = ipywidgets.interactive(_shows_errors(fn), **controls)
+    if any(isinstance(spec, MultiChoice) for spec in specs.values()):
+        *inputs, output = box.children
+        hint = ipywidgets.HTML(f"<small>{MULTI_SELECT_HINT}</small>")
+        box.children = (*inputs, hint, output)
+    display(box)  # ipywidgets.interactive has already called fn once, with the initial values
+    return None  # not the box: a cell ending in ``interact(...)`` would show it twice

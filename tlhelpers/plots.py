@@ -46,7 +46,9 @@ def plot_learning_curves(
     ``curves[method][x]`` is the list of per-seed values at ``x``.
     """
     ax = _axes(ax, (6, 4))
+    all_x: set[float] = set()
     for name, pts in curves.items():
+        all_x.update(pts)
         xs = sorted(pts)
         stats = [mean_ci(pts[x], confidence) for x in xs]
         m = np.array([s[0] for s in stats])
@@ -55,10 +57,37 @@ def plot_learning_curves(
         ax.fill_between(xs, m - h, m + h, color=line.get_color(), alpha=0.2)
     if logx:
         ax.set_xscale("log")
+        if all_x:  # a tick at each measured x (a log axis alone marks only 1, 10, ...)
+            from matplotlib.ticker import NullLocator
+
+            ticks = sorted(all_x)
+            ax.set_xticks(ticks, [f"{x:g}" for x in ticks])
+            ax.xaxis.set_minor_locator(NullLocator())
     ax.set_xlabel(xlabel)
     ax.set_ylabel(ylabel)
     ax.legend(fontsize=8)
     ax.grid(alpha=0.3)
+    return ax
+
+
+def readable_log_axis(ax, axis: str = "x"):
+    """Plain numbers on a log axis (0.7, 1, 2; not 7x10^-1): majors, and minors where there is room.
+
+    Matplotlib labels a narrow log axis at 10^0 only, or in scientific notation. Minor ticks
+    are labelled at every mantissa below 1.2 decades, at 2 and 5 below 2.5, else not at all.
+    """
+    from matplotlib.ticker import FuncFormatter
+
+    def minor(v: float, _pos) -> str:
+        lo, hi = sorted(ax.get_xlim() if axis == "x" else ax.get_ylim())
+        decades = np.log10(hi / lo) if lo > 0 else np.inf
+        mantissa = round(v / 10 ** np.floor(np.log10(v)), 6)
+        keep = set(range(2, 10)) if decades < 1.2 else ({2, 5} if decades < 2.5 else set())
+        return f"{v:g}" if mantissa in keep else ""
+
+    target = ax.xaxis if axis == "x" else ax.yaxis
+    target.set_major_formatter(FuncFormatter(lambda v, _pos: f"{v:g}"))
+    target.set_minor_formatter(FuncFormatter(minor))
     return ax
 
 

@@ -27,6 +27,11 @@ from .training import History, evaluate, fine_tune
 from .validation import check_choice, check_int, check_positive
 
 
+def short(x: float) -> str:
+    """``x`` to 3 significant digits for titles and labels: 0.316228 -> ``"0.316"``."""
+    return f"{float(x):.3g}"
+
+
 def normalization_demo(
     images: torch.Tensor, normalization: str = "imagenet", size: int = 64, index: int = 0
 ) -> None:
@@ -114,6 +119,7 @@ def ranking_demo(
         title=f"Kendall tau = {tau:.2f} over {len(rows)} models",
     )
     axes[1].grid(alpha=0.3)
+    axes[1].margins(x=0.25, y=0.15)  # room for the model names beside the rightmost points
     fig.tight_layout()
     plt.show()
     best = names[int(np.argmax(acc))]
@@ -154,7 +160,9 @@ def make_l2sp_demo(
             ref = parameter_state(model, "body.")
             obj = make_objective("l2sp", model, strength=max(key, 0.0))
             if recipe is not None:  # duck-typed: recipes sit above this module's imports
-                hist = recipe.fit(model, train, objective=obj, steps=steps, seed=seed, reference=ref)
+                hist = recipe.fit(
+                    model, train, objective=obj, steps=steps, seed=seed, reference=ref
+                )
             else:
                 hist = fine_tune(
                     model, train, objective=obj, steps=steps, lr=lr, seed=seed, reference=ref
@@ -168,25 +176,29 @@ def make_l2sp_demo(
 
         check_positive("alpha", alpha, strict=False)
         acc, dist, hist = run(alpha)
-        fig, axes = plt.subplots(1, 2, figsize=(10, 3.5))
+        fig, axes = plt.subplots(1, 2, figsize=(10, 3.8))
         ax = axes[0]
         ax.plot(hist["train/task"], label="task (cross-entropy)")
         ax.plot(hist["train/l2sp"], label="L2-SP term")
-        ax.set(xlabel="step", ylabel="loss", title=f"alpha = {alpha:g}")
+        ax.set(xlabel="step", ylabel="loss", title=f"alpha = {short(alpha)}")
         ax2 = ax.twinx()
         ax2.plot(hist["train/weight_distance"], "k--", label="||w - w0||")
         ax2.set_ylabel("||w - w0|| (body)")
-        ax.legend(loc="upper center", fontsize=8)
-        ax2.legend(loc="upper right", fontsize=8)
+        # one legend for both y axes, under the plot: inside, it covered the curves
+        lines = ax.get_lines() + ax2.get_lines()
+        ax.legend(lines, [ln.get_label() for ln in lines], loc="upper center",
+                  bbox_to_anchor=(0.5, -0.2), ncol=3, fontsize=8, frameon=False)  # fmt: skip
         keys = sorted(cache)
         axes[1].plot([cache[k][1] for k in keys], [cache[k][0] for k in keys], "o-", color="C2")
         for k in keys:
-            axes[1].annotate(f"{k:g}", (cache[k][1], cache[k][0]), fontsize=8)
+            axes[1].annotate(short(k), (cache[k][1], cache[k][0]), fontsize=8,
+                             xytext=(4, 4), textcoords="offset points")  # fmt: skip
         axes[1].scatter([dist], [acc], s=80, color="C3", zorder=3)
+        axes[1].margins(x=0.2, y=0.2)  # room for the labels beside the outermost points
         axes[1].set(
             xlabel="||w - w0|| after fine-tuning",
             ylabel=f"{eval_name} accuracy",
-            title="every alpha tried so far",
+            title="every alpha tried so far (red: this one)",
         )
         fig.tight_layout()
         plt.show()
