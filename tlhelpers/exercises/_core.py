@@ -113,7 +113,8 @@ def _student_line(err: BaseException) -> str:
         name = f.filename or ""
         if name.startswith(_PACKAGE_DIR) or "site-packages" in name or "/lib/python" in name:
             continue
-        return f" (line {f.lineno} of your code: `{(f.line or '').strip()}`)"
+        text = (f.line or "").strip()
+        return f" (line {f.lineno} of your code" + (f": `{text}`)" if text else ")")
     return ""
 
 

@@ -65,7 +65,8 @@ stats = Exercise(
 
 
 def _check_normalize(fn, hidden: bool) -> str:
-    cases = [(2, (4, 3, 5, 6)), (3, (2, 3, 4, 4))] if not hidden else [(7, (5, 3, 3, 2))]
+    # W = C = 3 first: a (C,) mean then broadcasts over W silently, the classic slip
+    cases = [(2, (4, 3, 5, 3)), (3, (2, 3, 4, 6))] if not hidden else [(7, (5, 3, 3, 2))]
     for seed, shape in cases:
         x = _images(seed, *shape)
         mean, std = [0.485, 0.456, 0.406], [0.229, 0.224, 0.225]
