@@ -237,7 +237,10 @@ def test_grading_a_fixture_class(tmp_path):
     assert by["alice"].status == "graded" and "a cell raised" not in by["alice"].feedback
     assert "ignores the source weights" in by["bob"].feedback
     assert "not attempted" in by["bob"].feedback
-    assert "RuntimeError: boom" in by["carol"].feedback
+    assert (
+        "a cell raised: cell" in by["carol"].feedback
+        and "RuntimeError: boom" in by["carol"].feedback
+    )
     assert by["dave"].status == "timeout"
     assert "should be a torch.Tensor, got a str" in by["erin"].feedback
     assert "should be a function" in by["erin"].feedback
@@ -275,3 +278,11 @@ def test_student_copy_runs_to_the_end_with_every_check_not_attempted(path, tmp_p
     parts = g.feedback.split("; ")
     assert len(parts) >= 3 and all("not attempted" in p for p in parts), g.feedback
     assert json.dumps(g.feedback)  # plain text
+
+
+def test_command_line(tmp_path, capsys):
+    from tlhelpers.__main__ import main
+
+    assert main(["exercises", "generate", "--check"]) == 0
+    assert main(["exercises", "grade", str(tmp_path), "--exercise", "ex99"]) == 2
+    assert "Unknown exercise 'ex99'" in capsys.readouterr().err

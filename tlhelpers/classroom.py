@@ -381,20 +381,37 @@ def _grade_one(student: str, sub: Path | None, problem: str, exercise: str, sour
         else:
             bad = next((r for r in rs if r.get("status") != PASSED), None)
             why = (f"{bad['status']}: {bad.get('message', '')}" if bad
-                   else "not checked (the run stopped before this test)")  # fmt: skip
+                   else "not checked: its check cell failed or never ran")  # fmt: skip
             notes.append(f"{gid} 0/{pts:g} ({why})")
     status = "graded"
+    errors = _cell_errors(out_dir / nb_path.name)
     if outcome.status == "interrupted":
         status = "timeout"
         notes.append(f"stopped after the time limit of {timeout} s")
     elif outcome.status == "failed" and not results:
         status = "failed"
-        notes.append(f"the notebook failed: {outcome.error[:300]}")
+    if errors:
+        more = f" (and {len(errors) - 1} more cell(s) raised)" if len(errors) > 1 else ""
+        notes.append(f"a cell raised: {errors[0]}{more}")
     elif outcome.status == "failed":
-        notes.append(f"a cell raised: {outcome.error[:200]}")
+        notes.append(f"the notebook failed: {outcome.error[:300]}")
     return Grade(
         student, exercise, points, max_points, status, "; ".join(notes), outcome.wall_time_s
     )
+
+
+def _cell_errors(executed: Path) -> list[str]:
+    """'cell N: Name: value' for each cell of the executed copy that raised, in order."""
+    try:
+        nb = _read(executed)
+    except Exception:  # no executed copy (killed early): the outcome says why
+        return []
+    found = []
+    for i, cell in enumerate(nb.get("cells", [])):
+        for o in cell.get("outputs", []):
+            if o.get("output_type") == "error":
+                found.append(f"cell {i}: {o.get('ename', '')}: {str(o.get('evalue', ''))[:200]}")
+    return found
 
 
 def grade_class(
@@ -409,7 +426,7 @@ def grade_class(
 ) -> list[Grade]:
     """Grade every submission in ``class_dir`` for ``exercise`` (``"ex03"``); write the tables.
 
-    Writes ``grades.csv`` and ``grades.md`` into ``out`` (default ``class_dir/../grades``).
+    Writes ``grades.csv`` and ``grades.md`` into ``out`` (default ``class_dir/../grades_<exercise>``).
     Working folders live in a temporary folder (kept under ``out/work`` with ``keep_work``).
     """
     class_dir = Path(class_dir)
@@ -499,7 +516,7 @@ def main(argv: list[str] | None = None) -> int:
             Path(args.out) if args.out else Path(args.class_dir).parent / f"grades_{args.exercise}"
         )
         print((out / "grades.md").read_text())
-        return 0 if grades is not None else 1
+        return 0 if grades else 1  # an empty class folder graded nobody
     except ValueError as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
