@@ -182,6 +182,11 @@ def tables_list(theta, labels):
     return [1, 2]
 
 
+def tables_string(theta, labels):
+    joint, _ = _solution(ex02.leep_table)(theta, labels)
+    return joint.tolist(), "P(y|z)"
+
+
 def _lik(theta, labels):
     _, cond = _solution(ex02.leep_table)(theta, labels)
     return (theta * cond[labels]).sum(1)
@@ -321,6 +326,7 @@ WRONG = [
     (ex02.leep_table, tables_wrong_axis, "wrong axis"),
     (ex02.leep_table, tables_transposed, "has shape (2, 3)"),
     (ex02.leep_table, tables_list, "should return two tables"),
+    (ex02.leep_table, tables_string, "should be a NumPy array, got a str"),
     (ex02.leep, leep_sum, "summed the log-likelihoods"),
     (ex02.leep, leep_log2, "not log2"),
     (ex02.leep, leep_no_log, "<= 0"),

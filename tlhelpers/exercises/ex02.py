@@ -47,6 +47,13 @@ def _tables(theta: np.ndarray, labels: np.ndarray):
 
 
 def _as_table(value, what: str, shape) -> torch.Tensor:
+    if isinstance(value, (list, tuple)):  # nested lists are fine for a table typed by hand
+        try:
+            value = np.asarray(value, dtype=float)
+        except (TypeError, ValueError):
+            raise Wrong(f"{what} should be a NumPy array of numbers.") from None
+    if not isinstance(value, (np.ndarray, torch.Tensor)):
+        raise Wrong(f"{what} should be a NumPy array, got a {type(value).__name__}.")
     return tensor(value, what, shape=shape, device="cpu", allow_numpy=True).double()
 
 
