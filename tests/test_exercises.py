@@ -425,3 +425,27 @@ def test_hints_and_solution_print(capsys):
     assert "Hint 1/3" in out and "only 3 hints" in out and "def l2sp_penalty" in out
     with pytest.raises(ValueError, match="level must be an integer >= 1, got 0"):
         ex03.l2sp.hint(0)
+
+
+def challenge_scratch(train, source):  # exactly the baseline: must not pass
+    from tlhelpers.models import scratch_model
+
+    model = scratch_model(5, seed=0)
+    get_recipe("scratch").fit(model, train, seed=0)
+    return model
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(
+    ("fn", "message"),
+    [
+        (lambda train, source: None, "returned None"),
+        (lambda train, source: "model", "should return an nn.Module, got a str"),
+        (lambda train, source: transfer_model(source, 10), "has shape (4, 10)"),
+        (challenge_scratch, "the scratch baseline gets"),
+    ],
+    ids=["none", "str", "ten_classes", "scratch"],
+)
+def test_challenge_wrong_answers(fn, message, one_thread):
+    r = ex04.challenge.run_check(fn)
+    assert r.status == FAILED and message in r.message, r.message
