@@ -326,6 +326,9 @@ train_step = Exercise(
         "optimizer.zero_grad(); loss = ...; loss.backward(); optimizer.step(); return loss.item()",
     ],
     solution_code="""
+    from tlhelpers.losses import l2sp
+
+
     def train_step(model, optimizer, x, y, source_state, alpha, beta):
         optimizer.zero_grad()
         loss = F.cross_entropy(model(x), y) + l2sp(model, source_state, alpha, beta)
