@@ -348,11 +348,8 @@ def _grade_one(student: str, sub: Path | None, problem: str, exercise: str, sour
     if nb is None:
         return Grade(student, exercise, 0.0, max_points, status, why)
     safe = re.sub(r"[^\w.-]", "_", student) or "student"
-    run_dir, out_dir, records = (
-        work / safe / "run",
-        work / safe / "out",
-        work / safe / "records.jsonl",
-    )
+    own = Path(tempfile.mkdtemp(prefix=f"{safe}-", dir=work))  # unique even if two names clash
+    run_dir, out_dir, records = own / "run", own / "out", own / "records.jsonl"
     for d in (run_dir, out_dir):
         d.mkdir(parents=True, exist_ok=True)
     nb_path = run_dir / f"{exercise}_submission.ipynb"
