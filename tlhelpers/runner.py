@@ -125,6 +125,8 @@ def execute_isolated(
     threads: int | None = None,
     should_stop: Callable[[], bool] | None = None,
     poll_s: float = 0.2,
+    env: Mapping[str, str] | None = None,
+    allow_errors: bool = False,
 ) -> Outcome:
     """Execute ``notebook`` with papermill in a child process; write its copy to ``out_dir``.
 
@@ -134,6 +136,8 @@ def execute_isolated(
     not; the kernel then exits by itself when its parent is gone). A
     ``KeyboardInterrupt`` is re-raised after the child has ended; ``should_stop``
     gives an ``"interrupted"`` outcome. Parameters are passed as given (no name check).
+    ``env`` adds variables to the child's environment; ``allow_errors`` runs every cell
+    even after one fails (the outcome is still ``"failed"``; graders use it).
     """
     notebook = Path(notebook).resolve()
     out = Path(out_dir).resolve()
@@ -143,6 +147,7 @@ def execute_isolated(
             "notebook": str(notebook), "output": str(out / notebook.name),
             "parameters": dict(parameters), "timeout": timeout,
             "cwd": str(cwd or notebook.parent), "outcome": str(Path(tmp) / "outcome.json"),
+            "allow_errors": allow_errors,
         }  # fmt: skip
         spec_path = Path(tmp) / "spec.json"
         spec_path.write_text(json.dumps(spec))
@@ -150,7 +155,7 @@ def execute_isolated(
         with open(out / LOG_NAME, "ab") as log:  # the child's and its kernel's output
             proc = subprocess.Popen(
                 [sys.executable, "-m", "tlhelpers.runner", "_child", str(spec_path)],
-                env=run_environment(threads), start_new_session=True, stdin=subprocess.DEVNULL,
+                env={**run_environment(threads), **dict(env or {})}, start_new_session=True, stdin=subprocess.DEVNULL,
                 stdout=log, stderr=subprocess.STDOUT,
             )  # fmt: skip
         stopped = False
@@ -214,7 +219,7 @@ def _child(spec_path: str) -> int:
         pm.execute_notebook(
             spec["notebook"], spec["output"], parameters=spec["parameters"], cwd=spec["cwd"],
             execution_timeout=spec["timeout"], progress_bar=False, kernel_name="python3",
-            shutdown_kernel="immediate",
+            shutdown_kernel="immediate", allow_errors=spec.get("allow_errors", False),
         )  # fmt: skip
     except KeyboardInterrupt:
         status, error = "interrupted", "stopped before the notebook finished"
