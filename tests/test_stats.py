@@ -10,6 +10,7 @@ import pytest
 from scipy import stats as sps
 
 from tlhelpers.stats import (
+    NEUTRAL_VERDICTS,
     VERDICTS,
     Claim,
     ClaimFailed,
@@ -184,3 +185,33 @@ def test_a_bound_near_zero_shows_its_sign():
     c = compare([0.5004, 0.5006, 0.5005], [0.5, 0.5, 0.5])
     assert c.verdict == "better" and 0 < c.ci_low < 0.0005
     assert "+0.000 to" not in str(c) and f"CI {c.ci_low:+.2g} to" in str(c)
+
+
+def test_neutral_wording_says_larger_or_smaller_not_better():
+    # a bias (e.g. peeking optimism) is no merit: "larger" must not read as "better"
+    big, small = [0.032, 0.039, 0.034, 0.038], [0.004, 0.0, -0.001, 0.005]
+    c = compare(
+        big, small, name_a="on test", name_b="on validation", metric="optimism", neutral=True
+    )
+    assert c.verdict == "larger" and c.verdicts == NEUTRAL_VERDICTS
+    assert str(c).endswith(": larger.") and "better" not in str(c)
+    assert compare(small, big, neutral=True).verdict == "smaller"
+    assert compare(big, big[::-1], neutral=True).verdict == "not distinguishable"
+    assert c.to_dict()["neutral"] is True and c.to_dict()["verdict"] == "larger"
+    claim = c.expect("larger")
+    assert claim.holds and str(claim).endswith("[claim: larger; holds]")
+    assert not c.expect("smaller").holds
+    with pytest.raises(ValueError, match="'better'.*'larger', 'smaller'"):
+        c.expect("better")  # a neutral comparison has no "better"
+
+
+def test_default_wording_is_unchanged_and_rejects_neutral_words():
+    c = compare([2.0, 2.1, 2.2], [1.0, 1.0, 1.1])
+    assert c.verdict == "better" and c.verdicts == VERDICTS and c.to_dict()["neutral"] is False
+    with pytest.raises(ValueError, match="'larger'"):
+        c.expect("larger")
+
+
+def test_neutral_and_lower_is_better_conflict():
+    with pytest.raises(ValueError, match="neutral=True.*lower_is_better=True"):
+        compare([1.0, 2.0], [0.0, 1.0], neutral=True, lower_is_better=True)

@@ -11,7 +11,9 @@ what the seed does to both, and the Student-t interval on their mean is
 with :math:`s_d` the sample standard deviation of the :math:`d_i` (the same interval as
 ``scipy.stats.ttest_rel(a, b).confidence_interval()``; Student, 1908). The verdict is
 ``"better"`` when the interval lies above 0, ``"worse"`` when below, and ``"not
-distinguishable"`` otherwise: a positive *mean* alone is not a claim.
+distinguishable"`` otherwise: a positive *mean* alone is not a claim. For a quantity that is
+neither a merit nor a cost (a bias, a gap), ``neutral=True`` words the verdict ``"larger"`` /
+``"smaller"`` instead.
 
 Notebooks print every sentence about their own numbers from a :class:`Comparison`, and
 assert claims with ``save_results(..., claims=[c.expect("better")])``, which writes
@@ -33,6 +35,7 @@ import numpy as np
 
 __all__ = [
     "VERDICTS",
+    "NEUTRAL_VERDICTS",
     "Comparison",
     "Claim",
     "ClaimFailed",
@@ -44,6 +47,8 @@ __all__ = [
 
 #: The possible verdicts of ``a`` relative to ``b``.
 VERDICTS: tuple[str, ...] = ("better", "worse", "not distinguishable")
+#: The verdicts of a ``neutral`` comparison (``a`` larger / smaller than ``b``, no merit implied).
+NEUTRAL_VERDICTS: tuple[str, ...] = ("larger", "smaller", "not distinguishable")
 
 
 @dataclass(frozen=True)
@@ -59,6 +64,12 @@ class Comparison:
     ci_low: float
     ci_high: float
     lower_is_better: bool = False
+    neutral: bool = False
+
+    @property
+    def verdicts(self) -> tuple[str, ...]:
+        """The verdicts this comparison can give: :data:`VERDICTS` or :data:`NEUTRAL_VERDICTS`."""
+        return NEUTRAL_VERDICTS if self.neutral else VERDICTS
 
     @property
     def n(self) -> int:
@@ -85,8 +96,15 @@ class Comparison:
     def verdict(self) -> str:
         """``"better"`` / ``"worse"`` when the interval excludes 0, else ``"not distinguishable"``.
 
-        ``"better"`` means a larger metric, or a smaller one with ``lower_is_better``.
+        ``"better"`` means a larger metric, or a smaller one with ``lower_is_better``;
+        with ``neutral`` the words are ``"larger"`` / ``"smaller"``.
         """
+        if self.neutral:
+            if self.ci_low > 0:
+                return "larger"
+            if self.ci_high < 0:
+                return "smaller"
+            return "not distinguishable"
         if self.ci_low > 0:
             return "worse" if self.lower_is_better else "better"
         if self.ci_high < 0:
@@ -122,14 +140,15 @@ class Comparison:
             "ci_low": self.ci_low,
             "ci_high": self.ci_high,
             "lower_is_better": self.lower_is_better,
+            "neutral": self.neutral,
             "verdict": self.verdict,
             "sentence": str(self),
         }
 
     def expect(self, verdict: str) -> Claim:
         """A :class:`Claim` that this comparison's verdict is ``verdict`` (checked later)."""
-        if verdict not in VERDICTS:
-            shown = ", ".join(repr(v) for v in VERDICTS)
+        if verdict not in self.verdicts:
+            shown = ", ".join(repr(v) for v in self.verdicts)
             raise ValueError(f"Unknown expected verdict {verdict!r}. Valid values: {shown}.")
         return Claim(self, verdict)
 
@@ -188,6 +207,7 @@ def compare(
     metric: str = "accuracy",
     confidence: float = 0.95,
     lower_is_better: bool = False,
+    neutral: bool = False,
 ) -> Comparison:
     r"""Paired t-interval on :math:`a - b` over seeds and its verdict.
 
@@ -195,10 +215,13 @@ def compare(
     The interval is :math:`\bar d \pm t_{(1+c)/2,n-1}\, s_d/\sqrt n`
     (``scipy.stats.ttest_rel``'s). When every difference is the same, :math:`s_d = 0` and
     the interval is that single point. ``lower_is_better`` (e.g. a loss, a distance)
-    makes an interval below 0 read ``"better"``.
+    makes an interval below 0 read ``"better"``. ``neutral`` (a bias, a gap: larger is
+    neither better nor worse) words the verdict ``"larger"`` / ``"smaller"``; it cannot be
+    combined with ``lower_is_better``.
 
     Raises ``ValueError`` (naming the argument) for lengths that differ, fewer than two
-    seeds, non-finite values, or ``confidence`` outside (0, 1).
+    seeds, non-finite values, ``confidence`` outside (0, 1), or ``neutral`` together with
+    ``lower_is_better``.
     """
     from scipy import stats
 
@@ -215,6 +238,11 @@ def compare(
         or not (0 < confidence < 1)
     ):
         raise ValueError(f"confidence must be in (0, 1), got {confidence!r}.")
+    if neutral and lower_is_better:
+        raise ValueError(
+            "neutral=True words the verdict 'larger'/'smaller', so lower_is_better=True has no "
+            "meaning with it; pass one of them."
+        )
     d = va - vb
     n = len(d)
     sem = float(np.std(d, ddof=1)) / math.sqrt(n)
@@ -230,6 +258,7 @@ def compare(
         ci_low=mean - half,
         ci_high=mean + half,
         lower_is_better=bool(lower_is_better),
+        neutral=bool(neutral),
     )
 
 
@@ -238,7 +267,7 @@ def compare_all(
 ) -> list[Comparison]:
     """Every entry of ``results`` (in order) against ``results[baseline]``, paired by seed.
 
-    ``kwargs`` (``metric``, ``confidence``, ``lower_is_better``) go to :func:`compare`; names are the keys.
+    ``kwargs`` (``metric``, ``confidence``, ``lower_is_better``, ``neutral``) go to :func:`compare`; names are the keys.
     """
     if baseline not in results:
         shown = ", ".join(repr(k) for k in results)
