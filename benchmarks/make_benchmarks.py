@@ -175,6 +175,8 @@ def part_notebooks(cfg: argparse.Namespace) -> dict[str, Any]:
     for _ in range(cfg.notebook_repeats):
         for p in paths:  # the conditions of one notebook back to back: ratios from one pass
             for policy, n_busy in NB_CONDITIONS:
+                if cfg.skip_today and policy == "pytorch":
+                    continue  # PyTorch's default threads: the baseline, optional when time is short
                 key = f"{policy}/{n_busy}"
                 with busy(n_busy):
                     r = run_notebook_once(p.resolve(), policy)
@@ -183,16 +185,17 @@ def part_notebooks(cfg: argparse.Namespace) -> dict[str, Any]:
                       f"{r['peak_gb']:.2f} GB {'ok' if r['ok'] else 'FAILED'}", flush=True)  # fmt: skip
     rows = []
     for name, by in runs.items():
-        q, base, loaded = (by[f"{p}/{b}"] for p, b in NB_CONDITIONS)
+        q, base, loaded = (by.get(f"{p}/{b}", []) for p, b in NB_CONDITIONS)
         limit_s, limit_gb = BUDGETS.get(name[:2], (90, 3.0))
         rows.append({
             "notebook": name, "budget_s": limit_s, "budget_gb": limit_gb,
             "ok": all(r["ok"] for r in q + base + loaded),
             "quiet_s": median([r["wall_s"] for r in q]),
             "peak_gb": max(r["peak_gb"] for r in q + loaded),
-            "pytorch_quiet_s": median([r["wall_s"] for r in base]),
+            "pytorch_quiet_s": median([r["wall_s"] for r in base]) if base else None,
             "loaded_s": median([r["wall_s"] for r in loaded]),
-            "quiet_vs_today": median([a["wall_s"] / b["wall_s"] for a, b in zip(q, base, strict=True)]),
+            "quiet_vs_today": (median([a["wall_s"] / b["wall_s"] for a, b in zip(q, base, strict=True)])
+                               if base else None),
             "loaded_vs_quiet": median([a["wall_s"] / b["wall_s"] for a, b in zip(loaded, q, strict=True)]),
             "errors": [r["error"] for r in q + base + loaded if r["error"]],
         })  # fmt: skip
@@ -211,16 +214,25 @@ def render_notebooks(d: dict[str, Any]) -> list[str]:
         "kit, loaded (s) | loaded / quiet | ok |",
         "|---|---|---|---|---|---|---|---|---|",
     ]
+    def f(x, fmt):
+        return "not run" if x is None else format(x, fmt)
+
     for r in d["rows"]:
         out.append(
             f"| {r['notebook']} | {r['budget_s']} s, {r['budget_gb']} GB | {r['quiet_s']:.1f} | "
-            f"{r['peak_gb']:.2f} | {r['pytorch_quiet_s']:.1f} | {r['quiet_vs_today']:.2f} | "
+            f"{r['peak_gb']:.2f} | {f(r['pytorch_quiet_s'], '.1f')} | {f(r['quiet_vs_today'], '.2f')} | "
             f"{r['loaded_s']:.1f} | {r['loaded_vs_quiet']:.2f} | {'yes' if r['ok'] else 'NO'} |"
         )
-    tot = {k: sum(r[k] for r in d["rows"]) for k in ("quiet_s", "pytorch_quiet_s", "loaded_s")}
+    tot = {k: sum(r[k] for r in d["rows"]) for k in ("quiet_s", "loaded_s")}
+    today = [r["pytorch_quiet_s"] for r in d["rows"]]
+    tot_today = None if None in today else sum(today)
     out.append(f"| **course total** | {COURSE_BUDGET_S} s | {tot['quiet_s']:.0f} | | "
-               f"{tot['pytorch_quiet_s']:.0f} | {tot['quiet_s'] / tot['pytorch_quiet_s']:.2f} | "
+               f"{f(tot_today, '.0f')} | {f(tot_today and tot['quiet_s'] / tot_today, '.2f')} | "
                f"{tot['loaded_s']:.0f} | {tot['loaded_s'] / tot['quiet_s']:.2f} | |")  # fmt: skip
+    if tot_today is None:
+        out += ["", "*Today* (PyTorch's default threads) was not run in this pass (`--skip-today`); "
+                "benchmarks/README.md has notebooks 00-04 under PyTorch's default from the previous "
+                "measurement."]
     return out
 
 
@@ -719,6 +731,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--repeats", type=int, default=5, help="runs per figure (median)")
     parser.add_argument("--notebook-repeats", type=int, default=1,
                         help="passes over the notebooks (each pass: 3 runs of every notebook)")  # fmt: skip
+    parser.add_argument("--skip-today", action="store_true",
+                        help="notebooks part: skip the PyTorch-default baseline pass (saves a third)")
     parser.add_argument("--seeds", type=int, default=5, help="seeds for the samples part")
     parser.add_argument("--sample-targets", default="",
                         help="samples part: only these targets (comma-separated; default both)")  # fmt: skip
