@@ -111,6 +111,52 @@ def test_agreement_is_welchs_interval():
         lt.agreement([0.5], stored)
 
 
+def test_welch_compares_unpaired_samples_with_a_verdict():
+    a, b = [0.70, 0.74, 0.69, 0.72, 0.71], [0.83, 0.85, 0.80]
+    c = lt.welch(a, b, name_a="semantic", name_b="random", metric="drop")
+    ci = stats.ttest_ind(a, b, equal_var=False).confidence_interval(0.95)
+    assert (c.ci_low, c.ci_high) == pytest.approx((ci.low, ci.high))
+    assert c.diff_mean == pytest.approx(np.mean(a) - np.mean(b))
+    assert c.verdict == "worse" and lt.welch(b, a).verdict == "better"
+    assert lt.welch([0.5, 0.6], [0.55, 0.56]).verdict == "not distinguishable"
+    text = str(c)
+    assert (
+        "Welch" in text
+        and "unpaired" in text
+        and "5 vs 3 seeds" in text
+        and text.endswith("worse.")
+    )
+    assert c.to_dict()["verdict"] == "worse" and c.to_dict()["sentence"] == text
+    with pytest.raises(ValueError, match=">= 2"):
+        lt.welch([0.5], b)
+
+
+def test_fixed_sentence_prints_three_decimals_whatever_the_size():
+    from tlhelpers.stats import compare
+
+    c = compare([0.90004, 0.90001, 0.9], [0.9, 0.9, 0.9], name_a="x", name_b="y", metric="acc")
+    text = lt.fixed_sentence(c, width=3)
+    assert text.startswith("x   vs y (acc, 3 paired seeds): +0.000 (95% CI ")
+    assert "e-0" not in text and text.endswith(c.verdict + ".")
+    assert "+0.050" in lt.fixed_sentence(compare([0.95, 0.96], [0.9, 0.91]))
+
+
+def test_seed_match_checks_shared_seeds_value_by_value():
+    stored = {0: 0.80, 1: 0.82, 2: 0.81}
+    ok = lt.seed_match({0: 0.80, 2: 0.8105}, stored, name="AnB_3", tol=0.002)
+    assert ok.agrees and ok.seeds == (0, 2) and ok.max_abs_diff == pytest.approx(0.0005)
+    assert "seeds 0, 2" in str(ok) and "within 0.002" in str(ok)
+    bad = lt.seed_match({1: 0.79}, stored, name="AnB_3", tol=0.002)
+    assert not bad.agrees and "DIFFERS" in str(bad)
+    with pytest.raises(lt.DisagreementError, match="layer_transfer build"):
+        lt.check_agreement([ok, bad])
+    assert bad.to_dict()["agrees"] is False
+    with pytest.raises(ValueError, match="live"):
+        lt.seed_match({7: 0.8}, stored, name="x")
+    with pytest.raises(ValueError, match="tol"):
+        lt.seed_match({0: 0.8}, stored, name="x", tol=-1.0)
+
+
 def _rows():
     points = {}
     for split in lt.SPLITS:

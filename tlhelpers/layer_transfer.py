@@ -12,8 +12,8 @@ network and whose upper layers start from random values and are trained on B:
 Here the network is the kit's :class:`~tlhelpers.models.SmallCNN` (3 conv blocks, so
 :math:`n \in \{1, 2, 3\}`), the data Fashion-MNIST's 10 classes split into two random
 halves (``"random"``, tasks ``fmnist_rand_a/b``, as in the paper) or by meaning
-(``"semantic"``, tops and clothes 0-4 vs shoes, bags and trousers 5-9: the dissimilar
-case). One recipe (:data:`RECIPE`) trains every network; :func:`run_point` runs one
+(``"semantic"``, classes 0-4 T-shirt/top, trouser, pullover, dress, coat vs 5-9 sandal,
+shirt, sneaker, bag, ankle boot: the dissimilar case, shirt excepted). One recipe (:data:`RECIPE`) trains every network; :func:`run_point` runs one
 (split, seed) and is what both the stored grid and notebook 05a's live slice call.
 
 The full grid is made by the kit's sweep runner (one run of
@@ -52,6 +52,7 @@ from .features import cache_activations
 from .models import SplitModel, scratch_model, split_at_block
 from .paths import data_dir, repo_root, sha256sum
 from .recipes import get_recipe
+from .stats import Comparison
 from .training import adabn, evaluate
 from .validation import check_choice, check_int
 
@@ -296,8 +297,6 @@ def agreement(
     interval; Welch, 1947). Unpaired: the live seeds need not be the stored ones. Both
     need >= 2 values; if both spreads are 0 the interval is the single difference.
     """
-    from scipy import stats
-
     a, b = np.asarray(live, float), np.asarray(stored, float)
     if len(a) < 2 or len(b) < 2:
         raise ValueError(
@@ -307,24 +306,152 @@ def agreement(
         raise ValueError("agreement: live and stored values must be finite.")
     if not 0 < confidence < 1:
         raise ValueError(f"confidence must be in (0, 1), got {confidence!r}.")
+    lo, hi = _welch_interval(a, b, confidence)
+    return Agreement(name, tuple(map(float, a)), tuple(map(float, b)), lo, hi, float(confidence))
+
+
+def _welch_interval(a: np.ndarray, b: np.ndarray, confidence: float) -> tuple[float, float]:
+    """Welch's interval on ``mean(a) - mean(b)`` (a single point when both spreads are 0)."""
+    from scipy import stats
+
     va, vb = a.var(ddof=1) / len(a), b.var(ddof=1) / len(b)
     diff = float(a.mean() - b.mean())
     se = math.sqrt(va + vb)
     if se == 0:
-        half = 0.0
-    else:
-        df = (va + vb) ** 2 / (va**2 / (len(a) - 1) + vb**2 / (len(b) - 1))
-        half = float(stats.t.ppf((1 + confidence) / 2, df)) * se
-    return Agreement(name, tuple(map(float, a)), tuple(map(float, b)), diff - half, diff + half,
-                     float(confidence))  # fmt: skip
+        return diff, diff
+    df = (va + vb) ** 2 / (va**2 / (len(a) - 1) + vb**2 / (len(b) - 1))
+    half = float(stats.t.ppf((1 + confidence) / 2, df)) * se
+    return diff - half, diff + half
+
+
+def _f3(v: float) -> str:
+    return f"{v:+.3f}"
+
+
+def fixed_sentence(c: Comparison, width: int = 0) -> str:
+    """``c``'s verdict sentence with every number at three decimals (``stats`` switches tiny ones to ``e``)."""
+    pct = f"{100 * c.confidence:g}%"
+    metric = f"{c.metric}, lower is better" if c.lower_is_better else c.metric
+    return (f"{c.name_a:<{width}} vs {c.name_b} ({metric}, {c.n} paired seeds): {_f3(c.diff_mean)} "
+            f"({pct} CI {_f3(c.ci_low)} to {_f3(c.ci_high)}): {c.verdict}.")  # fmt: skip
+
+
+@dataclass(frozen=True)
+class UnpairedComparison:
+    """Welch comparison of ``a`` against ``b`` when their seeds share nothing (see :func:`welch`)."""
+
+    name_a: str
+    name_b: str
+    metric: str
+    confidence: float
+    a: tuple[float, ...]
+    b: tuple[float, ...]
+    ci_low: float
+    ci_high: float
+
+    @property
+    def diff_mean(self) -> float:
+        return float(np.mean(self.a) - np.mean(self.b))
+
+    @property
+    def verdict(self) -> str:
+        """``"better"`` / ``"worse"`` when the interval excludes 0, else ``"not distinguishable"``."""
+        if self.ci_low > 0:
+            return "better"
+        if self.ci_high < 0:
+            return "worse"
+        return "not distinguishable"
+
+    def __str__(self) -> str:
+        pct = f"{100 * self.confidence:g}%"
+        return (f"{self.name_a} vs {self.name_b} ({self.metric}, {len(self.a)} vs {len(self.b)} seeds, "
+                f"unpaired): {_f3(self.diff_mean)} ({pct} Welch CI {_f3(self.ci_low)} to "
+                f"{_f3(self.ci_high)}): {self.verdict}.")  # fmt: skip
+
+    def to_dict(self) -> dict[str, Any]:
+        return {**dataclasses.asdict(self), "diff_mean": self.diff_mean, "verdict": self.verdict,
+                "sentence": str(self)}  # fmt: skip
+
+
+def welch(a: Sequence[float], b: Sequence[float], *, name_a: str = "a", name_b: str = "b",
+          metric: str = "accuracy", confidence: float = 0.95) -> UnpairedComparison:  # fmt: skip
+    r"""Welch's interval on :math:`\bar a - \bar b` and its verdict, for samples with no pairing.
+
+    :math:`\bar a - \bar b \pm t_{(1+c)/2,\nu}\sqrt{s_a^2/n_a + s_b^2/n_b}`, Welch-Satterthwaite
+    :math:`\nu` (``scipy.stats.ttest_ind(..., equal_var=False)``; Welch, 1947). Use it where
+    seed :math:`s` of ``a`` and seed :math:`s` of ``b`` share no data (e.g. two class splits),
+    so that pairing them by seed would be arbitrary. Both need >= 2 finite values.
+    """
+    x, y = np.asarray(a, float), np.asarray(b, float)
+    if len(x) < 2 or len(y) < 2:
+        raise ValueError(f"welch needs >= 2 values in a and in b, got {len(x)}, {len(y)}.")
+    if not (np.all(np.isfinite(x)) and np.all(np.isfinite(y))):
+        raise ValueError("welch: a and b must be finite.")
+    if not 0 < confidence < 1:
+        raise ValueError(f"confidence must be in (0, 1), got {confidence!r}.")
+    lo, hi = _welch_interval(x, y, confidence)
+    return UnpairedComparison(str(name_a), str(name_b), str(metric), float(confidence),
+                              tuple(map(float, x)), tuple(map(float, y)), lo, hi)  # fmt: skip
+
+
+@dataclass(frozen=True)
+class SeedMatch:
+    """Live values at seeds the stored grid also ran, against the stored values of those seeds."""
+
+    name: str
+    seeds: tuple[int, ...]
+    live: tuple[float, ...]
+    stored: tuple[float, ...]
+    tol: float
+
+    @property
+    def max_abs_diff(self) -> float:
+        return float(max(abs(x - y) for x, y in zip(self.live, self.stored, strict=True)))
+
+    @property
+    def agrees(self) -> bool:
+        return self.max_abs_diff <= self.tol
+
+    def __str__(self) -> str:
+        word = "match" if self.agrees else "DIFFERS from"
+        seeds = ", ".join(map(str, self.seeds))
+        return (f"{self.name}: live at seeds {seeds} {word} the stored values of the same seeds "
+                f"(largest difference {self.max_abs_diff:.3f}, {'within' if self.agrees else 'over'} "
+                f"{self.tol:g}).")  # fmt: skip
+
+    def to_dict(self) -> dict[str, Any]:
+        return {**dataclasses.asdict(self), "max_abs_diff": self.max_abs_diff, "agrees": self.agrees,
+                "sentence": str(self)}  # fmt: skip
+
+
+def seed_match(live: Mapping[int, float], stored: Mapping[int, float], name: str = "",
+               tol: float = 0.002) -> SeedMatch:  # fmt: skip
+    """Do live runs at seeds the grid also ran reproduce the stored values, seed by seed?
+
+    :func:`run_point` is deterministic given the seed, so a live value at a stored seed is a
+    re-computation, not a new draw: a Welch test against the stored seeds would not be
+    independent. Instead every shared seed must match within ``tol`` (default 0.002, i.e. 10 of
+    B's 5,000 test images, room for other hardware's floating point). ``live`` maps seed ->
+    value and every one of its seeds must be in ``stored``.
+    """
+    if isinstance(tol, bool) or not isinstance(tol, (int, float)) or not tol >= 0:
+        raise ValueError(f"tol must be a number >= 0, got {tol!r}.")
+    missing = sorted(set(live) - set(stored))
+    if not live or missing:
+        raise ValueError(f"live must map seeds the stored grid ran ({sorted(stored)}) to values, "
+                         f"got seeds {sorted(live)}.")  # fmt: skip
+    seeds = tuple(sorted(live))
+    return SeedMatch(str(name), seeds, tuple(float(live[s]) for s in seeds),
+                     tuple(float(stored[s]) for s in seeds), float(tol))  # fmt: skip
 
 
 class DisagreementError(AssertionError):
     """Live runs disagree with the stored grid (the grid is stale, or the recipe changed)."""
 
 
-def check_agreement(agreements: Sequence[Agreement]) -> None:
-    """Raise :class:`DisagreementError` listing every :class:`Agreement` whose interval excludes 0."""
+def check_agreement(agreements: Sequence[Agreement | SeedMatch]) -> None:
+    """Raise :class:`DisagreementError` listing every check that fails (an :class:`Agreement`
+    whose interval excludes 0, a :class:`SeedMatch` over its tolerance)."""
     bad = [a for a in agreements if not a.agrees]
     if bad:
         lines = "\n".join(f"  - {a}" for a in bad)
