@@ -262,3 +262,20 @@ def test_one_fit_runs_at_one_thread_count(monkeypatch):
     assert seen == [2, 2, 2]
     adapt_threads()  # the next heavy call sees the load
     assert torch.get_num_threads() == 1
+
+
+def test_fixed_threads_with_a_count_sets_it_for_the_block_and_restores_it():
+    before = torch.get_num_threads()
+    torch.set_num_threads(2)
+    try:
+        with fixed_threads(1) as n:
+            assert n == 1 and torch.get_num_threads() == 1
+            adapt_threads()  # held: the policy does not change it
+            assert torch.get_num_threads() == 1
+        assert torch.get_num_threads() == 2
+        for bad in (0, -1, 1.5, True, "1"):
+            with pytest.raises(ValueError, match="count must be None or a whole number"):
+                with fixed_threads(bad):
+                    pass
+    finally:
+        torch.set_num_threads(before)

@@ -53,6 +53,7 @@ from .models import SplitModel, scratch_model, split_at_block
 from .paths import data_dir, repo_root, sha256sum
 from .recipes import get_recipe
 from .stats import Comparison
+from .threads import fixed_threads
 from .training import adabn, evaluate
 from .validation import check_choice, check_int
 
@@ -214,6 +215,11 @@ def train_condition(
     return net
 
 
+#: Threads of every run: the stored grid was made with one per point (``sweep threads=1``),
+#: and the same count gives the live slice the same float sums, hence the same numbers.
+THREADS = 1
+
+
 def run_point(
     split: str,
     seed: int,
@@ -234,24 +240,25 @@ def run_point(
         check_choice("conditions", c, CONDITIONS)
     for n in cuts:
         check_choice("cuts", n, CUTS)
-    task_a, task_b = SPLITS[split]
-    train_b, test_b = task_data(task_b, seed, recipe.per_class)
-    out: dict[str, float] = {}
-    bases: dict[str, SplitModel] = {}
-    if any(c.startswith("A") for c in conditions):
-        train_a, test_a = task_data(task_a, seed, recipe.per_class)
-        bases["A"] = train_base(train_a, seed, recipe, role="A")
-        out["baseA"] = evaluate(bases["A"], test_a)["accuracy"]
-    if any(c.startswith("B") or c == "baseB" for c in conditions):
-        bases["B"] = train_base(train_b, seed, recipe, role="B")
-        if "baseB" in conditions:
-            out["baseB"] = evaluate(bases["B"], test_b)["accuracy"]
-    for c in conditions:
-        if c == "baseB":
-            continue
-        for n in cuts:
-            net = train_condition(c, n, bases[c[0]], train_b, seed, recipe)
-            out[key(c, n)] = evaluate(net, test_b)["accuracy"]
+    with fixed_threads(THREADS):  # the stored grid ran one thread per point: same sums
+        task_a, task_b = SPLITS[split]
+        train_b, test_b = task_data(task_b, seed, recipe.per_class)
+        out: dict[str, float] = {}
+        bases: dict[str, SplitModel] = {}
+        if any(c.startswith("A") for c in conditions):
+            train_a, test_a = task_data(task_a, seed, recipe.per_class)
+            bases["A"] = train_base(train_a, seed, recipe, role="A")
+            out["baseA"] = evaluate(bases["A"], test_a)["accuracy"]
+        if any(c.startswith("B") or c == "baseB" for c in conditions):
+            bases["B"] = train_base(train_b, seed, recipe, role="B")
+            if "baseB" in conditions:
+                out["baseB"] = evaluate(bases["B"], test_b)["accuracy"]
+        for c in conditions:
+            if c == "baseB":
+                continue
+            for n in cuts:
+                net = train_condition(c, n, bases[c[0]], train_b, seed, recipe)
+                out[key(c, n)] = evaluate(net, test_b)["accuracy"]
     return out
 
 

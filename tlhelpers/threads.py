@@ -58,8 +58,9 @@ THREADS_ENV = "TLHELPERS_THREADS"
 POLICIES = ("adaptive", "pytorch", "single", "cores-1", "passive")
 DEFAULT_POLICY = "adaptive"
 #: Another process's CPU use (in cores) that counts as one busy core: a browser idling at
-#: 0.1 core leaves all threads; one busy process (about 0.7-1 core) takes one.
-BUSY_THRESHOLD = 0.3
+#: 0.1 core leaves all threads; one busy process (about 0.7-1 core) takes one. 0.5, not lower:
+#: a 0.1 s sample can catch a burst of another process (at 0.3, quiet runs sometimes got 1 thread).
+BUSY_THRESHOLD = 0.5
 #: ``"adaptive"`` re-decides at most this often (seconds); calls in between reuse the count.
 RECHECK_S = 1.0
 #: A load reading older than this (seconds) is replaced by a fresh sample of :data:`SAMPLE_S`.
@@ -284,16 +285,26 @@ def hold_threads(hold: bool = True) -> int:
 
 
 @contextmanager
-def fixed_threads() -> Iterator[int]:
-    """Hold the current thread count inside the block (no adaptive change); yields the count.
+def fixed_threads(count: int | None = None) -> Iterator[int]:
+    """Hold the thread count inside the block (no adaptive change); yields the count.
 
-    For runs that must agree bit for bit (a plain loop against ``fit``, notebook 03a): the
-    thread count can change float summation order.
+    ``count=None`` holds the current count; an integer sets that many threads for the block
+    and restores the previous count after it. For runs that must agree bit for bit (a plain
+    loop against ``fit``, notebook 03a; a live re-run against stored numbers, notebook 05a):
+    the thread count can change float summation order.
     """
-    count = hold_threads()
+    if count is not None and (isinstance(count, bool) or not isinstance(count, int) or count < 1):
+        raise ValueError(f"count must be None or a whole number >= 1, got {count!r}.")
+    torch = _torch()
+    held = hold_threads()
+    before = torch.get_num_threads()
+    if count is not None and count != before:
+        torch.set_num_threads(count)
     try:
-        yield count
+        yield count if count is not None else held
     finally:
+        if count is not None and count != before:
+            torch.set_num_threads(before)
         hold_threads(False)
 
 
