@@ -266,7 +266,7 @@ def test_one_fit_runs_at_one_thread_count(monkeypatch):
 
 def test_fixed_threads_with_a_count_sets_it_for_the_block_and_restores_it():
     before = torch.get_num_threads()
-    torch.set_num_threads(2)
+    configure_threads(2)  # configured first: an unconfigured kit would apply its policy on entry
     try:
         with fixed_threads(1) as n:
             assert n == 1 and torch.get_num_threads() == 1
