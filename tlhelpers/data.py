@@ -426,6 +426,61 @@ def _lfw_faces_hard(split: str) -> TensorImageDataset:
     return TensorImageDataset(images, targets, ["non-face", "face"])
 
 
+#: sha256 of ``data/faces/boxes.json``, the hand-marked face boxes (notebook 08a).
+FACE_BOXES_SHA256 = "6caeaa4e97eec83b94ccb4682215f3170ce589743404882cee0cb0f3b093d4e7"
+
+
+class FacePhoto(NamedTuple):
+    """A photo with its hand-marked face boxes (``(F, 4)`` xyxy pixels, ``F`` may be 0)."""
+
+    image: np.ndarray
+    faces: torch.Tensor
+    info: dict
+
+
+def _load_photo(loader: str) -> np.ndarray:
+    if loader.startswith("skimage.data."):
+        import skimage.data
+
+        return np.asarray(getattr(skimage.data, loader.split(".")[2].split("(")[0])())
+    if loader.startswith("sklearn.datasets.load_sample_image("):
+        from sklearn.datasets import load_sample_image
+
+        return load_sample_image(loader.split("'")[1])
+    if loader.startswith("matplotlib.image.imread("):
+        import matplotlib.cbook
+        import matplotlib.image
+
+        sample = matplotlib.cbook.get_sample_data(loader.split("'")[1], asfileobj=False)
+        return matplotlib.image.imread(sample)
+    raise ValueError(f"Unknown photo loader {loader!r} in data/faces/boxes.json.")
+
+
+def face_photos(names: Sequence[str] | None = None) -> dict[str, FacePhoto]:
+    """Photos that ship in packages (scikit-image, scikit-learn, matplotlib), with and without
+    faces, and their hand-marked face boxes from ``data/faces/boxes.json`` (sha256-checked;
+    the box convention and provenance are in that file and in ``data/README.md``).
+
+    ``names``: a subset, in that order (default: all, in the file's order). Notebook 08a.
+    """
+    import json
+
+    path = verify_file(data_dir() / "faces" / "boxes.json", FACE_BOXES_SHA256)
+    photos = json.loads(path.read_text())["photos"]
+    for n in names or []:
+        check_choice("photo", n, photos)
+    out = {}
+    for name in names or photos:
+        info = photos[name]
+        image = _load_photo(info["loader"])
+        if list(image.shape) != info["shape"]:
+            expected = info["shape"]
+            raise ValueError(f"photo {name!r} has shape {image.shape}, boxes.json expects {expected}.")
+        faces = torch.tensor(info["faces"], dtype=torch.float32).reshape(-1, 4)
+        out[name] = FacePhoto(image, faces, {k: v for k, v in info.items() if k != "faces"})
+    return out
+
+
 def _digits(split: str) -> TensorImageDataset:
     from sklearn.datasets import load_digits
     from sklearn.model_selection import train_test_split

@@ -341,3 +341,69 @@ def bootstrap_ci(
     alpha = (1 - confidence) / 2
     lo, hi = np.quantile(boots, [alpha, 1 - alpha])
     return float(statistic(v)), float(lo), float(hi)
+
+
+# ---------------------------------------------------------------- detection (notebook 08a)
+
+
+def match_detections(
+    boxes: torch.Tensor | np.ndarray,
+    scores: torch.Tensor | np.ndarray,
+    truth: torch.Tensor | np.ndarray,
+    iou_threshold: float = 0.5,
+) -> np.ndarray:
+    """Which detections are true positives: a bool array, one per detection (input order).
+
+    PASCAL VOC's rule (Everingham et al., 2010): detections in order of decreasing score;
+    each takes the not-yet-matched truth box with the highest IoU, and is a true positive
+    when that IoU is ``>= iou_threshold``; every truth box is matched at most once, so a
+    second box on the same face is a false positive. Equal scores keep the input order.
+    """
+    from tlhelpers.detection import box_iou
+
+    if not 0 < iou_threshold <= 1:
+        raise ValueError(f"iou_threshold must lie in (0, 1], got {iou_threshold!r}.")
+    s = to_numpy("scores", scores).astype(np.float64).reshape(-1)
+    iou = box_iou(boxes, truth).numpy()  # validates both box arrays
+    if s.shape[0] != iou.shape[0]:
+        raise ValueError(f"scores must have one value per box ({iou.shape[0]}), got {s.shape[0]}.")
+    tp = np.zeros(iou.shape[0], dtype=bool)
+    free = np.ones(iou.shape[1], dtype=bool)
+    for i in np.argsort(-s, kind="stable"):
+        if not free.any():
+            break
+        cand = np.where(free, iou[i], -1.0)
+        j = int(np.argmax(cand))
+        if cand[j] >= iou_threshold:
+            tp[i], free[j] = True, False
+    return tp
+
+
+def detection_counts(
+    boxes: torch.Tensor | np.ndarray,
+    scores: torch.Tensor | np.ndarray,
+    truth: torch.Tensor | np.ndarray,
+    iou_threshold: float = 0.5,
+) -> dict[str, float]:
+    """``tp``, ``fp``, ``fn``, ``precision = tp / (tp + fp)``, ``recall = tp / (tp + fn)`` of
+    one image's detections against its truth boxes (:func:`match_detections`).
+
+    Undefined ratios are NaN, never a made-up 0 or 1: precision with no detection, recall
+    with no truth box (a photo without a face). Sum the counts over photos first
+    (:func:`precision_recall`) to get the numbers of a set of photos.
+    """
+    from tlhelpers.detection import box_area
+
+    tp_flags = match_detections(boxes, scores, truth, iou_threshold)
+    n_truth = int(box_area(truth).shape[0])
+    tp, fp = int(tp_flags.sum()), int((~tp_flags).sum())
+    return {"tp": tp, "fp": fp, "fn": n_truth - tp, **precision_recall(tp, fp, n_truth - tp)}
+
+
+def precision_recall(tp: int, fp: int, fn: int) -> dict[str, float]:
+    """``precision = tp / (tp + fp)`` and ``recall = tp / (tp + fn)``, NaN where the
+    denominator is 0."""
+    for name, v in (("tp", tp), ("fp", fp), ("fn", fn)):
+        check_int(name, v, minimum=0)
+    return {"precision": tp / (tp + fp) if tp + fp else float("nan"),
+            "recall": tp / (tp + fn) if tp + fn else float("nan")}  # fmt: skip
