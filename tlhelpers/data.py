@@ -475,7 +475,9 @@ def face_photos(names: Sequence[str] | None = None) -> dict[str, FacePhoto]:
         image = _load_photo(info["loader"])
         if list(image.shape) != info["shape"]:
             expected = info["shape"]
-            raise ValueError(f"photo {name!r} has shape {image.shape}, boxes.json expects {expected}.")
+            raise ValueError(
+                f"photo {name!r} has shape {image.shape}, boxes.json expects {expected}."
+            )
         faces = torch.tensor(info["faces"], dtype=torch.float32).reshape(-1, 4)
         out[name] = FacePhoto(image, faces, {k: v for k, v in info.items() if k != "faces"})
     return out
