@@ -326,3 +326,23 @@ def test_face_photos_load_offline_with_their_boxes():
     assert list(face_photos(["coffee", "astronaut"])) == ["coffee", "astronaut"]
     with pytest.raises(ValueError, match="Unknown photo 'lena'"):
         face_photos(["lena"])
+
+
+def test_show_detections_draws_every_box():
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    from matplotlib.patches import Rectangle
+
+    from tlhelpers.plots import show_detections
+
+    dets = {
+        "a": Detections.from_arrays([[1, 1, 5, 5], [6, 6, 9, 9]], [0.9, 0.8]),
+        "b": Detections.empty(),
+    }
+    ax = show_detections(np.zeros((20, 20)), dets, truth=[[2, 2, 6, 6]])
+    rects = [p for p in ax.patches if isinstance(p, Rectangle)]
+    assert len(rects) == 3 and rects[0].get_linestyle() == "--"  # the truth first, dashed
+    assert [t.get_text() for t in ax.legend().get_texts()] == ["truth (1)", "a (2)", "b (0)"]
+    plt.close("all")

@@ -217,3 +217,31 @@ def show_filters(weights, n: int = 32, ncols: int = 8, titles: Sequence[str] | N
             ax.set_title(str(titles[i]), fontsize=7)
     fig.tight_layout()
     return fig
+
+
+#: Colours of :func:`show_detections`: the truth, then one per detector in order.
+DETECTION_COLORS = ("lime", "red", "deepskyblue", "orange", "magenta")
+
+
+def show_detections(image, detections: Mapping[str, object], truth=None, ax=None, title: str = ""):
+    """``image`` with each detector's boxes (``Detections``-like: ``.boxes`` ``(N, 4)`` xyxy)
+    in its own colour and the truth boxes ``(F, 4)`` dashed (notebook 08a). Returns ``ax``."""
+    from matplotlib.patches import Rectangle
+
+    ax = _axes(ax, figsize=(5, 5))
+    img = np.asarray(image)
+    ax.imshow(img, cmap="gray" if img.ndim == 2 else None)
+    sets = ([("truth", np.asarray(truth, dtype=float).reshape(-1, 4))] if truth is not None else []) + [
+        (name, np.asarray(d.boxes, dtype=float).reshape(-1, 4)) for name, d in detections.items()
+    ]
+    colors = DETECTION_COLORS[(0 if truth is not None else 1) :]
+    for (name, boxes), color in zip(sets, colors, strict=False):
+        style = "--" if name == "truth" else "-"
+        for i, (x1, y1, x2, y2) in enumerate(boxes):
+            ax.add_patch(Rectangle((x1, y1), x2 - x1, y2 - y1, fill=False, ec=color, lw=1.6, ls=style,
+                                   label=f"{name} ({len(boxes)})" if i == 0 else None))  # fmt: skip
+        if len(boxes) == 0:
+            ax.plot([], [], color=color, ls=style, label=f"{name} (0)")
+    ax.set_title(title, fontsize=9)
+    ax.axis("off")
+    return ax
