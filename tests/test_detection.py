@@ -346,3 +346,26 @@ def test_show_detections_draws_every_box():
     assert len(rects) == 3 and rects[0].get_linestyle() == "--"  # the truth first, dashed
     assert [t.get_text() for t in ax.legend().get_texts()] == ["truth (1)", "a (2)", "b (0)"]
     plt.close("all")
+
+
+def test_box_voting_hand_worked():
+    from tlhelpers.detection import box_voting
+
+    boxes = [[0, 0, 10, 10], [2, 0, 12, 10], [50, 50, 60, 60]]
+    # box 1 overlaps box 0 (IoU 8/12 > 0.3) and votes with weight 3; box 2 is far away
+    out = box_voting(boxes, [1.0, 3.0, 0.9], keep=[0, 2], iou_threshold=0.3)
+    assert out.tolist() == [pytest.approx([1.5, 0, 11.5, 10]), pytest.approx([50, 50, 60, 60])]
+    assert box_voting(boxes, [1.0, 3.0, 0.9], keep=[]).shape == (0, 4)
+    with pytest.raises(ValueError, match="scores must be >= 0"):
+        box_voting(boxes, [1.0, -3.0, 0.9], keep=[0])
+
+
+def test_sliding_window_detector_with_voting_keeps_one_box_per_object():
+    yy, xx = np.mgrid[0:100, 0:120].astype(np.float32)
+    img = np.exp(-((xx + 0.5 - 64) ** 2 + (yy + 0.5 - 48) ** 2) / (2 * 8.0**2)).astype(np.float32)
+    det = SlidingWindowDetector(
+        _blob_score, window=8, sizes=[32], stride=0.25, threshold=0.5, voting=True
+    )
+    found = det.detect(img)
+    # the votes around the blob are symmetric about its centre: the box stays on it
+    assert len(found) == 1 and found.boxes[0].tolist() == pytest.approx([48, 32, 80, 64], abs=0.5)

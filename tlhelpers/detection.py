@@ -197,6 +197,30 @@ def nms(boxes: Any, scores: Any, iou_threshold: float = 0.3) -> torch.Tensor:
     return torch.tensor(keep, dtype=torch.long)
 
 
+def box_voting(boxes: Any, scores: Any, keep: Any, iou_threshold: float = 0.3) -> torch.Tensor:
+    r"""Refine each kept box into the score-weighted mean of every box that overlaps it by
+    more than ``iou_threshold`` (itself included): ``(len(keep), 4)``.
+
+    .. math:: \hat b_k = \frac{\sum_{j:\ \mathrm{IoU}(b_j, b_k) > t} s_j\, b_j}{\sum_{j:\ \mathrm{IoU}(b_j, b_k) > t} s_j}
+
+    NMS keeps the single best-scoring window, which on a flat score surface may sit off
+    the object; the windows it suppressed vote for where the object is (Gidaris and
+    Komodakis, 2015, "box voting"; OpenCV's ``groupRectangles`` averages the same way).
+    """
+    b = _boxes("boxes", boxes)
+    s = torch.as_tensor(scores, dtype=torch.float64).reshape(-1)
+    if s.shape[0] != b.shape[0]:
+        raise ValueError(f"scores must have one value per box ({b.shape[0]}), got {s.shape[0]}.")
+    if (s < 0).any():
+        raise ValueError("scores must be >= 0 to weight a mean (probabilities, not logits).")
+    k = torch.as_tensor(keep, dtype=torch.long).reshape(-1)
+    if len(k) == 0:
+        return torch.zeros(0, 4, dtype=torch.float64)
+    w = (box_iou(b[k], b) > iou_threshold).double() * s[None, :]  # (K, N)
+    w[torch.arange(len(k)), k] = s[k].clamp(min=1e-12)  # a box always votes for itself
+    return (w @ b) / w.sum(dim=1, keepdim=True)
+
+
 # ---------------------------------------------------------------- pyramid and windows
 
 
@@ -281,7 +305,8 @@ class SlidingWindowDetector(Detector):
     ``(K, 3, ...)`` RGB with ``grey=False``) to face probabilities ``(K,)``. ``sizes``: the
     face sizes searched, in pixels of the input photo. Cost: one classifier call per
     window, :meth:`count_windows`; real detectors avoid most of them with a cascade
-    (Viola-Jones, MTCNN) or with region proposals.
+    (Viola-Jones, MTCNN) or with region proposals. ``voting=True`` replaces each box NMS
+    keeps by the score-weighted mean of the boxes it suppressed (:func:`box_voting`).
     """
 
     name = "sliding window"
@@ -297,6 +322,7 @@ class SlidingWindowDetector(Detector):
         nms_iou: float = 0.3,
         grey: bool = True,
         batch_size: int = 512,
+        voting: bool = False,
     ):
         if not callable(score_fn):
             raise ValueError(
@@ -315,6 +341,7 @@ class SlidingWindowDetector(Detector):
             raise ValueError(f"nms_iou must lie in [0, 1], got {nms_iou!r}.")
         self.nms_iou = float(nms_iou)
         self.grey = bool(grey)
+        self.voting = bool(voting)
         self.batch_size = check_int("batch_size", batch_size, minimum=1)
 
     def windows(self, image: Any) -> tuple[torch.Tensor, torch.Tensor]:
@@ -345,7 +372,8 @@ class SlidingWindowDetector(Detector):
         above = scores >= self.threshold
         boxes, scores = boxes[above], scores[above]
         keep = nms(boxes, scores, self.nms_iou)
-        return Detections.from_arrays(boxes[keep].numpy(), scores[keep].numpy())
+        kept = box_voting(boxes, scores, keep, self.nms_iou) if self.voting else boxes[keep]
+        return Detections.from_arrays(kept.float().numpy(), scores[keep].numpy())
 
 
 class HaarDetector(Detector):
