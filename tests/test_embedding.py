@@ -14,7 +14,10 @@ from tlhelpers.embedding import (
     train_embedding,
     verification_metrics,
 )
+from tlhelpers.losses import arcface_loss, batch_hard_triplet_loss
+from tlhelpers.models import SplitModel
 from tlhelpers.recipes import get_recipe
+from tlhelpers.runtime import seeded
 
 FAST = get_recipe("fine_tune").replace(min_steps=200, max_steps=200, lr_body=1e-2)
 
@@ -122,3 +125,33 @@ def test_hardest_false_matches_are_the_top_impostor_pairs():
             seen.add((min(y[a], y[b]), max(y[a], y[b])))
             firsts.append((a, b))
     assert [(i, j) for i, j, _ in distinct] == firsts
+
+
+@pytest.mark.parametrize(
+    ("loss", "margin"), [("cross-entropy", 0.0), ("ArcFace", 0.2), ("triplet", 0.1)]
+)
+def test_train_embedding_is_notebook_05bs_make_embedding(loss, margin):
+    """Notebook 05b's ``make_embedding`` as it was written in the notebook (its globals as
+    arguments): moving it into the package must not change one weight."""
+    x, y = _clusters(n_ids=5)
+    s, embed_dim, scale = 3, 8, 16.0
+    with seeded(s):
+        proj = torch.nn.Linear(x.shape[1], embed_dim)
+        if loss == "cross-entropy":
+            model, objective = SplitModel(proj, torch.nn.Linear(embed_dim, 5)), None
+        elif loss == "ArcFace":
+            model = SplitModel(proj, torch.nn.Linear(embed_dim, 5, bias=False))
+
+            def objective(m, a, t):
+                return arcface_loss(m.body(a), t, m.head.weight, margin=margin, scale=scale)
+        else:
+            model = SplitModel(proj, torch.nn.Identity())
+
+            def objective(m, a, t):
+                return batch_hard_triplet_loss(m.body(a), t, margin=margin, normalize=True)
+
+    FAST.fit(model, (x, y), objective=objective, seed=s)
+    new = train_embedding(
+        x, y, loss, embed_dim=embed_dim, margin=margin, scale=scale, recipe=FAST, seed=s
+    )
+    assert torch.equal(new.weight, proj.weight) and torch.equal(new.bias, proj.bias)

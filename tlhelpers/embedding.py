@@ -19,6 +19,7 @@ from .losses import arcface_loss, batch_hard_triplet_loss
 from .metrics import eer, pair_scores, recall_at_k, roc_auc, tar_at_far
 from .models import SplitModel
 from .recipes import Recipe, get_recipe
+from .runtime import seeded
 from .validation import check_choice, check_int, check_positive
 
 __all__ = [
@@ -59,7 +60,9 @@ def train_embedding(
 
     Trained by ``recipe`` (a :class:`~tlhelpers.recipes.Recipe` or its name; the
     projection gets the body's rate, the loss's classifier or centres the head's);
-    ``seed`` fixes the initialisation and the batches. This is notebook 05b's embedding.
+    ``seed`` fixes the initialisation (PyTorch's default, drawn inside
+    :func:`tlhelpers.runtime.seeded`) and the batches. Notebook 05b's embedding, moved here
+    unchanged (a test checks it gives the same weights).
     """
     check_choice("loss", loss, EMBEDDING_LOSSES)
     check_int("embed_dim", embed_dim, minimum=1)
@@ -80,37 +83,27 @@ def train_embedding(
     # classes as 0..C-1 (training identities may be any subset of a dataset's labels)
     _, y = torch.unique(labels, return_inverse=True)
     n_classes = int(y.max()) + 1
-    g = torch.Generator().manual_seed(seed)
-    proj = nn.Linear(features.shape[1], embed_dim)
-    _init(proj, g)
+    with seeded(seed):  # the layers' default initialisation, drawn from a fork of the global stream
+        proj = nn.Linear(features.shape[1], embed_dim)
+        if loss == "cross-entropy":
+            head: nn.Module = nn.Linear(embed_dim, n_classes)
+        elif loss == "ArcFace":
+            head = nn.Linear(embed_dim, n_classes, bias=False)  # its weight: the class centres
+        else:
+            head = nn.Identity()
     objective = None
-    if loss == "cross-entropy":
-        head = nn.Linear(embed_dim, n_classes)
-        _init(head, g)
-    elif loss == "ArcFace":
-        head = nn.Linear(embed_dim, n_classes, bias=False)  # its weight: the class centres
-        _init(head, g)
+    if loss == "ArcFace":
 
         def objective(m, x, t):
             return arcface_loss(m.body(x), t, m.head.weight, margin=margin, scale=scale)
 
-    else:
-        head = nn.Identity()
+    elif loss == "triplet":
 
         def objective(m, x, t):
             return batch_hard_triplet_loss(m.body(x), t, margin=margin, normalize=True)
 
     rec.fit(SplitModel(proj, head), (features, y), objective=objective, seed=seed, device=device)
     return proj.eval()
-
-
-def _init(layer: nn.Linear, g: torch.Generator) -> None:
-    """PyTorch's default ``nn.Linear`` initialisation, drawn from a local generator."""
-    bound = 1.0 / np.sqrt(layer.in_features)
-    with torch.no_grad():
-        layer.weight.uniform_(-bound, bound, generator=g)
-        if layer.bias is not None:
-            layer.bias.uniform_(-bound, bound, generator=g)
 
 
 def verification_metrics(
