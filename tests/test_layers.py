@@ -21,7 +21,7 @@ LAYERS: list[tuple[str, ...]] = [
     ("losses", "optim"),
     ("training",),
     ("features", "transferability"),
-    ("analysis", "recipes"),
+    ("analysis", "recipes", "embedding"),
     ("widgets", "notebook", "exercises"),
     ("runner", "sweep", "classroom"),
     ("pretrain", "layer_transfer", "book", "__main__"),

@@ -1,6 +1,6 @@
 """Target-task losses for recognition by embedding (cross-type transfer, e.g. faces).
 
-Not used by notebooks 00-04 yet (a later chapter on faces will); tested against
+Used by notebooks 05b and 08b (through :mod:`tlhelpers.embedding`); tested against
 pytorch-metric-learning and ``torch.nn.TripletMarginLoss``.
 
 Margin softmax losses (ArcFace, CosFace) learn class centres on the unit sphere;
