@@ -4,6 +4,9 @@
   straight line between the source and the fine-tuned weights.
 - :func:`old_task_accuracy` (notebook 04): how much of the source task is forgotten.
 - :func:`domain_gap` (notebook 01): MMD and CORAL between two feature samples.
+- :func:`proxy_a_distance` (notebook 09): how well a linear classifier tells two domains apart.
+- :func:`reverse_validation` (notebook 09): a score for choosing adaptation settings without
+  target labels.
 - :func:`measure_latency` (notebook 02): the inference cost of a candidate model.
 
 The distance :math:`\\lVert w - w^0 \\rVert` itself is :func:`tlhelpers.models.weight_distance`
@@ -25,7 +28,7 @@ from .losses import coral, mmd2
 from .models import SplitModel, eval_mode
 from .runtime import resolve_device
 from .training import evaluate
-from .validation import check_int, check_positive
+from .validation import check_int, check_positive, to_numpy
 
 # ------------------------------------------------------------------ interpolation
 
@@ -147,6 +150,114 @@ def domain_gap(
 
     a, b = sub(a), sub(b)
     return {"mmd2": float(mmd2(a, b, bandwidths=bandwidth)), "coral": float(coral(a, b))}
+
+
+def proxy_a_distance(
+    source: torch.Tensor | np.ndarray,
+    target: torch.Tensor | np.ndarray,
+    *,
+    test_fraction: float = 0.5,
+    C: float = 1.0,
+    seed: int = 0,
+) -> dict[str, float]:
+    r"""Proxy A-distance between two feature samples: ``{"pad", "error", "n_test"}``.
+
+    .. math:: \hat d_A = 2\,(1 - 2\,\varepsilon)
+
+    Ben-David, Blitzer, Crammer, Pereira, "Analysis of Representations for Domain
+    Adaptation", NIPS 2007 (and Ben-David et al., Machine Learning 2010); used as in
+    Ganin et al., JMLR 2016, section 6.1.4: :math:`\varepsilon` is the held-out error of a
+    linear classifier trained to tell source (0) from target (1) features. 2 = perfectly
+    separable domains, 0 = indistinguishable (chance error 0.5); a value below 0 is
+    chance-level noise and is returned as measured, not clipped.
+
+    Protocol: the larger sample is subsampled to the size of the smaller (so chance is
+    0.5); each domain is split at random (``seed``) into a training part and a held-out
+    ``test_fraction``; features are standardised with the training part's mean and
+    standard deviation; the classifier is scikit-learn's L2-regularised logistic
+    regression with inverse strength ``C`` (Ganin et al. use a linear SVM; any linear
+    classifier gives a lower bound on the domains' separability by linear functions).
+    """
+    from sklearn.linear_model import LogisticRegression
+
+    xs = to_numpy("source", source, ndim=2).astype(np.float64)
+    xt = to_numpy("target", target, ndim=2).astype(np.float64)
+    if xs.shape[1] != xt.shape[1]:
+        raise ValueError(
+            f"source and target must have the same feature dimension, got {xs.shape[1]} and "
+            f"{xt.shape[1]}."
+        )
+    if not 0.0 < test_fraction < 1.0:
+        raise ValueError(f"test_fraction must be in (0, 1), got {test_fraction!r}.")
+    check_positive("C", C)
+    check_int("seed", seed, minimum=0)
+    n = min(len(xs), len(xt))
+    n_test = int(round(test_fraction * n))
+    if n_test < 1 or n - n_test < 1:
+        raise ValueError(
+            f"each domain needs at least one training and one held-out row, got {len(xs)} "
+            f"source and {len(xt)} target rows with test_fraction={test_fraction}."
+        )
+    rng = np.random.default_rng(seed)
+    ps, pt = rng.permutation(len(xs))[:n], rng.permutation(len(xt))[:n]
+    train_x = np.concatenate([xs[ps[n_test:]], xt[pt[n_test:]]])
+    test_x = np.concatenate([xs[ps[:n_test]], xt[pt[:n_test]]])
+    train_y = np.r_[np.zeros(n - n_test), np.ones(n - n_test)]
+    test_y = np.r_[np.zeros(n_test), np.ones(n_test)]
+    mu, sd = train_x.mean(0), train_x.std(0)
+    sd[sd == 0] = 1.0  # a constant feature carries no information; avoid 0/0
+    clf = LogisticRegression(C=C, max_iter=1000)
+    clf.fit((train_x - mu) / sd, train_y)
+    error = float(np.mean(clf.predict((test_x - mu) / sd) != test_y))
+    return {"pad": 2.0 * (1.0 - 2.0 * error), "error": error, "n_test": 2 * n_test}
+
+
+def reverse_validation(
+    target_features: torch.Tensor | np.ndarray,
+    target_pseudo_labels: torch.Tensor | np.ndarray,
+    source_features: torch.Tensor | np.ndarray,
+    source_labels: torch.Tensor | np.ndarray,
+    *,
+    C: float = 1.0,
+) -> float:
+    """Reverse validation: accuracy on labelled *source* data of a classifier fitted to the
+    adapted model's *pseudo-labels* on the target (no target label is read).
+
+    Zhong, Fan, Yang, Verscheure, Ren, "Cross Validation Framework to Choose amongst Models
+    and Datasets for Transfer Learning", ECML PKDD 2010; used by Ganin et al., JMLR 2016
+    (section 5.1.2) to choose DANN's hyper-parameters. The idea: if the model labels the
+    target well, a classifier learned from those labels transfers *back* to the source.
+    This is the cheap variant on frozen features: scikit-learn's logistic regression
+    (inverse strength ``C``) on standardised ``target_features`` with
+    ``target_pseudo_labels`` (the adapted model's argmax), scored on a held-out source
+    validation set (``source_features``, ``source_labels``) in the same feature space.
+    When the pseudo-labels hold a single class, the reverse classifier is that constant
+    (its score is that class's share of the source labels). Higher is better.
+    """
+    from sklearn.linear_model import LogisticRegression
+
+    ft = to_numpy("target_features", target_features, ndim=2).astype(np.float64)
+    fs = to_numpy("source_features", source_features, ndim=2).astype(np.float64)
+    pt = to_numpy("target_pseudo_labels", target_pseudo_labels, ndim=1)
+    ys = to_numpy("source_labels", source_labels, ndim=1)
+    if len(pt) != len(ft) or len(ys) != len(fs):
+        raise ValueError(
+            f"need one label per row: target {len(ft)} rows, {len(pt)} pseudo-labels; "
+            f"source {len(fs)} rows, {len(ys)} labels."
+        )
+    if ft.shape[1] != fs.shape[1]:
+        raise ValueError(
+            f"target_features and source_features must have the same dimension, got "
+            f"{ft.shape[1]} and {fs.shape[1]}."
+        )
+    check_positive("C", C)
+    classes = np.unique(pt)
+    if len(classes) == 1:
+        return float(np.mean(ys == classes[0]))
+    mu, sd = ft.mean(0), ft.std(0)
+    sd[sd == 0] = 1.0
+    clf = LogisticRegression(C=C, max_iter=1000).fit((ft - mu) / sd, pt)
+    return float(np.mean(clf.predict((fs - mu) / sd) == ys))
 
 
 # ------------------------------------------------------------------ latency

@@ -1318,3 +1318,48 @@ def identity_split(
     return IdentitySplit(
         np.flatnonzero(~is_val & ~is_test), np.flatnonzero(is_val), np.flatnonzero(is_test)
     )
+# ---------------------------------------------------------------- domain shifts (notebook 09)
+
+#: Synthetic domain shifts of :func:`shift_images`: name -> what it does.
+SHIFTS: dict[str, str] = {
+    "inverted": "1 - x: dark object on a light background",
+    "coloured": "x * fg + (1 - x) * bg, a random RGB colour for object and background per image "
+    "(3 channels out)",
+    "noisy": "x + N(0, 0.4^2) per pixel, clipped to [0, 1]",
+    "rotated": "turned by an angle drawn uniformly from 30 to 90 degrees per image",
+}
+
+
+def shift_images(images: torch.Tensor, kind: str, seed: int = 0) -> torch.Tensor:
+    """A shifted target domain made from images ``(N, C, H, W)`` in [0, 1] (notebook 09).
+
+    ``kind`` (:data:`SHIFTS`): ``"inverted"`` (``1 - x``), ``"coloured"`` (every image gets a
+    random foreground colour ``fg`` and background colour ``bg``, uniform in ``[0, 1]^3``, and
+    becomes ``x fg + (1 - x) bg``, three channels, grey input averaged first: a crude
+    MNIST-M, Ganin et al. 2016), ``"noisy"`` (additive Gaussian noise, sigma 0.4, clipped)
+    or ``"rotated"`` (an angle uniform in [30, 90] degrees per image, :func:`rotate_images`).
+    The labels are unchanged: only the input distribution moves (a covariate shift). Random
+    draws use a local generator seeded by ``seed`` (the same images for the same seed; the
+    global random stream is untouched). The output is a new tensor in [0, 1].
+    """
+    check_choice("kind", kind, SHIFTS)
+    if not isinstance(images, torch.Tensor) or images.ndim != 4:
+        shape = tuple(images.shape) if isinstance(images, torch.Tensor) else type(images).__name__
+        raise ValueError(f"images must be a (N, C, H, W) tensor, got {shape}.")
+    if not images.is_floating_point():
+        raise ValueError(f"images must be floating point in [0, 1], got dtype {images.dtype}.")
+    check_int("seed", seed, minimum=0)
+    g = torch.Generator().manual_seed(seed)
+    n = len(images)
+    if kind == "inverted":
+        return 1.0 - images
+    if kind == "coloured":
+        grey = images.mean(1, keepdim=True)
+        fg = torch.rand(n, 3, 1, 1, generator=g, dtype=images.dtype)
+        bg = torch.rand(n, 3, 1, 1, generator=g, dtype=images.dtype)
+        return (grey * fg + (1.0 - grey) * bg).clamp(0, 1)
+    if kind == "noisy":
+        noise = torch.randn(images.shape, generator=g, dtype=images.dtype)
+        return (images + 0.4 * noise).clamp(0, 1)
+    angles = 30.0 + 60.0 * torch.rand(n, generator=g, dtype=images.dtype)
+    return rotate_images(images, angles).clamp(0, 1)

@@ -13,6 +13,7 @@ epoch by epoch, in a :class:`History`.
   :mod:`tlhelpers.features` and :mod:`tlhelpers.analysis` go through it.
 - :func:`adabn` (notebook 01): re-estimate BatchNorm statistics on target data.
 - :func:`train_linear_head` (notebook 04): a linear head on cached features.
+- :func:`adapt` (notebook 09): unsupervised domain adaptation (source CE + an alignment term).
 """
 
 from __future__ import annotations
@@ -573,3 +574,75 @@ def fit_temperature(logits: torch.Tensor, targets: torch.Tensor, *, max_iter: in
 
     opt.step(closure)
     return float(log_t.detach().exp())
+
+
+# ---------------------------------------------------------------- domain adaptation (notebook 09)
+
+
+def adapt(
+    model: nn.Module,
+    source: Data,
+    target: torch.Tensor,
+    *,
+    method: str,
+    strength: float = 1.0,
+    steps: int = 300,
+    lr: float = 3e-3,
+    batch_size: int = 64,
+    seed: int = 0,
+    gamma: float = 10.0,
+    device: str | torch.device | None = None,
+) -> History:
+    r"""Unsupervised domain adaptation: ``steps`` Adam steps of source CE + ``strength`` x alignment.
+
+    Each step takes a labelled source batch ``(x, y)`` and an unlabelled batch of ``target``
+    images and minimises :class:`tlhelpers.losses.DomainAdaptationObjective` (``method``:
+    ``"source_only"``, ``"mmd"``, ``"coral"`` or ``"dann"`` with Ganin's schedule) with Adam
+    at ``lr`` over the model's parameters and, for DANN, the domain classifier's. BatchNorm
+    trains (batch statistics). The loop is :func:`fine_tune` / :func:`fit` (non-finite
+    losses stop it; ``seed`` makes the run repeatable); like :func:`fine_tune` it runs whole
+    passes over ``source``, so ``steps`` is rounded up to a multiple of the batches per pass
+    (the DANN schedule still reaches its end at ``steps``). ``model`` must be a
+    :class:`tlhelpers.models.SplitModel`; it is trained in place. Target labels are never
+    used: choose ``strength`` and ``steps`` without them (notebook 09).
+    Returns the :class:`History` (``train/task``, the alignment term, DANN's
+    ``train/domain_accuracy`` and ``train/reversal``).
+    """
+    from .losses import DomainAdaptationObjective
+
+    check_int("steps", steps, minimum=1)
+    check_positive("lr", lr)
+    body = getattr(model, "body", None)
+    if not isinstance(body, nn.Module) or not isinstance(getattr(model, "head", None), nn.Module):
+        raise ValueError(
+            f"model must have .body and .head (a tlhelpers.models.SplitModel), got "
+            f"{type(model).__name__}."
+        )
+    head = model.head
+    num_features = getattr(head, "in_features", None)
+    objective = DomainAdaptationObjective(
+        method,
+        target,
+        strength,
+        steps=steps,
+        batch_size=batch_size,
+        num_features=num_features,
+        seed=seed,
+        gamma=gamma,
+    )
+    params = [p for p in model.parameters() if p.requires_grad]
+    params += list(objective.parameters())
+    optimizer = torch.optim.Adam(params, lr=lr)
+    return fine_tune(
+        model,
+        source,
+        objective=objective,
+        steps=steps,
+        lr=lr,
+        batch_size=batch_size,
+        seed=seed,
+        bn_eval=False,
+        optimizer=optimizer,
+        device=device,
+        on_step=objective.on_step,
+    )

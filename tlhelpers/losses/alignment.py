@@ -17,7 +17,8 @@ from torch import Tensor, nn
 
 from tlhelpers.losses._utils import check_2d, check_same_dim
 from tlhelpers.losses._utils import check_finite as _check_finite
-from tlhelpers.validation import check_choice, check_positive
+from tlhelpers.runtime import seeded
+from tlhelpers.validation import check_choice, check_int, check_positive
 
 __all__ = [
     "MMD_ESTIMATORS",
@@ -31,6 +32,8 @@ __all__ = [
     "dann_lambda",
     "domain_adversarial_loss",
     "DomainAdversarialLoss",
+    "ADAPTATION_METHODS",
+    "DomainAdaptationObjective",
 ]
 
 #: Estimators accepted by :func:`mmd2`.
@@ -415,3 +418,143 @@ class DomainAdversarialLoss(nn.Module):
             correct = torch.cat([logits[:n_s] <= 0, logits[n_s:] > 0])
             self.domain_accuracy = float(correct.float().mean())
         return domain_adversarial_loss(logits[:n_s], logits[n_s:])
+
+
+# --------------------------------------------------------------------------- the adaptation step
+
+#: Methods of :class:`DomainAdaptationObjective` (AdaBN needs no training: ``training.adabn``).
+ADAPTATION_METHODS: tuple[str, ...] = ("source_only", "mmd", "coral", "dann")
+
+
+class DomainAdaptationObjective(nn.Module):
+    r"""One unsupervised domain-adaptation step: source cross-entropy + an alignment term.
+
+    .. math::
+        \mathcal{L} = \frac{1}{n_S}\sum_{i\in S} \mathrm{CE}(h(f(x_i)), y_i)
+        + \lambda\, \Omega\big(f(X_S), f(X_T)\big)
+
+    with ``f = model.body`` (features), ``h = model.head`` and ``Omega``:
+
+    - ``"mmd"``: :func:`mmd2` (biased, one Gaussian kernel, median bandwidth) as in DAN
+      (Long et al., ICML 2015, on one layer and one kernel here);
+    - ``"coral"``: :func:`coral` (Sun & Saenko 2016, paper convention);
+    - ``"dann"``: :class:`DomainAdversarialLoss` with a small domain classifier
+      (``D -> hidden -> 1``, ReLU) on gradient-reversed features (Ganin et al., JMLR 2016):
+      the term enters with weight 1 (the classifier gets its full gradient) and the
+      reversal coefficient is :math:`\lambda \cdot \lambda_p`, Ganin's schedule
+      :func:`dann_lambda` of the progress :math:`p` = step / ``steps``;
+    - ``"source_only"``: no term, and the target batch is not forwarded at all.
+
+    A callable ``(model, x, y) -> dict`` for :func:`tlhelpers.training.fit`: ``(x, y)`` is the
+    labelled source batch; every call draws an unlabelled batch of ``batch_size`` target
+    images itself (a local generator seeded by ``seed``, a fresh permutation per pass).
+    Source and target go through the body in **one** forward pass (as TLlib does), so
+    BatchNorm in train mode normalises with the statistics of the mixed batch, and its running
+    estimates see both domains: part of what the aligned models gain at test time on the
+    target comes from that, which ``source_only`` does not get (compare with AdaBN).
+    Call :meth:`on_step` after every optimiser step (``fit(on_step=objective.on_step)``) to
+    advance the DANN schedule. The DANN domain classifier is a submodule: give its
+    parameters to the optimiser (``tlhelpers.training.adapt`` does).
+
+    Args:
+        method: one of :data:`ADAPTATION_METHODS`.
+        target: unlabelled target images ``(N_T, C, H, W)`` (labels are never read).
+        strength: :math:`\lambda` >= 0 (0 turns the term off but keeps the joint pass).
+        steps: the planned number of optimiser steps (the schedule's :math:`p = 1` end).
+        batch_size: target images per step.
+        num_features: the body's feature dimension ``D`` (needed for ``"dann"``).
+        seed: seeds the target batches and the domain classifier's initialisation.
+        gamma: the schedule's :math:`\gamma` (10 in the paper).
+        hidden: the domain classifier's hidden width.
+
+    Returns (per call) ``{"total", "task", <term>}`` with ``<term>`` = ``"mmd"``,
+    ``"coral"`` or ``"domain"`` (DANN's BCE, ``ln 2`` at chance) and, for DANN,
+    ``"domain_accuracy"`` and ``"reversal"`` (the current coefficient), all logged by ``fit``.
+    """
+
+    def __init__(
+        self,
+        method: str,
+        target: Tensor,
+        strength: float = 1.0,
+        *,
+        steps: int,
+        batch_size: int = 64,
+        num_features: int | None = None,
+        seed: int = 0,
+        gamma: float = 10.0,
+        hidden: int = 64,
+    ) -> None:
+        super().__init__()
+        self.method = check_choice("method", method, ADAPTATION_METHODS)
+        if not isinstance(target, Tensor) or target.ndim < 2 or len(target) < 2:
+            shape = tuple(target.shape) if isinstance(target, Tensor) else type(target).__name__
+            raise ValueError(f"target must be a tensor of at least 2 images, got {shape}.")
+        self.target = target
+        self.strength = check_positive("strength", strength, strict=False)
+        self.steps = check_int("steps", steps, minimum=1)
+        self.batch_size = min(check_int("batch_size", batch_size, minimum=2), len(target))
+        self.gamma = check_positive("gamma", gamma)
+        check_int("seed", seed, minimum=0)
+        self.generator = torch.Generator().manual_seed(seed)
+        self._order = torch.empty(0, dtype=torch.long)
+        self.step = 0
+        self.domain: DomainAdversarialLoss | None = None
+        if method == "dann":
+            if num_features is None:
+                raise ValueError("method 'dann' needs num_features (the body's feature size).")
+            check_int("num_features", num_features, minimum=1)
+            check_int("hidden", hidden, minimum=1)
+            with seeded(seed):
+                clf = nn.Sequential(
+                    nn.Linear(num_features, hidden), nn.ReLU(), nn.Linear(hidden, 1)
+                )
+            self.domain = DomainAdversarialLoss(clf, lambd=0.0)
+
+    def on_step(self, step: int) -> None:
+        """Advance the schedule: ``fit``'s ``on_step`` hook (``step`` is 1-based)."""
+        self.step = int(step)
+
+    @property
+    def reversal(self) -> float:
+        r"""DANN's current reversal coefficient :math:`\lambda \cdot \lambda_p`."""
+        return self.strength * dann_lambda(self.step / self.steps, self.gamma)
+
+    def target_batch(self) -> Tensor:
+        """The next ``batch_size`` target images (without replacement within a pass)."""
+        if len(self._order) < self.batch_size:
+            perm = torch.randperm(len(self.target), generator=self.generator)
+            self._order = torch.cat([self._order, perm])
+        idx, self._order = self._order[: self.batch_size], self._order[self.batch_size :]
+        return self.target[idx]
+
+    def forward(self, model: nn.Module, x: Tensor, y: Tensor) -> dict[str, Tensor]:
+        body, head = getattr(model, "body", None), getattr(model, "head", None)
+        if not isinstance(body, nn.Module) or not isinstance(head, nn.Module):
+            raise ValueError(
+                f"model must have .body and .head (a tlhelpers.models.SplitModel), got "
+                f"{type(model).__name__}."
+            )
+        if self.method == "source_only":
+            task = F.cross_entropy(head(body(x)), y)
+            return {"total": task, "task": task}
+        xt = self.target_batch().to(device=x.device, dtype=x.dtype)
+        feats = body(torch.cat([x, xt]))
+        fs, ft = feats[: len(x)], feats[len(x) :]
+        task = F.cross_entropy(head(fs), y)
+        if self.method == "mmd":
+            term = mmd2(fs, ft, check_finite=False)
+            return {"total": task + self.strength * term, "task": task, "mmd": term}
+        if self.method == "coral":
+            term = coral(fs, ft, check_finite=False)
+            return {"total": task + self.strength * term, "task": task, "coral": term}
+        assert self.domain is not None
+        self.domain.lambd = self.reversal
+        term = self.domain(fs, ft)
+        return {
+            "total": task + term,
+            "task": task,
+            "domain": term,
+            "domain_accuracy": torch.tensor(self.domain.domain_accuracy),
+            "reversal": torch.tensor(self.domain.lambd),
+        }
