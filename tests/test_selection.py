@@ -18,6 +18,7 @@ from tlhelpers.selection import (
     SearchResult,
     exhaustive_search,
     halving_schedule,
+    min_resource_reaching,
     schedule_steps,
     successive_halving,
 )
@@ -62,6 +63,23 @@ EIGHT = {f"c{i}": curve(0.5 + 0.05 * i, 10.0) for i in range(8)}  # c7 is best a
 )
 def test_schedule_by_hand(n, factor, r0, rmax, expected):
     assert halving_schedule(n, factor=factor, min_resource=r0, max_resource=rmax) == expected
+
+
+@pytest.mark.parametrize(
+    "n, factor, rmax, r0",
+    [(8, 2, 48, 6), (9, 3, 90, 10), (8, 3, 90, 30), (6, 2, 48, 12), (1, 2, 7, 7), (4, 2, 48, 12)],
+)
+def test_min_resource_reaching_ends_at_max_resource(n, factor, rmax, r0):
+    # by hand: r0 = R / factor**floor(log_factor n), so the last round trains to exactly R
+    assert min_resource_reaching(n, factor=factor, max_resource=rmax) == r0
+    sched = halving_schedule(n, factor=factor, min_resource=r0, max_resource=rmax)
+    assert sched[-1][1] == rmax
+    assert sched[-1][0] == math.ceil(n / factor ** (len(sched) - 1))
+
+
+def test_min_resource_reaching_refuses_an_indivisible_max_resource():
+    with pytest.raises(ValueError, match=r"max_resource must be a multiple of 8 .*got 50"):
+        min_resource_reaching(8, factor=2, max_resource=50)
 
 
 def test_schedule_steps_by_hand():

@@ -44,6 +44,7 @@ __all__ = [
     "Round",
     "SearchResult",
     "halving_schedule",
+    "min_resource_reaching",
     "schedule_steps",
     "successive_halving",
     "exhaustive_search",
@@ -179,6 +180,25 @@ def halving_schedule(
         out.append((k, r0 * eta**i))
         k = math.ceil(k / eta)
     return out
+
+
+def min_resource_reaching(n_candidates: int, *, factor: int = 3, max_resource: int) -> int:
+    """The :math:`r_0` whose schedule's last round trains to exactly ``max_resource``.
+
+    :math:`r_0 = R / \\eta^{\\lfloor \\log_\\eta n \\rfloor}`, so the survivors get as many steps
+    as every candidate of the exhaustive search. ``ValueError`` unless ``max_resource`` is
+    a multiple of :math:`\\eta^{\\lfloor \\log_\\eta n \\rfloor}`.
+    """
+    n = check_int("n_candidates", n_candidates, minimum=1)
+    eta = _check_factor(factor)
+    rmax = check_int("max_resource", max_resource, minimum=1)
+    step = eta ** _ilog(n, eta)
+    if rmax % step:
+        raise ValueError(
+            f"max_resource must be a multiple of {step} (factor {eta} to the power "
+            f"floor(log_{eta} {n}) for {n} candidates), got {rmax}."
+        )
+    return rmax // step
 
 
 def schedule_steps(schedule: Sequence[tuple[int, int]], *, resume: bool = True) -> int:
