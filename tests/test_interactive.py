@@ -142,3 +142,33 @@ def test_a_raising_callback_shows_its_message(monkeypatch, capsys):
 def test_no_widget_for_a_value_is_refused_by_name(monkeypatch):
     with pytest.raises(ValueError, match=r"images=.*no widget"):
         _live(monkeypatch, _demo, images=object())
+
+
+def _rank(score="logme"):
+    return score
+
+
+def test_choice_labels_show_words_and_pass_keys(monkeypatch):
+    """Notebook 02's score dropdown: the student reads "LogME", the callback gets "logme"."""
+    labels = {"logme": "LogME", "h_score_shrinkage": "H-score (shrinkage)"}
+    spec = Choice(["h_score_shrinkage", "logme", "probe"], labels=labels)
+    monkeypatch.setenv(WIDGETS_ENV, "0")
+    headless = interact(_rank, score=spec)
+    live = _live(monkeypatch, _rank, score=spec)
+    (w,) = (w for w in live.kwargs_widgets if isinstance(w, ipywidgets.Dropdown))
+    assert headless == live.result == w.value == "logme"  # the function's default, a key
+    assert w.label == "LogME"
+    # keys without a label show as themselves
+    assert list(w.options) == [
+        ("H-score (shrinkage)", "h_score_shrinkage"),
+        ("LogME", "logme"),
+        ("probe", "probe"),
+    ]
+    w.value = "h_score_shrinkage"
+    assert live.result == "h_score_shrinkage" and w.label == "H-score (shrinkage)"
+    assert initial_value(Choice(["a", "b"], labels={"b": "B"})) == "a"
+
+
+def test_choice_labels_must_name_options():
+    with pytest.raises(ValueError, match=r"labels.*'lgome'.*Valid values: 'logme'"):
+        Choice(["logme"], labels={"lgome": "LogME"})

@@ -133,26 +133,6 @@ def test_agreement_is_welchs_interval():
         lt.agreement([0.5], stored)
 
 
-def test_welch_compares_unpaired_samples_with_a_verdict():
-    a, b = [0.70, 0.74, 0.69, 0.72, 0.71], [0.83, 0.85, 0.80]
-    c = lt.welch(a, b, name_a="semantic", name_b="random", metric="drop")
-    ci = stats.ttest_ind(a, b, equal_var=False).confidence_interval(0.95)
-    assert (c.ci_low, c.ci_high) == pytest.approx((ci.low, ci.high))
-    assert c.diff_mean == pytest.approx(np.mean(a) - np.mean(b))
-    assert c.verdict == "worse" and lt.welch(b, a).verdict == "better"
-    assert lt.welch([0.5, 0.6], [0.55, 0.56]).verdict == "not distinguishable"
-    text = str(c)
-    assert (
-        "Welch" in text
-        and "unpaired" in text
-        and "5 vs 3 seeds" in text
-        and text.endswith("worse.")
-    )
-    assert c.to_dict()["verdict"] == "worse" and c.to_dict()["sentence"] == text
-    with pytest.raises(ValueError, match=">= 2"):
-        lt.welch([0.5], b)
-
-
 def test_fixed_sentence_prints_three_decimals_whatever_the_size():
     from tlhelpers.stats import compare
 

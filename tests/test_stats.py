@@ -18,6 +18,7 @@ from tlhelpers.stats import (
     check_claims,
     compare,
     compare_all,
+    compare_unpaired,
     print_verdicts,
 )
 
@@ -215,3 +216,89 @@ def test_default_wording_is_unchanged_and_rejects_neutral_words():
 def test_neutral_and_lower_is_better_conflict():
     with pytest.raises(ValueError, match="neutral=True.*lower_is_better=True"):
         compare([1.0, 2.0], [0.0, 1.0], neutral=True, lower_is_better=True)
+
+
+# --- unpaired (Welch) comparisons: samples whose seeds share nothing -------------------------
+
+
+def _welch_by_hand(a, b, conf):
+    """Welch (1947) interval with the Welch-Satterthwaite degrees of freedom, written out."""
+    a, b = np.asarray(a, float), np.asarray(b, float)
+    va, vb = a.var(ddof=1) / len(a), b.var(ddof=1) / len(b)
+    nu = (va + vb) ** 2 / (va**2 / (len(a) - 1) + vb**2 / (len(b) - 1))
+    half = sps.t.ppf((1 + conf) / 2, nu) * math.sqrt(va + vb)
+    d = a.mean() - b.mean()
+    return d - half, d + half
+
+
+def test_unpaired_interval_matches_scipy_ttest_ind_welch_and_the_formula():
+    rng = np.random.default_rng(1)
+    a, b = rng.normal(0.6, 0.05, size=5), rng.normal(0.55, 0.02, size=8)
+    for conf in (0.9, 0.95, 0.99):
+        c = compare_unpaired(a, b, confidence=conf)
+        ref = sps.ttest_ind(a, b, equal_var=False).confidence_interval(confidence_level=conf)
+        assert (c.ci_low, c.ci_high) == pytest.approx((ref.low, ref.high), rel=1e-12)
+        assert (c.ci_low, c.ci_high) == pytest.approx(_welch_by_hand(a, b, conf), rel=1e-12)
+    assert (c.n_a, c.n_b) == (5, 8)
+    assert c.mean_a == pytest.approx(a.mean()) and c.mean_b == pytest.approx(b.mean())
+    assert c.diff_mean == pytest.approx(a.mean() - b.mean())
+
+
+def test_unpaired_verdicts_sentence_and_dict():
+    a, b = [0.70, 0.74, 0.69, 0.72, 0.71], [0.83, 0.85, 0.80]
+    c = compare_unpaired(a, b, name_a="semantic", name_b="random", metric="drop")
+    assert c.verdict == "worse" and compare_unpaired(b, a).verdict == "better"
+    assert compare_unpaired([0.5, 0.6], [0.55, 0.56]).verdict == "not distinguishable"
+    assert str(c) == (
+        f"semantic vs random (drop, 5 vs 3 seeds, unpaired): {c.diff_mean:+.3f} "
+        f"(95% Welch CI {c.ci_low:+.3f} to {c.ci_high:+.3f}): worse."
+    )
+    assert c.sentence(width=10).startswith("semantic   vs random")
+    d = c.to_dict()
+    json.dumps(d)
+    assert d["verdict"] == "worse" and d["sentence"] == str(c) and d["a"] == a and d["n_b"] == 3
+
+
+def test_unpaired_with_no_spread_is_a_point_interval():
+    c = compare_unpaired([0.5, 0.5], [0.4, 0.4, 0.4])
+    assert (c.ci_low, c.ci_high) == pytest.approx((0.1, 0.1)) and c.verdict == "better"
+
+
+def test_unpaired_wording_options_match_compare():
+    low, high = [1.0, 1.2, 0.9, 1.1], [2.0, 2.3, 1.9]
+    c = compare_unpaired(low, high, metric="loss", lower_is_better=True)
+    assert c.verdict == "better" and "(loss, lower is better, 4 vs 3 seeds, unpaired)" in str(c)
+    assert compare_unpaired(high, low, lower_is_better=True).verdict == "worse"
+    n = compare_unpaired(high, low, neutral=True)
+    assert n.verdict == "larger" and n.verdicts == NEUTRAL_VERDICTS and "better" not in str(n)
+    assert compare_unpaired(low, high, neutral=True).verdict == "smaller"
+    assert c.verdicts == VERDICTS
+
+
+def test_unpaired_claims_are_checked_like_paired_ones():
+    c = compare_unpaired([0.6, 0.7, 0.8], [0.1, 0.2], name_a="x", name_b="y")
+    good, bad = c.expect("better"), c.expect("worse")
+    assert good.holds and not bad.holds and bad.to_dict()["holds"] is False
+    check_claims([good])
+    with pytest.raises(ClaimFailed, match="x vs y"):
+        check_claims([good, bad])
+    with pytest.raises(ValueError, match="'larger'"):
+        c.expect("larger")
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "match"),
+    [
+        ({"a": [0.1], "b": [0.2, 0.3]}, r"a needs >= 2 values, got 1"),
+        ({"a": [0.1, 0.2], "b": [0.3]}, r"b needs >= 2 values, got 1"),
+        ({"a": [0.1, float("nan")], "b": [0.2, 0.3]}, "a contains"),
+        ({"a": [0.1, 0.2], "b": [0.2, math.inf]}, "b contains"),
+        ({"a": [0.1, 0.2], "b": [0.2, 0.3], "confidence": 1.0}, "confidence"),
+        ({"a": [0.1, 0.2], "b": [0.2, 0.3], "confidence": 0.0}, "confidence"),
+        ({"a": [[0.1, 0.2]], "b": [0.2, 0.3]}, "1-D"),
+        ({"a": [0.1, 0.2], "b": [0.0, 0.1], "neutral": True, "lower_is_better": True}, "neutral"),
+    ],
+)
+def test_unpaired_bad_input_is_refused_by_name(kwargs, match):
+    with pytest.raises(ValueError, match=match):
+        compare_unpaired(**kwargs)

@@ -20,9 +20,11 @@ from __future__ import annotations
 import inspect
 import os
 import sys
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
+
+from .validation import check_choice
 
 #: Set to 0/false/no/off to run ``interact`` without widgets.
 WIDGETS_ENV = "TLHELPERS_WIDGETS"
@@ -71,11 +73,20 @@ class Choice:
     """A ``Dropdown`` over ``options`` starting at ``value``.
 
     Without ``value``: the function's default if it is an option, else the first option.
+    ``labels`` (option -> text) is what the dropdown shows instead of the option itself
+    (``{"logme": "LogME"}``); the function still receives the option. Options without a
+    label show as themselves.
     """
 
     options: Sequence[Any]
     value: Any = None
     description: str | None = None
+    labels: Mapping[Any, str] | None = None
+
+    def __post_init__(self) -> None:
+        for key in self.labels or {}:
+            if not _in(key, self.options):
+                check_choice("labels key", key, self.options)
 
     def initial(self, default: Any = NO_DEFAULT) -> Any:
         if self.value is not None:
@@ -85,7 +96,12 @@ class Choice:
     def widget(self, name: str, value: Any):
         from ipywidgets import Dropdown
 
-        return Dropdown(options=list(self.options), value=value,
+        labels = self.labels or {}
+        # (label, value) pairs: ipywidgets shows the label and hands the value to the function
+        options = (
+            [(str(labels.get(o, o)), o) for o in self.options] if labels else list(self.options)
+        )
+        return Dropdown(options=options, value=value,
                         description=self.description or name, style=LABEL_STYLE)  # fmt: skip
 
 

@@ -34,7 +34,6 @@ import csv
 import dataclasses
 import io
 import json
-import math
 import os
 import subprocess
 import sys
@@ -52,7 +51,7 @@ from .features import cache_activations
 from .models import SplitModel, scratch_model, split_at_block
 from .paths import data_dir, repo_root, sha256sum
 from .recipes import get_recipe
-from .stats import Comparison
+from .stats import Comparison, compare_unpaired
 from .threads import fixed_threads
 from .training import adabn, evaluate
 from .validation import check_choice, check_int
@@ -301,7 +300,8 @@ def agreement(
 
     :math:`\bar l - \bar s \pm t_{(1+c)/2,\nu}\sqrt{s_l^2/n_l + s_s^2/n_s}` with the
     Welch-Satterthwaite :math:`\nu` (``scipy.stats.ttest_ind(..., equal_var=False)``'s
-    interval; Welch, 1947). Unpaired: the live seeds need not be the stored ones. Both
+    interval, from :func:`tlhelpers.stats.compare_unpaired`; Welch, 1947). Unpaired: the live
+    seeds need not be the stored ones. Both
     need >= 2 values; if both spreads are 0 the interval is the single difference.
     """
     a, b = np.asarray(live, float), np.asarray(stored, float)
@@ -313,22 +313,10 @@ def agreement(
         raise ValueError("agreement: live and stored values must be finite.")
     if not 0 < confidence < 1:
         raise ValueError(f"confidence must be in (0, 1), got {confidence!r}.")
-    lo, hi = _welch_interval(a, b, confidence)
-    return Agreement(name, tuple(map(float, a)), tuple(map(float, b)), lo, hi, float(confidence))
-
-
-def _welch_interval(a: np.ndarray, b: np.ndarray, confidence: float) -> tuple[float, float]:
-    """Welch's interval on ``mean(a) - mean(b)`` (a single point when both spreads are 0)."""
-    from scipy import stats
-
-    va, vb = a.var(ddof=1) / len(a), b.var(ddof=1) / len(b)
-    diff = float(a.mean() - b.mean())
-    se = math.sqrt(va + vb)
-    if se == 0:
-        return diff, diff
-    df = (va + vb) ** 2 / (va**2 / (len(a) - 1) + vb**2 / (len(b) - 1))
-    half = float(stats.t.ppf((1 + confidence) / 2, df)) * se
-    return diff - half, diff + half
+    c = compare_unpaired(a, b, confidence=confidence)
+    return Agreement(
+        name, tuple(map(float, a)), tuple(map(float, b)), c.ci_low, c.ci_high, float(confidence)
+    )
 
 
 def _f3(v: float) -> str:
@@ -341,64 +329,6 @@ def fixed_sentence(c: Comparison, width: int = 0) -> str:
     metric = f"{c.metric}, lower is better" if c.lower_is_better else c.metric
     return (f"{c.name_a:<{width}} vs {c.name_b} ({metric}, {c.n} paired seeds): {_f3(c.diff_mean)} "
             f"({pct} CI {_f3(c.ci_low)} to {_f3(c.ci_high)}): {c.verdict}.")  # fmt: skip
-
-
-@dataclass(frozen=True)
-class UnpairedComparison:
-    """Welch comparison of ``a`` against ``b`` when their seeds share nothing (see :func:`welch`)."""
-
-    name_a: str
-    name_b: str
-    metric: str
-    confidence: float
-    a: tuple[float, ...]
-    b: tuple[float, ...]
-    ci_low: float
-    ci_high: float
-
-    @property
-    def diff_mean(self) -> float:
-        return float(np.mean(self.a) - np.mean(self.b))
-
-    @property
-    def verdict(self) -> str:
-        """``"better"`` / ``"worse"`` when the interval excludes 0, else ``"not distinguishable"``."""
-        if self.ci_low > 0:
-            return "better"
-        if self.ci_high < 0:
-            return "worse"
-        return "not distinguishable"
-
-    def __str__(self) -> str:
-        pct = f"{100 * self.confidence:g}%"
-        return (f"{self.name_a} vs {self.name_b} ({self.metric}, {len(self.a)} vs {len(self.b)} seeds, "
-                f"unpaired): {_f3(self.diff_mean)} ({pct} Welch CI {_f3(self.ci_low)} to "
-                f"{_f3(self.ci_high)}): {self.verdict}.")  # fmt: skip
-
-    def to_dict(self) -> dict[str, Any]:
-        return {**dataclasses.asdict(self), "diff_mean": self.diff_mean, "verdict": self.verdict,
-                "sentence": str(self)}  # fmt: skip
-
-
-def welch(a: Sequence[float], b: Sequence[float], *, name_a: str = "a", name_b: str = "b",
-          metric: str = "accuracy", confidence: float = 0.95) -> UnpairedComparison:  # fmt: skip
-    r"""Welch's interval on :math:`\bar a - \bar b` and its verdict, for samples with no pairing.
-
-    :math:`\bar a - \bar b \pm t_{(1+c)/2,\nu}\sqrt{s_a^2/n_a + s_b^2/n_b}`, Welch-Satterthwaite
-    :math:`\nu` (``scipy.stats.ttest_ind(..., equal_var=False)``; Welch, 1947). Use it where
-    seed :math:`s` of ``a`` and seed :math:`s` of ``b`` share no data (e.g. two class splits),
-    so that pairing them by seed would be arbitrary. Both need >= 2 finite values.
-    """
-    x, y = np.asarray(a, float), np.asarray(b, float)
-    if len(x) < 2 or len(y) < 2:
-        raise ValueError(f"welch needs >= 2 values in a and in b, got {len(x)}, {len(y)}.")
-    if not (np.all(np.isfinite(x)) and np.all(np.isfinite(y))):
-        raise ValueError("welch: a and b must be finite.")
-    if not 0 < confidence < 1:
-        raise ValueError(f"confidence must be in (0, 1), got {confidence!r}.")
-    lo, hi = _welch_interval(x, y, confidence)
-    return UnpairedComparison(str(name_a), str(name_b), str(metric), float(confidence),
-                              tuple(map(float, x)), tuple(map(float, y)), lo, hi)  # fmt: skip
 
 
 @dataclass(frozen=True)

@@ -15,6 +15,18 @@ distinguishable"`` otherwise: a positive *mean* alone is not a claim. For a quan
 neither a merit nor a cost (a bias, a gap), ``neutral=True`` words the verdict ``"larger"`` /
 ``"smaller"`` instead.
 
+When seed :math:`i` of ``a`` and seed :math:`i` of ``b`` share nothing (two class splits,
+two data sets), pairing them would be arbitrary: :func:`compare_unpaired` gives Welch's
+interval instead (Welch, 1947),
+
+.. math::
+
+    \bar a - \bar b \pm t_{(1+c)/2,\,\nu} \sqrt{s_a^2/n_a + s_b^2/n_b},\qquad
+    \nu = \frac{(s_a^2/n_a + s_b^2/n_b)^2}{\frac{(s_a^2/n_a)^2}{n_a-1} + \frac{(s_b^2/n_b)^2}{n_b-1}}
+
+(Welch-Satterthwaite :math:`\nu`; ``scipy.stats.ttest_ind(a, b, equal_var=False)``'s
+interval), with the same verdict words and options as :func:`compare`.
+
 Notebooks print every sentence about their own numbers from a :class:`Comparison`, and
 assert claims with ``save_results(..., claims=[c.expect("better")])``, which writes
 ``results.json`` first and then raises :class:`ClaimFailed` for any claim that does not hold::
@@ -41,6 +53,8 @@ __all__ = [
     "ClaimFailed",
     "compare",
     "compare_all",
+    "compare_unpaired",
+    "UnpairedComparison",
     "print_verdicts",
     "check_claims",
 ]
@@ -99,17 +113,7 @@ class Comparison:
         ``"better"`` means a larger metric, or a smaller one with ``lower_is_better``;
         with ``neutral`` the words are ``"larger"`` / ``"smaller"``.
         """
-        if self.neutral:
-            if self.ci_low > 0:
-                return "larger"
-            if self.ci_high < 0:
-                return "smaller"
-            return "not distinguishable"
-        if self.ci_low > 0:
-            return "worse" if self.lower_is_better else "better"
-        if self.ci_high < 0:
-            return "better" if self.lower_is_better else "worse"
-        return "not distinguishable"
+        return _verdict(self.ci_low, self.ci_high, self.lower_is_better, self.neutral)
 
     def sentence(self, width: int = 0) -> str:
         """The verdict as one sentence; ``width`` pads ``name_a`` (for aligned tables)."""
@@ -147,17 +151,125 @@ class Comparison:
 
     def expect(self, verdict: str) -> Claim:
         """A :class:`Claim` that this comparison's verdict is ``verdict`` (checked later)."""
-        if verdict not in self.verdicts:
-            shown = ", ".join(repr(v) for v in self.verdicts)
-            raise ValueError(f"Unknown expected verdict {verdict!r}. Valid values: {shown}.")
-        return Claim(self, verdict)
+        return _claim(self, verdict)
+
+
+def _verdict(ci_low: float, ci_high: float, lower_is_better: bool, neutral: bool) -> str:
+    """The verdict word of an interval on ``a - b`` (see :attr:`Comparison.verdict`)."""
+    if neutral:
+        if ci_low > 0:
+            return "larger"
+        if ci_high < 0:
+            return "smaller"
+        return "not distinguishable"
+    if ci_low > 0:
+        return "worse" if lower_is_better else "better"
+    if ci_high < 0:
+        return "better" if lower_is_better else "worse"
+    return "not distinguishable"
+
+
+def _claim(comparison: Comparison | UnpairedComparison, verdict: str) -> Claim:
+    if verdict not in comparison.verdicts:
+        shown = ", ".join(repr(v) for v in comparison.verdicts)
+        raise ValueError(f"Unknown expected verdict {verdict!r}. Valid values: {shown}.")
+    return Claim(comparison, verdict)
+
+
+def _f3(v: float) -> str:
+    return f"{v:+.3f}"
+
+
+@dataclass(frozen=True)
+class UnpairedComparison:
+    """Welch comparison of ``a`` against ``b`` when their seeds share nothing (see :func:`compare_unpaired`)."""
+
+    name_a: str
+    name_b: str
+    metric: str
+    confidence: float
+    a: tuple[float, ...]
+    b: tuple[float, ...]
+    ci_low: float
+    ci_high: float
+    lower_is_better: bool = False
+    neutral: bool = False
+
+    @property
+    def verdicts(self) -> tuple[str, ...]:
+        """The verdicts this comparison can give: :data:`VERDICTS` or :data:`NEUTRAL_VERDICTS`."""
+        return NEUTRAL_VERDICTS if self.neutral else VERDICTS
+
+    @property
+    def n_a(self) -> int:
+        return len(self.a)
+
+    @property
+    def n_b(self) -> int:
+        return len(self.b)
+
+    @property
+    def mean_a(self) -> float:
+        return float(np.mean(self.a))
+
+    @property
+    def mean_b(self) -> float:
+        return float(np.mean(self.b))
+
+    @property
+    def diff_mean(self) -> float:
+        return float(np.mean(self.a) - np.mean(self.b))
+
+    @property
+    def verdict(self) -> str:
+        """The same words as :attr:`Comparison.verdict`, from Welch's interval."""
+        return _verdict(self.ci_low, self.ci_high, self.lower_is_better, self.neutral)
+
+    def sentence(self, width: int = 0) -> str:
+        """The verdict as one sentence, every number at three decimals; ``width`` pads ``name_a``."""
+        pct = f"{100 * self.confidence:g}%"
+        metric = f"{self.metric}, lower is better" if self.lower_is_better else self.metric
+        return (
+            f"{self.name_a:<{width}} vs {self.name_b} ({metric}, {self.n_a} vs {self.n_b} seeds, "
+            f"unpaired): {_f3(self.diff_mean)} ({pct} Welch CI {_f3(self.ci_low)} to "
+            f"{_f3(self.ci_high)}): {self.verdict}."
+        )
+
+    def __str__(self) -> str:
+        return self.sentence()
+
+    def to_dict(self) -> dict[str, Any]:
+        """Everything as plain JSON types, for ``results.json``."""
+        return {
+            "name_a": self.name_a,
+            "name_b": self.name_b,
+            "metric": self.metric,
+            "confidence": self.confidence,
+            "a": list(self.a),
+            "b": list(self.b),
+            "n_a": self.n_a,
+            "n_b": self.n_b,
+            "mean_a": self.mean_a,
+            "mean_b": self.mean_b,
+            "ci_low": self.ci_low,
+            "ci_high": self.ci_high,
+            "lower_is_better": self.lower_is_better,
+            "neutral": self.neutral,
+            "diff_mean": self.diff_mean,
+            "verdict": self.verdict,
+            "sentence": str(self),
+        }
+
+    def expect(self, verdict: str) -> Claim:
+        """A :class:`Claim` that this comparison's verdict is ``verdict`` (checked later)."""
+        return _claim(self, verdict)
 
 
 @dataclass(frozen=True)
 class Claim:
     """A comparison together with the verdict the notebook claims for it."""
 
-    comparison: Comparison
+    comparison: Comparison | UnpairedComparison
     expected: str
 
     @property
@@ -198,6 +310,20 @@ def _values(name: str, x: Iterable[float]) -> np.ndarray:
     return arr
 
 
+def _check_options(confidence: float, lower_is_better: bool, neutral: bool) -> None:
+    if (
+        isinstance(confidence, bool)
+        or not isinstance(confidence, (int, float))
+        or not (0 < confidence < 1)
+    ):
+        raise ValueError(f"confidence must be in (0, 1), got {confidence!r}.")
+    if neutral and lower_is_better:
+        raise ValueError(
+            "neutral=True words the verdict 'larger'/'smaller', so lower_is_better=True has no "
+            "meaning with it; pass one of them."
+        )
+
+
 def compare(
     a: Sequence[float],
     b: Sequence[float],
@@ -232,17 +358,7 @@ def compare(
         )
     if len(va) < 2:
         raise ValueError(f"compare needs n >= 2 paired seeds, got n={len(va)}.")
-    if (
-        isinstance(confidence, bool)
-        or not isinstance(confidence, (int, float))
-        or not (0 < confidence < 1)
-    ):
-        raise ValueError(f"confidence must be in (0, 1), got {confidence!r}.")
-    if neutral and lower_is_better:
-        raise ValueError(
-            "neutral=True words the verdict 'larger'/'smaller', so lower_is_better=True has no "
-            "meaning with it; pass one of them."
-        )
+    _check_options(confidence, lower_is_better, neutral)
     d = va - vb
     n = len(d)
     sem = float(np.std(d, ddof=1)) / math.sqrt(n)
@@ -257,6 +373,60 @@ def compare(
         b=tuple(float(v) for v in vb),
         ci_low=mean - half,
         ci_high=mean + half,
+        lower_is_better=bool(lower_is_better),
+        neutral=bool(neutral),
+    )
+
+
+def compare_unpaired(
+    a: Sequence[float],
+    b: Sequence[float],
+    *,
+    name_a: str = "a",
+    name_b: str = "b",
+    metric: str = "accuracy",
+    confidence: float = 0.95,
+    lower_is_better: bool = False,
+    neutral: bool = False,
+) -> UnpairedComparison:
+    r"""Welch's interval on :math:`\bar a - \bar b` and its verdict, for samples with no pairing.
+
+    :math:`\bar a - \bar b \pm t_{(1+c)/2,\nu}\sqrt{s_a^2/n_a + s_b^2/n_b}` with the
+    Welch-Satterthwaite :math:`\nu` (``scipy.stats.ttest_ind(a, b, equal_var=False)``'s
+    interval; Welch, 1947). Use it where seed :math:`i` of ``a`` and seed :math:`i` of ``b``
+    share no data (e.g. two class splits), so that pairing them by seed would be arbitrary;
+    ``a`` and ``b`` may differ in length. Same options and verdict words as :func:`compare`.
+    When both spreads are 0 the interval is the single difference.
+
+    Raises ``ValueError`` (naming the argument) for fewer than two values in ``a`` or ``b``,
+    non-finite values, ``confidence`` outside (0, 1), or ``neutral`` together with
+    ``lower_is_better``.
+    """
+    from scipy import stats
+
+    va, vb = _values("a", a), _values("b", b)
+    for name, v in (("a", va), ("b", vb)):
+        if len(v) < 2:
+            raise ValueError(f"compare_unpaired: {name} needs >= 2 values, got {len(v)}.")
+    _check_options(confidence, lower_is_better, neutral)
+    sa, sb = float(np.var(va, ddof=1)) / len(va), float(np.var(vb, ddof=1)) / len(vb)
+    diff = float(np.mean(va) - np.mean(vb))
+    se = math.sqrt(sa + sb)
+    if se == 0:
+        lo = hi = diff
+    else:
+        df = (sa + sb) ** 2 / (sa**2 / (len(va) - 1) + sb**2 / (len(vb) - 1))
+        half = float(stats.t.ppf((1 + confidence) / 2, df)) * se
+        lo, hi = diff - half, diff + half
+    return UnpairedComparison(
+        name_a=str(name_a),
+        name_b=str(name_b),
+        metric=str(metric),
+        confidence=float(confidence),
+        a=tuple(float(v) for v in va),
+        b=tuple(float(v) for v in vb),
+        ci_low=lo,
+        ci_high=hi,
         lower_is_better=bool(lower_is_better),
         neutral=bool(neutral),
     )
