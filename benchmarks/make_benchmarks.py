@@ -177,6 +177,8 @@ def part_notebooks(cfg: argparse.Namespace) -> dict[str, Any]:
             for policy, n_busy in NB_CONDITIONS:
                 if cfg.skip_today and policy == "pytorch":
                     continue  # PyTorch's default threads: the baseline, optional when time is short
+                if cfg.skip_loaded and n_busy:
+                    continue  # beside a busy process: optional when time is short
                 key = f"{policy}/{n_busy}"
                 with busy(n_busy):
                     r = run_notebook_once(p.resolve(), policy)
@@ -193,10 +195,11 @@ def part_notebooks(cfg: argparse.Namespace) -> dict[str, Any]:
             "quiet_s": median([r["wall_s"] for r in q]),
             "peak_gb": max(r["peak_gb"] for r in q + loaded),
             "pytorch_quiet_s": median([r["wall_s"] for r in base]) if base else None,
-            "loaded_s": median([r["wall_s"] for r in loaded]),
+            "loaded_s": median([r["wall_s"] for r in loaded]) if loaded else None,
             "quiet_vs_today": (median([a["wall_s"] / b["wall_s"] for a, b in zip(q, base, strict=True)])
                                if base else None),
-            "loaded_vs_quiet": median([a["wall_s"] / b["wall_s"] for a, b in zip(loaded, q, strict=True)]),
+            "loaded_vs_quiet": (median([a["wall_s"] / b["wall_s"] for a, b in zip(loaded, q, strict=True)])
+                                if loaded else None),
             "errors": [r["error"] for r in q + base + loaded if r["error"]],
         })  # fmt: skip
     return {"rows": rows, "repeats": cfg.notebook_repeats}
@@ -221,18 +224,24 @@ def render_notebooks(d: dict[str, Any]) -> list[str]:
         out.append(
             f"| {r['notebook']} | {r['budget_s']} s, {r['budget_gb']} GB | {r['quiet_s']:.1f} | "
             f"{r['peak_gb']:.2f} | {f(r['pytorch_quiet_s'], '.1f')} | {f(r['quiet_vs_today'], '.2f')} | "
-            f"{r['loaded_s']:.1f} | {r['loaded_vs_quiet']:.2f} | {'yes' if r['ok'] else 'NO'} |"
+            f"{f(r.get('loaded_s'), '.1f')} | {f(r.get('loaded_vs_quiet'), '.2f')} | "
+            f"{'yes' if r['ok'] else 'NO'} |"
         )
-    tot = {k: sum(r[k] for r in d["rows"]) for k in ("quiet_s", "loaded_s")}
+    tot_quiet = sum(r["quiet_s"] for r in d["rows"])
+    loaded = [r.get("loaded_s") for r in d["rows"]]
+    tot_loaded = None if None in loaded else sum(loaded)
     today = [r["pytorch_quiet_s"] for r in d["rows"]]
     tot_today = None if None in today else sum(today)
-    out.append(f"| **course total** | {COURSE_BUDGET_S} s | {tot['quiet_s']:.0f} | | "
-               f"{f(tot_today, '.0f')} | {f(tot_today and tot['quiet_s'] / tot_today, '.2f')} | "
-               f"{tot['loaded_s']:.0f} | {tot['loaded_s'] / tot['quiet_s']:.2f} | |")  # fmt: skip
+    out.append(f"| **course total** | {COURSE_BUDGET_S} s | {tot_quiet:.0f} | | "
+               f"{f(tot_today, '.0f')} | {f(tot_today and tot_quiet / tot_today, '.2f')} | "
+               f"{f(tot_loaded, '.0f')} | {f(tot_loaded and tot_loaded / tot_quiet, '.2f')} | |")  # fmt: skip
     if tot_today is None:
         out += ["", "*Today* (PyTorch's default threads) was not run in this pass (`--skip-today`); "
                 "benchmarks/README.md has notebooks 00-04 under PyTorch's default from the previous "
                 "measurement."]
+    if tot_loaded is None:
+        out += ["", "*Loaded* was not run in this pass (`--skip-loaded`); the closing notes of "
+                "issues 13 and 10 give the previous loaded measurement."]
     return out
 
 
@@ -733,6 +742,8 @@ def main(argv: list[str] | None = None) -> int:
                         help="passes over the notebooks (each pass: 3 runs of every notebook)")  # fmt: skip
     parser.add_argument("--skip-today", action="store_true",
                         help="notebooks part: skip the PyTorch-default baseline pass (saves a third)")
+    parser.add_argument("--skip-loaded", action="store_true",
+                        help="notebooks part: skip the pass beside a busy process (quiet only)")
     parser.add_argument("--seeds", type=int, default=5, help="seeds for the samples part")
     parser.add_argument("--sample-targets", default="",
                         help="samples part: only these targets (comma-separated; default both)")  # fmt: skip

@@ -64,3 +64,14 @@ def test_render_marks_missing_parts(tmp_path):
     text = mb.render(tmp_path, tmp_path / "B.md").read_text()
     assert text.count("Not measured yet") == len(mb.PARTS)
     assert "make benchmark PARTS=threads" in text
+
+
+def test_render_notebooks_without_loaded_or_today_says_not_run():
+    row = {"notebook": "00_welcome.ipynb", "budget_s": 45, "budget_gb": 2.0, "ok": True,
+           "quiet_s": 18.0, "peak_gb": 1.0, "pytorch_quiet_s": None, "loaded_s": None,
+           "quiet_vs_today": None, "loaded_vs_quiet": None, "errors": []}  # fmt: skip
+    lines = mb.render_notebooks({"rows": [row, dict(row, notebook="01_x.ipynb", quiet_s=2.0)], "repeats": 1})
+    text = "\n".join(lines)
+    assert "| 00_welcome.ipynb | 45 s, 2.0 GB | 18.0 | 1.00 | not run | not run | not run | not run | yes |" in text
+    assert f"| **course total** | {mb.COURSE_BUDGET_S} s | 20 |" in text
+    assert "--skip-loaded" in text and "--skip-today" in text
