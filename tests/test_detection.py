@@ -358,7 +358,9 @@ def test_show_detections_highlights_each_detectors_top_box_and_keeps_the_truth_o
     from tlhelpers.plots import show_detections
 
     # the top-scoring box is the second one: drawn thick and opaque, the others thin
-    dets = {"a": Detections.from_arrays([[1, 1, 5, 5], [6, 6, 9, 9], [0, 0, 3, 3]], [0.5, 0.9, 0.7])}
+    dets = {
+        "a": Detections.from_arrays([[1, 1, 5, 5], [6, 6, 9, 9], [0, 0, 3, 3]], [0.5, 0.9, 0.7])
+    }
     ax = show_detections(np.zeros((20, 20)), dets, truth=[[2, 2, 6, 6]])
     truth, *boxes = [p for p in ax.patches if isinstance(p, Rectangle)]
     top = next(b for b in boxes if tuple(b.get_xy()) == (6, 6))
