@@ -348,6 +348,29 @@ def test_show_detections_draws_every_box():
     plt.close("all")
 
 
+def test_show_detections_highlights_each_detectors_top_box_and_keeps_the_truth_on_top():
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    from matplotlib.patches import Rectangle
+
+    from tlhelpers.plots import show_detections
+
+    # the top-scoring box is the second one: drawn thick and opaque, the others thin
+    dets = {
+        "a": Detections.from_arrays([[1, 1, 5, 5], [6, 6, 9, 9], [0, 0, 3, 3]], [0.5, 0.9, 0.7])
+    }
+    ax = show_detections(np.zeros((20, 20)), dets, truth=[[2, 2, 6, 6]])
+    truth, *boxes = [p for p in ax.patches if isinstance(p, Rectangle)]
+    top = next(b for b in boxes if tuple(b.get_xy()) == (6, 6))
+    others = [b for b in boxes if b is not top]
+    assert len(others) == 2 and all(top.get_linewidth() > b.get_linewidth() for b in others)
+    assert top.get_alpha() in (None, 1) and all(b.get_alpha() < 1 for b in others)
+    assert truth.get_zorder() > max(b.get_zorder() for b in boxes)  # never hidden by detections
+    plt.close("all")
+
+
 def test_box_voting_hand_worked():
     from tlhelpers.detection import box_voting
 

@@ -306,7 +306,7 @@ class SlidingWindowDetector(Detector):
     face sizes searched, in pixels of the input photo. Cost: one classifier call per
     window, :meth:`count_windows`; real detectors avoid most of them with a cascade
     (Viola-Jones, MTCNN) or with region proposals. ``voting=True`` replaces each box NMS
-    keeps by the score-weighted mean of the boxes it suppressed (:func:`box_voting`).
+    keeps by the score-weighted mean of itself and the boxes overlapping it (:func:`box_voting`).
     """
 
     name = "sliding window"

@@ -354,10 +354,12 @@ def match_detections(
 ) -> np.ndarray:
     """Which detections are true positives: a bool array, one per detection (input order).
 
-    PASCAL VOC's rule (Everingham et al., 2010): detections in order of decreasing score;
-    each takes the not-yet-matched truth box with the highest IoU, and is a true positive
-    when that IoU is ``>= iou_threshold``; every truth box is matched at most once, so a
-    second box on the same face is a false positive. Equal scores keep the input order.
+    Greedy matching as in PASCAL VOC (Everingham et al., 2010) and COCO: detections in order
+    of decreasing score; each takes the not-yet-matched truth box with the highest IoU (COCO's
+    variant; VOC takes the best of all truth boxes and counts a detection whose box is taken
+    as false), and is a true positive when that IoU is ``>= iou_threshold``; every truth box
+    is matched at most once, so a second box on the same face is a false positive. Equal
+    scores keep the input order.
     """
     from tlhelpers.detection import box_iou
 

@@ -224,24 +224,34 @@ DETECTION_COLORS = ("lime", "red", "deepskyblue", "orange", "magenta")
 
 
 def show_detections(image, detections: Mapping[str, object], truth=None, ax=None, title: str = ""):
-    """``image`` with each detector's boxes (``Detections``-like: ``.boxes`` ``(N, 4)`` xyxy)
-    in its own colour and the truth boxes ``(F, 4)`` dashed (notebook 08a). Returns ``ax``."""
+    """``image`` with each detector's boxes (``Detections``-like: ``.boxes`` ``(N, 4)`` xyxy,
+    ``.scores`` ``(N,)``) in its own colour and the truth boxes ``(F, 4)`` dashed (notebook 08a).
+
+    Each detector's top-scoring box is drawn thick, its other boxes thin and translucent, so
+    that a detector with dozens of boxes does not hide the others; the truth is drawn on top.
+    Returns ``ax``.
+    """
     from matplotlib.patches import Rectangle
 
     ax = _axes(ax, figsize=(5, 5))
     img = np.asarray(image)
     ax.imshow(img, cmap="gray" if img.ndim == 2 else None)
-    sets = ([("truth", np.asarray(truth, dtype=float).reshape(-1, 4))] if truth is not None else []) + [
-        (name, np.asarray(d.boxes, dtype=float).reshape(-1, 4)) for name, d in detections.items()
-    ]
+    sets = ([("truth", np.asarray(truth, dtype=float).reshape(-1, 4), None)] if truth is not None else []) + [
+        (name, np.asarray(d.boxes, dtype=float).reshape(-1, 4), np.asarray(getattr(d, "scores", []), dtype=float))
+        for name, d in detections.items()
+    ]  # fmt: skip
     colors = DETECTION_COLORS[(0 if truth is not None else 1) :]
-    for (name, boxes), color in zip(sets, colors, strict=False):
-        style = "--" if name == "truth" else "-"
+    for (name, boxes, scores), color in zip(sets, colors, strict=False):
+        is_truth = name == "truth"
+        top = int(np.argmax(scores)) if scores is not None and len(scores) == len(boxes) > 0 else -1
         for i, (x1, y1, x2, y2) in enumerate(boxes):
-            ax.add_patch(Rectangle((x1, y1), x2 - x1, y2 - y1, fill=False, ec=color, lw=1.6, ls=style,
+            thick = is_truth or i == top or top < 0
+            ax.add_patch(Rectangle((x1, y1), x2 - x1, y2 - y1, fill=False, ec=color, ls="--" if is_truth else "-",
+                                   lw=2.0 if is_truth else 2.4 if thick else 0.8, alpha=None if thick else 0.5,
+                                   zorder=4 if is_truth else 3 if thick else 2,
                                    label=f"{name} ({len(boxes)})" if i == 0 else None))  # fmt: skip
         if len(boxes) == 0:
-            ax.plot([], [], color=color, ls=style, label=f"{name} (0)")
+            ax.plot([], [], color=color, ls="--" if is_truth else "-", label=f"{name} (0)")
     ax.set_title(title, fontsize=9)
     ax.axis("off")
     return ax
