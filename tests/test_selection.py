@@ -16,6 +16,7 @@ import pytest
 
 from tlhelpers.selection import (
     SearchResult,
+    cut_ties,
     exhaustive_search,
     halving_schedule,
     min_resource_reaching,
@@ -229,6 +230,36 @@ def test_ties_keep_the_earlier_candidate():
         ["b", "a", "c"], Runs(curves), min_resource=1, max_resource=9, factor=3
     )
     assert res.best == "b"
+
+
+def test_ties_at_a_cut_go_to_the_earlier_candidate_and_are_reported():
+    """A five-way tie across round 0's cut (keep 4 of 8): list order decides, and
+    ``cut_ties`` names the tied candidates kept and dropped (by hand)."""
+    curves = {f"t{i}": (lambda r: 0.5) for i in range(5)}
+    curves |= {"lo0": lambda r: 0.1, "lo1": lambda r: 0.2, "hi": lambda r: 0.9}
+    order = ["lo0", "t0", "t1", "t2", "hi", "t3", "t4", "lo1"]
+    res = successive_halving(order, Runs(curves), min_resource=6, max_resource=48, factor=2)
+    assert res.rounds[1].candidates == ("hi", "t0", "t1", "t2")  # t3, t4 dropped: later in the list
+    ties = cut_ties(res)
+    assert ties[0] == {
+        "round": 0, "resource": 6, "score": 0.5, "keep": 4,
+        "kept": ("t0", "t1", "t2"), "dropped": ("t3", "t4"),
+    }  # fmt: skip
+    # round 1 keeps 2 of hi, t0, t1, t2: the cut falls between t0 and t1 (a tie); round 2
+    # keeps hi alone (0.9 > 0.5: no tie); the final pick is hi alone (one candidate left)
+    assert [t["round"] for t in ties] == [0, 1]
+    assert ties[1]["kept"] == ("t0",) and ties[1]["dropped"] == ("t1", "t2")
+
+
+def test_cut_ties_without_ties_and_at_the_final_pick():
+    res = successive_halving(list(EIGHT), Runs(EIGHT), min_resource=6, max_resource=48, factor=2)
+    assert cut_ties(res) == []
+    flat = {"a": lambda r: 0.7, "b": lambda r: 0.7, "c": lambda r: 0.1}
+    ex = exhaustive_search(["a", "b", "c"], Runs(flat), resource=10)
+    assert ex.best == "a"
+    assert cut_ties(ex) == [
+        {"round": 0, "resource": 10, "score": 0.7, "keep": 1, "kept": ("a",), "dropped": ("b",)}
+    ]
 
 
 def test_budget_is_checked_before_any_training():

@@ -21,6 +21,14 @@ the logarithms are computed exactly here, in integers). Its assumption: the rank
 a few steps predicts the ranking after many. A candidate that starts slowly and ends best
 is dropped early (``tests/test_selection.py`` shows one).
 
+**Ties.** Validation accuracy on a few hundred images moves in steps of one image, so
+candidates often tie. Both searches rank with a stable sort: among equal scores the
+candidate given *earlier* in ``candidates`` ranks first, survives a cut and wins a final
+tie. That is a stated rule, not chance: list the candidates in the order you would prefer
+on a tie (notebook 10 lists the cheaper, simpler methods first and each regulariser from
+weak to strong). :func:`cut_ties` reports every cut (and final pick) that fell inside a
+tie, i.e. where the list order, not the score, decided.
+
 The caller supplies ``advance(candidate, resource) -> score``: bring that candidate to
 ``resource`` steps in total and return its validation score (higher is better). With
 ``resume=True`` it continues the candidate's run (charged ``resource`` minus the steps it
@@ -48,6 +56,7 @@ __all__ = [
     "schedule_steps",
     "successive_halving",
     "exhaustive_search",
+    "cut_ties",
 ]
 
 Advance = Callable[[Any, int], float]
@@ -305,7 +314,9 @@ def exhaustive_search(
     ``continue_from`` (a :func:`successive_halving` result with ``resume=True`` over the
     same ``advance``) saves the caller's time: each run continues from where halving left
     it. Every candidate is still charged ``resource`` steps and the seconds of all its calls
-    (halving's and this search's), the cost the exhaustive search has when it runs alone.
+    (halving's and this search's): the cost the exhaustive search has when it runs alone,
+    slightly overcounted in seconds, since halving's intermediate evaluations (one per round
+    a candidate took part in) are included where a lone run would evaluate once.
     """
     cands = _check_candidates(candidates)
     r = check_int("resource", resource, minimum=1)
@@ -341,3 +352,26 @@ def exhaustive_search(
     rounds = [Round(0, r, tuple(ranked), tuple(scores[c] for c in ranked))]
     return SearchResult("exhaustive", best, scores[best], rounds, compute, scores, reached,
                         True, cands)  # fmt: skip
+
+
+def cut_ties(result: SearchResult) -> list[dict[str, Any]]:
+    """Every cut of ``result`` that fell inside a tie, where list order decided (see Ties).
+
+    Round :math:`i` keeps the candidates of round :math:`i+1` (the last round keeps one,
+    the choice). A cut is tied when the last candidate kept and the first dropped have
+    the same score. Each entry: ``round``, ``resource``, the tied ``score``, ``keep`` (how
+    many the cut kept), and the tied candidates ``kept`` and ``dropped`` (in rank order).
+    An empty list means every cut was decided by the scores alone.
+    """
+    out = []
+    for i, rnd in enumerate(result.rounds):
+        keep = len(result.rounds[i + 1].candidates) if i + 1 < len(result.rounds) else 1
+        if keep >= len(rnd.candidates) or rnd.scores[keep - 1] != rnd.scores[keep]:
+            continue
+        score = rnd.scores[keep]
+        tied = [c for c, s in zip(rnd.candidates, rnd.scores, strict=True) if s == score]
+        kept = tuple(c for c in tied if c in rnd.candidates[:keep])
+        dropped = tuple(c for c in tied if c not in kept)
+        out.append({"round": rnd.index, "resource": rnd.resource, "score": score, "keep": keep,
+                    "kept": kept, "dropped": dropped})  # fmt: skip
+    return out
