@@ -106,7 +106,9 @@ def child_env(policy: str | None) -> dict[str, str]:
 @contextlib.contextmanager
 def busy(n: int) -> Iterator[None]:
     """``n`` competing busy processes (a pure-Python loop each) for the block's duration."""
-    procs = [subprocess.Popen([sys.executable, "-c", "while True: pass"]) for _ in range(n)]
+    # The loop stops when its parent dies (a killed benchmark leaves no busy process behind).
+    loop = "import os\nparent = os.getppid()\nwhile os.getppid() == parent: pass"
+    procs = [subprocess.Popen([sys.executable, "-c", loop]) for _ in range(n)]
     try:
         time.sleep(0.5 if n else 0)  # let the scheduler see them
         yield

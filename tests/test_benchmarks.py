@@ -7,8 +7,10 @@ Timings on a CI machine are noise; this checks that every part runs, stores its 
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -75,3 +77,31 @@ def test_render_notebooks_without_loaded_or_today_says_not_run():
     assert "| 00_welcome.ipynb | 45 s, 2.0 GB | 18.0 | 1.00 | not run | not run | not run | not run | yes |" in text
     assert f"| **course total** | {mb.COURSE_BUDGET_S} s | 20 |" in text
     assert "--skip-loaded" in text and "--skip-today" in text
+
+
+def test_busy_processes_stop_when_the_benchmark_dies(tmp_path):
+    # A benchmark killed mid-run must not leave a busy loop that spoils every later timing.
+    script = tmp_path / "parent.py"
+    script.write_text(
+        "import sys, time\n"
+        f"sys.path.insert(0, {str(ROOT / 'benchmarks')!r})\n"
+        "import make_benchmarks as mb\n"
+        "with mb.busy(1):\n"
+        "    import os\n"
+        "    print(os.getpid(), flush=True)\n"
+        "    time.sleep(60)\n"
+    )
+    parent = subprocess.Popen([sys.executable, str(script)], stdout=subprocess.PIPE, text=True)
+    pid = int(parent.stdout.readline())
+    children = subprocess.run(["pgrep", "-P", str(pid)], capture_output=True, text=True).stdout.split()
+    assert len(children) == 1
+    parent.kill()
+    parent.wait()
+    child = int(children[0])
+    for _ in range(100):  # the loop checks its parent on every pass
+        if not os.path.exists(f"/proc/{child}") or "Z" in open(f"/proc/{child}/stat").read().split()[2]:
+            break
+        time.sleep(0.05)
+    else:
+        os.kill(child, 9)
+        raise AssertionError("the busy loop outlived its parent")
