@@ -66,8 +66,9 @@ NEUTRAL_VERDICTS: tuple[str, ...] = ("larger", "smaller", "not distinguishable")
 
 
 @dataclass(frozen=True)
-class Comparison:
-    """Paired comparison of ``a`` against ``b`` over ``n`` seeds (see :func:`compare`)."""
+class _Interval:
+    """What a paired and an unpaired comparison share: the data, an interval on ``a - b`` and
+    its verdict (:class:`Comparison`, :class:`UnpairedComparison`)."""
 
     name_a: str
     name_b: str
@@ -86,25 +87,12 @@ class Comparison:
         return NEUTRAL_VERDICTS if self.neutral else VERDICTS
 
     @property
-    def n(self) -> int:
-        return len(self.a)
-
-    @property
     def mean_a(self) -> float:
         return float(np.mean(self.a))
 
     @property
     def mean_b(self) -> float:
         return float(np.mean(self.b))
-
-    @property
-    def differences(self) -> tuple[float, ...]:
-        """The paired differences :math:`a_i - b_i`, seed by seed."""
-        return tuple(x - y for x, y in zip(self.a, self.b, strict=True))
-
-    @property
-    def diff_mean(self) -> float:
-        return float(np.mean(self.differences))
 
     @property
     def verdict(self) -> str:
@@ -116,6 +104,34 @@ class Comparison:
         return _verdict(self.ci_low, self.ci_high, self.lower_is_better, self.neutral)
 
     def sentence(self, width: int = 0) -> str:
+        raise NotImplementedError
+
+    def __str__(self) -> str:
+        return self.sentence()
+
+    def expect(self, verdict: str) -> Claim:
+        """A :class:`Claim` that this comparison's verdict is ``verdict`` (checked later)."""
+        return _claim(self, verdict)
+
+
+@dataclass(frozen=True)
+class Comparison(_Interval):
+    """Paired comparison of ``a`` against ``b`` over ``n`` seeds (see :func:`compare`)."""
+
+    @property
+    def n(self) -> int:
+        return len(self.a)
+
+    @property
+    def differences(self) -> tuple[float, ...]:
+        """The paired differences :math:`a_i - b_i`, seed by seed."""
+        return tuple(x - y for x, y in zip(self.a, self.b, strict=True))
+
+    @property
+    def diff_mean(self) -> float:
+        return float(np.mean(self.differences))
+
+    def sentence(self, width: int = 0) -> str:
         """The verdict as one sentence; ``width`` pads ``name_a`` (for aligned tables)."""
         pct = f"{100 * self.confidence:g}%"
         metric = f"{self.metric}, lower is better" if self.lower_is_better else self.metric
@@ -124,9 +140,6 @@ class Comparison:
             f"{_fmt(self.diff_mean)} ({pct} CI {_fmt(self.ci_low)} to {_fmt(self.ci_high)}): "
             f"{self.verdict}."
         )
-
-    def __str__(self) -> str:
-        return self.sentence()
 
     def to_dict(self) -> dict[str, Any]:
         """Everything as plain JSON types, for ``results.json``."""
@@ -149,10 +162,6 @@ class Comparison:
             "sentence": str(self),
         }
 
-    def expect(self, verdict: str) -> Claim:
-        """A :class:`Claim` that this comparison's verdict is ``verdict`` (checked later)."""
-        return _claim(self, verdict)
-
 
 def _verdict(ci_low: float, ci_high: float, lower_is_better: bool, neutral: bool) -> str:
     """The verdict word of an interval on ``a - b`` (see :attr:`Comparison.verdict`)."""
@@ -169,7 +178,7 @@ def _verdict(ci_low: float, ci_high: float, lower_is_better: bool, neutral: bool
     return "not distinguishable"
 
 
-def _claim(comparison: Comparison | UnpairedComparison, verdict: str) -> Claim:
+def _claim(comparison: _Interval, verdict: str) -> Claim:
     if verdict not in comparison.verdicts:
         shown = ", ".join(repr(v) for v in comparison.verdicts)
         raise ValueError(f"Unknown expected verdict {verdict!r}. Valid values: {shown}.")
@@ -181,24 +190,8 @@ def _f3(v: float) -> str:
 
 
 @dataclass(frozen=True)
-class UnpairedComparison:
+class UnpairedComparison(_Interval):
     """Welch comparison of ``a`` against ``b`` when their seeds share nothing (see :func:`compare_unpaired`)."""
-
-    name_a: str
-    name_b: str
-    metric: str
-    confidence: float
-    a: tuple[float, ...]
-    b: tuple[float, ...]
-    ci_low: float
-    ci_high: float
-    lower_is_better: bool = False
-    neutral: bool = False
-
-    @property
-    def verdicts(self) -> tuple[str, ...]:
-        """The verdicts this comparison can give: :data:`VERDICTS` or :data:`NEUTRAL_VERDICTS`."""
-        return NEUTRAL_VERDICTS if self.neutral else VERDICTS
 
     @property
     def n_a(self) -> int:
@@ -209,21 +202,8 @@ class UnpairedComparison:
         return len(self.b)
 
     @property
-    def mean_a(self) -> float:
-        return float(np.mean(self.a))
-
-    @property
-    def mean_b(self) -> float:
-        return float(np.mean(self.b))
-
-    @property
     def diff_mean(self) -> float:
         return float(np.mean(self.a) - np.mean(self.b))
-
-    @property
-    def verdict(self) -> str:
-        """The same words as :attr:`Comparison.verdict`, from Welch's interval."""
-        return _verdict(self.ci_low, self.ci_high, self.lower_is_better, self.neutral)
 
     def sentence(self, width: int = 0) -> str:
         """The verdict as one sentence, every number at three decimals; ``width`` pads ``name_a``."""
@@ -234,9 +214,6 @@ class UnpairedComparison:
             f"unpaired): {_f3(self.diff_mean)} ({pct} Welch CI {_f3(self.ci_low)} to "
             f"{_f3(self.ci_high)}): {self.verdict}."
         )
-
-    def __str__(self) -> str:
-        return self.sentence()
 
     def to_dict(self) -> dict[str, Any]:
         """Everything as plain JSON types, for ``results.json``."""
@@ -259,10 +236,6 @@ class UnpairedComparison:
             "verdict": self.verdict,
             "sentence": str(self),
         }
-
-    def expect(self, verdict: str) -> Claim:
-        """A :class:`Claim` that this comparison's verdict is ``verdict`` (checked later)."""
-        return _claim(self, verdict)
 
 
 @dataclass(frozen=True)
