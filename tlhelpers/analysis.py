@@ -24,6 +24,7 @@ import torch
 from torch import Tensor, nn
 
 from .data import Data
+from .features import linear_probe
 from .losses import coral, mmd2
 from .models import SplitModel, eval_mode
 from .runtime import resolve_device
@@ -178,8 +179,6 @@ def proxy_a_distance(
     regression with inverse strength ``C`` (Ganin et al. use a linear SVM; any linear
     classifier gives a lower bound on the domains' separability by linear functions).
     """
-    from sklearn.linear_model import LogisticRegression
-
     xs = to_numpy("source", source, ndim=2).astype(np.float64)
     xt = to_numpy("target", target, ndim=2).astype(np.float64)
     if xs.shape[1] != xt.shape[1]:
@@ -204,11 +203,10 @@ def proxy_a_distance(
     test_x = np.concatenate([xs[ps[:n_test]], xt[pt[:n_test]]])
     train_y = np.r_[np.zeros(n - n_test), np.ones(n - n_test)]
     test_y = np.r_[np.zeros(n_test), np.ones(n_test)]
-    mu, sd = train_x.mean(0), train_x.std(0)
-    sd[sd == 0] = 1.0  # a constant feature carries no information; avoid 0/0
-    clf = LogisticRegression(C=C, max_iter=1000)
-    clf.fit((train_x - mu) / sd, train_y)
-    error = float(np.mean(clf.predict((test_x - mu) / sd) != test_y))
+    # the kit's probe, standardised (StandardScaler leaves a constant feature at scale 1)
+    error = 1.0 - linear_probe(
+        train_x, train_y, test_x, test_y, C=C, max_iter=1000, standardize=True
+    )
     return {"pad": 2.0 * (1.0 - 2.0 * error), "error": error, "n_test": 2 * n_test}
 
 
@@ -234,8 +232,6 @@ def reverse_validation(
     When the pseudo-labels hold a single class, the reverse classifier is that constant
     (its score is that class's share of the source labels). Higher is better.
     """
-    from sklearn.linear_model import LogisticRegression
-
     ft = to_numpy("target_features", target_features, ndim=2).astype(np.float64)
     fs = to_numpy("source_features", source_features, ndim=2).astype(np.float64)
     pt = to_numpy("target_pseudo_labels", target_pseudo_labels, ndim=1)
@@ -254,10 +250,7 @@ def reverse_validation(
     classes = np.unique(pt)
     if len(classes) == 1:
         return float(np.mean(ys == classes[0]))
-    mu, sd = ft.mean(0), ft.std(0)
-    sd[sd == 0] = 1.0
-    clf = LogisticRegression(C=C, max_iter=1000).fit((ft - mu) / sd, pt)
-    return float(np.mean(clf.predict((fs - mu) / sd) == ys))
+    return linear_probe(ft, pt, fs, ys, C=C, max_iter=1000, standardize=True)
 
 
 # ------------------------------------------------------------------ latency
