@@ -75,8 +75,8 @@ lab: setup
 	TLHELPERS_WIDGETS=1 $(BIN)/jupyter lab --ip=127.0.0.1 \
 	    $$(test "$$(id -u)" = 0 && echo --allow-root) notebooks
 
-# BENCHMARKS.md (issue 13): `make benchmark PARTS=threads,fit REPEATS=5`; the accuracy part
-# (`samples`) is stored and rerun only when named. The older per-issue scripts stay in benchmarks/.
+# BENCHMARKS.md: `make benchmark PARTS=threads,fit REPEATS=5`; the accuracy part (`samples`)
+# is stored and rerun only when named. Single-budget scripts: benchmarks/README.md.
 PARTS ?= notebooks,threads,fit,cache,anchor
 REPEATS ?= 5
 NB_REPEATS ?= 1

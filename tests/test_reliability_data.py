@@ -1,8 +1,8 @@
-"""Issue 14 (reliability), data side: cached derived files are verified, rebuilt once with a
+"""Reliability, data side: cached derived files are verified, rebuilt once with a
 message naming the file, written atomically; bad datasets, seeds and parameters are refused.
 
-Each test reproduces one case of the issue that gave a silent wrong answer, an unclear
-error or a leftover file before the fix.
+Each test reproduces a case that would otherwise give a silent wrong answer, an unclear
+error or a leftover file.
 """
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""Issue 14 (reliability), training side: ``fit`` and the training helpers validate their
+"""Reliability, training side: ``fit`` and the training helpers validate their
 data, stop on a non-finite loss naming the step, and ``seed`` makes a run repeatable
 (dropout included) without touching the caller's global random state."""
 
