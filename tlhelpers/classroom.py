@@ -94,7 +94,8 @@ def _source(cell) -> str:
 
 def _replace_solution_region(cell) -> bool:
     stub = (CODE_STUB if cell["cell_type"] == "code" else TEXT_STUB).split("\n")
-    out, inside, replaced = [], False, False
+    out: list[str] = []
+    inside = replaced = False
     for line in _source(cell).split("\n"):
         if _BEGIN.match(line):
             if inside:
@@ -275,7 +276,7 @@ def _grade_ids(nb) -> set[str]:
 def _exercise_source(exercise: str, root: Path) -> Path:
     matches = [p for p in source_notebooks(root) if p.name.startswith(exercise + "_")]
     if not matches:
-        names = [EXERCISE_NAME.match(p.name).group(1) for p in source_notebooks(root)]
+        names = [m.group(1) for p in source_notebooks(root) if (m := EXERCISE_NAME.match(p.name))]
         raise ValueError(f"Unknown exercise {exercise!r}. Valid exercises: {', '.join(names)}.")
     return matches[0]
 
@@ -286,7 +287,7 @@ def _submissions(class_dir: Path) -> list[tuple[str, Path | None, str]]:
     A file is one student's submission (student = file stem); a folder is one student
     (nbgrader's ``submitted/<student>/``): its notebook, searched recursively.
     """
-    out = []
+    out: list[tuple[str, Path | None, str]] = []
     for entry in sorted(class_dir.iterdir()):
         if entry.name.startswith("."):
             continue

@@ -358,9 +358,9 @@ class SlidingWindowDetector(Detector):
     def score_windows(self, image: Any) -> tuple[torch.Tensor, torch.Tensor]:
         """Every window's box and score, before the threshold and NMS."""
         crops, boxes = self.windows(image)
-        scores = [torch.as_tensor(np.asarray(self.score_fn(crops[i : i + self.batch_size])), dtype=torch.float32)
-                  for i in range(0, len(crops), self.batch_size)]  # fmt: skip
-        scores = torch.cat(scores).reshape(-1) if scores else torch.zeros(0)
+        parts = [torch.as_tensor(np.asarray(self.score_fn(crops[i : i + self.batch_size])), dtype=torch.float32)
+                 for i in range(0, len(crops), self.batch_size)]  # fmt: skip
+        scores = torch.cat(parts).reshape(-1) if parts else torch.zeros(0)
         if scores.shape[0] != len(boxes):
             raise ValueError(
                 f"score_fn must return one score per crop ({len(boxes)}), got {scores.shape[0]}."
@@ -395,8 +395,9 @@ class HaarDetector(Detector):
         min_size: int = 24,
     ):
         import cv2
+        from cv2.data import haarcascades
 
-        path = cv2.data.haarcascades + cascade
+        path = haarcascades + cascade
         self._cascade = cv2.CascadeClassifier(path)
         if self._cascade.empty():
             raise ValueError(f"cascade {cascade!r} not found or unreadable at {path}.")

@@ -177,11 +177,21 @@ def transferred_model(source: SplitModel, n: int, num_classes: int, init_seed: i
     """
     check_choice("n", n, CUTS)
     net = scratch_model(num_classes, width, seed=init_seed)
-    src = dict(source.body[0].named_children())
+    src = dict(_features(source).named_children())
     for i in range(1, n + 1):
         name = f"block{i}"
-        getattr(net.body[0], name).load_state_dict(src[name].state_dict())
+        getattr(_features(net), name).load_state_dict(src[name].state_dict())
     return net
+
+
+def _features(model: SplitModel) -> torch.nn.Module:
+    """A SmallCNN SplitModel's ``features`` (``body[0]``), whose children are its blocks."""
+    if not isinstance(model.body, torch.nn.Sequential):
+        raise TypeError(
+            "expected a SplitModel of the kit's SmallCNN (body = Sequential(features, pool)), "
+            f"got a body of type {type(model.body).__name__}."
+        )
+    return model.body[0]
 
 
 def train_condition(
@@ -313,7 +323,7 @@ def agreement(
         raise ValueError("agreement: live and stored values must be finite.")
     if not 0 < confidence < 1:
         raise ValueError(f"confidence must be in (0, 1), got {confidence!r}.")
-    c = compare_unpaired(a, b, confidence=confidence)
+    c = compare_unpaired(a.tolist(), b.tolist(), confidence=confidence)
     return Agreement(
         name, tuple(map(float, a)), tuple(map(float, b)), c.ci_low, c.ci_high, float(confidence)
     )

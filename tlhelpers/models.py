@@ -551,6 +551,11 @@ def split_at_block(model: SplitModel, k: int) -> tuple[nn.Module, SplitModel]:
     (notebook 04's top-k fine-tuning).
     """
     model = split_model(model)
+    if not isinstance(model.body, nn.Sequential) or len(model.body) < 2:
+        raise TypeError(
+            "split_at_block needs a SplitModel of the kit's SmallCNN (body = Sequential(features, "
+            f"pool)), got a body of type {type(model.body).__name__}."
+        )
     features, pool = model.body[0], model.body[1]
     blocks = list(features.named_children())
     check_int("k", k, minimum=0)

@@ -89,6 +89,7 @@ def make_optimizer(
     for pname, p in model.named_parameters():
         if not (p.requires_grad or include_frozen):
             continue
+        key: str | None
         if "all" in rates and not isinstance(lrs, Mapping):
             key = "all"
         else:
@@ -333,6 +334,7 @@ def lr_find(
     state = copy.deepcopy(model.state_dict())
     modes = [(m, m.training) for m in model.modules()]
     device = next(model.parameters()).device
+    opt: torch.optim.Optimizer
     if optimizer is None:
         opt = torch.optim.SGD([p for p in model.parameters() if p.requires_grad], lr=1.0)
     else:

@@ -175,7 +175,7 @@ def execute_isolated(
         wall = round(time.perf_counter() - start, 2)
         if stopped:
             return Outcome("interrupted", wall, "stopped before the notebook finished")
-        outcome = Path(spec["outcome"])
+        outcome = Path(str(spec["outcome"]))
         if not outcome.is_file():
             return Outcome("failed", wall, f"the run's process ended with code {proc.returncode}")
         doc = json.loads(outcome.read_text())

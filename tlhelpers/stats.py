@@ -41,7 +41,7 @@ from __future__ import annotations
 import math
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 
@@ -182,7 +182,7 @@ def _claim(comparison: _Interval, verdict: str) -> Claim:
     if verdict not in comparison.verdicts:
         shown = ", ".join(repr(v) for v in comparison.verdicts)
         raise ValueError(f"Unknown expected verdict {verdict!r}. Valid values: {shown}.")
-    return Claim(comparison, verdict)
+    return Claim(cast("Comparison | UnpairedComparison", comparison), verdict)  # its only kinds
 
 
 def _f3(v: float) -> str:

@@ -853,7 +853,7 @@ def collect(
         log(
             f"note: no numeric result {metric!r} to plot; numeric results: {', '.join(numeric) or 'none'}."
         )
-    if groups:
+    if groups and metric is not None:  # groups exist only for a numeric metric
         others = [n for n in swept if n != plan.seed_param]
         md += [f"## {metric}: mean and 95% interval over {plan.seed_param}", "",
                "| " + " | ".join(others + ["runs", "mean", "± 95% CI"]) + " |",

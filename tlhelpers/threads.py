@@ -208,8 +208,8 @@ def configure_threads(
         source = "argument"
         policy = parse_policy(policy)
     if _torch_default is None:
-        _torch_default = torch.get_num_threads()
-    cap = _torch_default
+        _torch_default = int(torch.get_num_threads())
+    cap: int = _torch_default
     if source == "argument":  # processes started from here follow it too
         os.environ[THREADS_ENV] = str(policy)
     if policy == "passive":
@@ -223,12 +223,15 @@ def configure_threads(
                 RuntimeWarning,
                 stacklevel=2,
             )
-    count = {
-        "pytorch": cap,
-        "passive": cap,
-        "single": 1,
-        "cores-1": max(1, available_cores() - 1),
-    }.get(policy, policy if isinstance(policy, int) else cap)
+    if isinstance(policy, int):
+        count = policy
+    else:
+        count = {
+            "pytorch": cap,
+            "passive": cap,
+            "single": 1,
+            "cores-1": max(1, available_cores() - 1),
+        }.get(policy, cap)
     _state = ThreadState(policy=policy, source=source, cap=cap, applied=count)
     torch.set_num_threads(count)
     if policy == "adaptive":  # decided at the first heavy call, from the load since now

@@ -33,7 +33,7 @@ Aircraft), so notebook 02 measures it on its own tasks with
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 import numpy as np
@@ -541,7 +541,7 @@ def h_score_shrinkage(features: Any, target_labels: Any) -> float:
 # --------------------------------------------------------------------------- ranking
 
 
-_SCORE_FUNCS = {
+_SCORE_FUNCS: dict[str, Callable[..., float]] = {
     "logme": logme,
     "h_score": h_score,
     "h_score_shrinkage": h_score_shrinkage,
@@ -742,17 +742,17 @@ def rank_correlation_interval(
         raise ValueError("scores and mean accuracies must not be constant (tau undefined).")
     tau = float(stats.kendalltau(x, means).statistic)
     rng = np.random.default_rng(seed)
-    m, s = acc.shape
-    taus = []
+    m, s = int(acc.shape[0]), int(acc.shape[1])
+    boot: list[float] = []
     for _ in range(n_boot):
-        models = rng.integers(0, m, m)
-        cols = rng.integers(0, s, (m, s))
+        models = rng.integers(0, m, size=m)
+        cols = rng.integers(0, s, size=(m, s))
         resampled = acc[models[:, None], cols].mean(axis=1)
         xs = x[models]
         if np.ptp(xs) == 0 or np.ptp(resampled) == 0:
             continue
-        taus.append(stats.kendalltau(xs, resampled).statistic)
-    taus = np.asarray(taus, dtype=np.float64)
+        boot.append(stats.kendalltau(xs, resampled).statistic)
+    taus = np.asarray(boot, dtype=np.float64)
     taus = taus[np.isfinite(taus)]
     low, high = np.quantile(taus, [(1 - confidence) / 2, (1 + confidence) / 2])
     verdict = "positive" if low > 0 else "negative" if high < 0 else "not distinguishable"

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import copy
 import time
+from typing import TypedDict
 
 import numpy as np
 import torch
@@ -178,9 +179,28 @@ distill = Exercise(
 
 # ----------------------------------------------------------------------- the open challenge
 
+class _Challenge(TypedDict):
+    """The open challenge's settings, one type per key."""
+
+    task: str
+    source: str
+    per_class: int
+    seed: int
+    budget_s: float
+    n_eval: int
+    margin: float
+
+
 #: The challenge: fmnist_mixed_b at 5 labels per class, notebook 04's source.
-CHALLENGE = {"task": "fmnist_mixed_b", "source": "fmnist_mixed_a", "per_class": 5, "seed": 0,
-             "budget_s": 30.0, "n_eval": 1000, "margin": 0.02}  # fmt: skip
+CHALLENGE: _Challenge = {
+    "task": "fmnist_mixed_b",
+    "source": "fmnist_mixed_a",
+    "per_class": 5,
+    "seed": 0,
+    "budget_s": 30.0,
+    "n_eval": 1000,
+    "margin": 0.02,
+}
 _cache: dict = {}
 
 
