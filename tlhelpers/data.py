@@ -18,9 +18,9 @@ import gzip
 import pickle
 import shutil
 import warnings
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence, Sized
 from pathlib import Path
-from typing import NamedTuple
+from typing import NamedTuple, cast
 
 import numpy as np
 import torch
@@ -161,9 +161,13 @@ def _as_tensors(data: Data) -> tuple[torch.Tensor, torch.Tensor] | None:
     """``(inputs, targets)`` tensors when the data already live in memory, else None."""
     if isinstance(data, tuple) and len(data) == 2:
         return torch.as_tensor(data[0]), torch.as_tensor(data[1])
-    images = getattr(data, "images", None)
-    if isinstance(images, torch.Tensor) and getattr(data, "transform", None) is None:
-        return images, data.targets
+    images, targets = getattr(data, "images", None), getattr(data, "targets", None)
+    if (
+        isinstance(images, torch.Tensor)
+        and isinstance(targets, torch.Tensor)
+        and getattr(data, "transform", None) is None
+    ):
+        return images, targets
     if isinstance(data, TensorDataset) and len(data.tensors) == 2:
         return data.tensors[0], data.tensors[1]
     return None
@@ -171,7 +175,14 @@ def _as_tensors(data: Data) -> tuple[torch.Tensor, torch.Tensor] | None:
 
 def data_length(data: Data) -> int:
     """Number of examples in ``data`` (a dataset or an ``(inputs, targets)`` pair)."""
-    return len(data[1]) if isinstance(data, tuple) else len(data)
+    if isinstance(data, tuple):
+        return len(data[1])
+    if not isinstance(data, Sized):
+        raise TypeError(
+            "data must have a length (a map-style Dataset or an (inputs, targets) pair), "
+            f"got {type(data).__name__}."
+        )
+    return len(data)
 
 
 def check_data(name: str, data: Data, *, check_finite: bool = True) -> int:
@@ -236,7 +247,8 @@ def iterate_batches(
     check_int("batch_size", batch_size, minimum=1)
     tensors = _as_tensors(data)
     if tensors is None:
-        loader = DataLoader(data, batch_size=batch_size, shuffle=shuffle, generator=generator)
+        dataset = cast(Dataset, data)  # a pair (not a Dataset) has tensors above
+        loader = DataLoader(dataset, batch_size=batch_size, shuffle=shuffle, generator=generator)
         yield from loader
         return
     x, y = tensors
@@ -314,11 +326,11 @@ def _lfw_faces(split: str) -> TensorImageDataset:
     x = lfw_subset()  # (200, 25, 25) float64 in [0, 1]; first 100 are faces
     y = np.r_[np.ones(100, dtype=int), np.zeros(100, dtype=int)]
     rng = np.random.default_rng(LFW_FACES_SPLIT_SEED)
-    idx = []
+    halves = []
     for c in (0, 1):
         members = rng.permutation(np.flatnonzero(y == c))
-        idx.append(members[:50] if split == "train" else members[50:])
-    idx = np.sort(np.concatenate(idx))
+        halves.append(members[:50] if split == "train" else members[50:])
+    idx = np.sort(np.concatenate(halves))
     images = torch.from_numpy(x[idx]).float().unsqueeze(1)
     return TensorImageDataset(images, torch.from_numpy(y[idx]), ["non-face", "face"])
 
@@ -816,6 +828,8 @@ def prepare_images(
         x = x.expand(-1, channels, -1, -1)
     if normalization is None:
         return x
+    mean: Sequence[float]
+    std: Sequence[float]
     if isinstance(normalization, str):
         check_choice("normalization", normalization, ["imagenet"])
         mean, std = IMAGENET_MEAN, IMAGENET_STD
