@@ -314,6 +314,8 @@ def evaluate(
     logits, y = predict(
         model, data, batch_size=batch_size, batch_transform=batch_transform, device=device
     )
+    if not isinstance(logits, torch.Tensor):
+        raise TypeError(f"model must return one tensor of logits, got a tuple of {len(logits)}.")
     return {
         "loss": float(F.cross_entropy(logits, y)),
         "accuracy": float((logits.argmax(1) == y).float().mean()),
