@@ -9,7 +9,9 @@ Nothing is executed: the pages are the executed copies ``make run`` left in
 (``nb_execution_mode = "off"``) and the sphinx-book-theme; the configuration is
 ``book/conf.py``. The front page is the README's course map; each chapter starts with
 its run (status, date, wall time, parameters, key numbers, checked claims) and links to
-download the notebook; a page lists the whole run. MathJax is copied into the site from
+download the notebook; a page lists the whole run. The reference pages
+(``book/reference/*.md``: set-up, data, sweeps, the teacher's walkthrough, ...) follow,
+listed on the front page. MathJax is copied into the site from
 the ``jupyter-server-mathjax`` package, so pages (formulas included) render offline.
 
 A notebook with no executed copy stops the build with the commands that make one (no
@@ -22,6 +24,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import posixpath
 import re
 import shutil
 import subprocess
@@ -36,6 +39,9 @@ from .runner import LOG_NAME, RUN_INFO, course_notebooks
 CONF_NAME = "conf.py"
 #: Folders of the staged sources: chapters, students' exercises, files to download.
 CHAPTERS, EXERCISES, FILES = "notebooks", "exercises", "files"
+#: The reference pages: ``book/<REFERENCE>/*.md`` in the repository, staged as they are.
+REFERENCE = "reference"
+_LINK = re.compile(r"(?<!!)\[([^\]]+)\]\(([^)\s]+)\)")
 #: Where MathJax goes inside ``_static`` (``mathjax_path`` in ``book/conf.py`` agrees).
 MATHJAX_DIR = "mathjax"
 #: A failed run's page shows at most this many characters of the end of its log.
@@ -327,26 +333,61 @@ def _log_tail(build: Path, ch: Chapter) -> str:
     return log.read_text(errors="replace")[-LOG_TAIL_CHARS:].replace("```", "'''")
 
 
-def front_page(readme: str, chapters: list[Chapter], exercises: list[Path], info: dict) -> str:
-    """The README's title, introduction and course map, with links to the chapters."""
+def _book_links(text: str, where: str, chapters: set[str], pages: set[str]) -> str:
+    """``text`` (Markdown at ``where`` in the repository) with its links made to work in the
+    book: links to the web, to staged chapters and to reference pages are kept (pointed at
+    their staged copies); links to other repository files become plain text."""
+    up = "../" * where.removeprefix("book/").count("/")  # README -> index.md; reference/x.md
+
+    def link(match: re.Match) -> str:
+        label, target = match.group(1), match.group(2)
+        if re.match(r"https?://", target):
+            return match.group(0)
+        path = posixpath.normpath(posixpath.join(posixpath.dirname(where), target))
+        if path.startswith(f"{CHAPTERS}/") and posixpath.basename(path) in chapters:
+            return f"[{label}]({up}{path})"
+        if path.startswith(f"book/{REFERENCE}/") and posixpath.basename(path) in pages:
+            return f"[{label}]({up}{path.removeprefix('book/')})"
+        return label
+
+    return _LINK.sub(link, text)
+
+
+def reference_pages(book_dir: Path) -> list[Path]:
+    """The book's reference pages (``book/reference/*.md``), by name."""
+    folder = Path(book_dir) / REFERENCE
+    return sorted(folder.glob("*.md")) if folder.is_dir() else []
+
+
+def _page_title(path: Path) -> str:
+    first = next((ln for ln in path.read_text().splitlines() if ln.startswith("# ")), "")
+    return first[2:].strip() or path.stem
+
+
+def front_page(
+    readme: str,
+    chapters: list[Chapter],
+    exercises: list[Path],
+    info: dict,
+    references: list[Path] | None = None,
+) -> str:
+    """The README's title, introduction and course map, with links to the chapters, and the
+    list of reference pages."""
     sections = re.split(r"^(?=## )", readme, flags=re.M)
     intro = sections[0]
     course_map = next((s for s in sections if s.startswith("## Course map")), "")
     staged = {c.name for c in chapters}
+    references = references or []
+    pages = {p.name for p in references}
 
-    def link(match: re.Match) -> str:  # keep links to chapters and the web, drop the rest
-        text, target = match.group(1), match.group(2)
-        if re.match(r"https?://", target):
-            return match.group(0)
-        if target.startswith(f"{CHAPTERS}/") and Path(target).name in staged:
-            return f"[{text}]({target})"
-        return text
+    def link(text: str) -> str:
+        return _book_links(text, "README.md", staged, pages)
 
-    course_map = re.sub(r"(?<!!)\[([^\]]+)\]\(([^)\s]+)\)", link, course_map)
+    course_map = link(course_map)
     started = info.get("started")
     run = f" on {started}" if started else ""
     lines = [
-        re.sub(r"(?<!!)\[([^\]]+)\]\(([^)\s]+)\)", link, intro).rstrip(), "",
+        link(intro).rstrip(), "",
         "In symbols, each method minimises over the target model's weights $\\theta$",
         "", "$$",
         "\\mathcal{L}(\\theta) = \\mathcal{L}_{\\mathrm{target}}(\\theta)"
@@ -365,6 +406,11 @@ def front_page(readme: str, chapters: list[Chapter], exercises: list[Path], info
         lines += ["```{toctree}", ":hidden:", ":caption: Exercises", "",
                   *[f"{EXERCISES}/{p.stem}" for p in exercises], "```", ""]  # fmt: skip
     lines += ["```{toctree}", ":hidden:", ":caption: The run", "", "run", "```", ""]
+    if references:
+        lines += ["## Reference", "",
+                  *[f"- [{_page_title(p)}]({REFERENCE}/{p.name})" for p in references], "",
+                  "```{toctree}", ":hidden:", ":caption: Reference", "",
+                  *[f"{REFERENCE}/{p.stem}" for p in references], "```", ""]  # fmt: skip
     return "\n".join(lines)
 
 
@@ -441,7 +487,16 @@ def stage(
         _insert_under_title(cells, note)
         (src / EXERCISES / path.name).write_text(json.dumps(nb))
         shutil.copy(path, src / FILES / "exercises" / path.name)
-    (src / "index.md").write_text(front_page(readme, chapters, exercises, info))
+    references = reference_pages(conf.parent)
+    if references:
+        (src / REFERENCE).mkdir()
+    staged, pages = {c.name for c in chapters}, {p.name for p in references}
+    for path in references:
+        where = f"book/{REFERENCE}/{path.name}"
+        (src / REFERENCE / path.name).write_text(
+            _book_links(path.read_text(), where, staged, pages)
+        )
+    (src / "index.md").write_text(front_page(readme, chapters, exercises, info, references))
     (src / "run.md").write_text(run_page(chapters, info))
 
 

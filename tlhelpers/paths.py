@@ -74,7 +74,7 @@ def require_download(what: str, allow_download: bool) -> None:
         raise DownloadNotAllowedError(
             f"{what} is not available offline and downloads are off. "
             f"Pass allow_download=True or set {DOWNLOAD_ENV}=1 (needs internet), "
-            "or use one of the offline datasets/backbones listed in the README."
+            "or use one of the offline datasets/backbones listed in book/reference/data.md."
         )
 
 

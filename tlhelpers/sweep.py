@@ -771,7 +771,7 @@ def _result(fut) -> dict[str, Any]:
     except Exception as err:  # a worker that died, a task that could not be unpickled
         error = f"{type(err).__name__}: {err}"
         if "tlhelpers" in error and isinstance(err, ModuleNotFoundError):
-            error += " (install the kit on every worker: README, 'Sweeps on a Dask cluster')"
+            error += " (install the kit on every worker: see book/reference/sweeps.md, Dask cluster)"
         return {"name": name, "status": "failed", "error": error[-2000:], "files": {}}
 
 
