@@ -12,6 +12,7 @@ from __future__ import annotations
 import copy
 import math
 import warnings
+from typing import Any
 
 import numpy as np
 import torch
@@ -222,8 +223,8 @@ def _check_groups(fn, hidden: bool) -> str:
         # one step of the student's optimiser against the kit's, from the same weights and gradients
         ref_model = copy.deepcopy(start)
         ref = make_optimizer("adam", ref_model, {p: lr / decay**k for k, p in enumerate(LAYERS)})
-        g = torch.Generator().manual_seed(seed)
-        x, y = torch.rand(6, 1, 28, 28, generator=g), torch.arange(6) % 3
+        gen = torch.Generator().manual_seed(seed)
+        x, y = torch.rand(6, 1, 28, 28, generator=gen), torch.arange(6) % 3
         for m, o in ((model, opt), (ref_model, ref)):
             m.train()
             o.zero_grad()
@@ -458,7 +459,7 @@ range_test = Exercise(
 # ----------------------------------------------------------------------- 4. the open challenge
 
 #: The challenge: notebook 06's setting, 5 labels per class, plain SGD, 30 full-batch steps.
-CHALLENGE = {"task": "fmnist_rand_b", "source": "fmnist_rand_a", "per_class": 5, "val_per_class": 40,
+CHALLENGE: dict[str, Any] = {"task": "fmnist_rand_b", "source": "fmnist_rand_a", "per_class": 5, "val_per_class": 40,
              "n_test": 1000, "seed": 0, "steps": 30, "baseline_lr": 0.01, "margin": 0.05}  # fmt: skip
 _cache: dict = {}
 
