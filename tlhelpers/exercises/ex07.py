@@ -155,8 +155,10 @@ ece = Exercise(
     hints=[
         "For each image: its confidence max_k p_k, and whether the argmax is its label. Then bin the "
         "confidences into M equal-width bins and compare, in each bin, the accuracy with the mean confidence.",
-        "Bin m (1..M) holds the confidences in ((m-1)/M, m/M]: the bin index of c is ceil(c * M) - 1, or "
-        "np.searchsorted(edges[1:-1], c) with edges = np.linspace(0, 1, M + 1). Skip empty bins.",
+        "Bin m (1..M) holds the confidences in ((m-1)/M, m/M]. With edges = torch.linspace(0, 1, M + 1, "
+        "dtype=probs.dtype), "
+        "torch.searchsorted(edges[1:-1], conf) gives each confidence's bin index (0-based; a "
+        "confidence on an edge stays in the bin below). Skip empty bins.",
         "conf, pred = probs.max(1); correct = (pred == targets).double(); for each non-empty bin b: "
         "total += mask.double().mean() * abs(correct[mask].mean() - conf[mask].mean())",
     ],
