@@ -351,3 +351,25 @@ def test_make_optimizer_reference_matches_the_solution_step(one_thread):
     assert sorted(g["lr"] for g in ref.param_groups) == pytest.approx(
         sorted(0.01 / 2.6**k for k in range(4))
     )
+
+
+@pytest.mark.parametrize("ex", FAST, ids=[e.id for e in FAST])
+def test_a_loop_is_stopped_by_the_time_limit(ex, monkeypatch):
+    from tlhelpers.exercises import _core
+
+    monkeypatch.setattr(_core, "LIMIT_S", 0.3)
+
+    def loops(*args):
+        while True:
+            try:
+                pass
+            except Exception:  # a broad except must not swallow the alarm
+                pass
+
+    r = ex.run_check(loops)
+    assert r.status == FAILED and "did not finish within 0.3 s" in r.message, r.message
+
+
+def test_rates_on_another_device_are_named():
+    r = ex06.schedule.run_check(lambda peak, total, warmup: torch.zeros(total, device="meta"))
+    assert r.status == FAILED and "is on device meta" in r.message, r.message

@@ -314,3 +314,26 @@ def test_challenge_data_are_copies_and_temperature_matches_the_kit(one_thread):
     v2, t2 = ex07.challenge_data()
     assert v2.abs().sum() > 0
     assert fit_temperature(v2, t2) > 1  # over-confident: the challenge has something to fix
+
+
+@pytest.mark.parametrize("ex", FAST, ids=[e.id for e in FAST])
+def test_a_loop_is_stopped_by_the_time_limit(ex, monkeypatch):
+    from tlhelpers.exercises import _core
+
+    monkeypatch.setattr(_core, "LIMIT_S", 0.3)
+
+    def loops(*args):
+        while True:
+            try:
+                pass
+            except Exception:  # a broad except must not swallow the alarm
+                pass
+
+    r = ex.run_check(loops)
+    assert r.status == FAILED and "did not finish within 0.3 s" in r.message, r.message
+
+
+@pytest.mark.slow
+def test_challenge_probabilities_on_another_device_are_named(one_thread):
+    r = ex07.challenge.run_check(lambda v, t: lambda z: torch.zeros(z.shape, device="meta"))
+    assert r.status == FAILED and "is on device meta" in r.message, r.message
