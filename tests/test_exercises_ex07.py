@@ -215,6 +215,7 @@ WRONG = [
     (ex07.tar_far, _tar_with("tar_all"), "the TAR is a fraction of the genuine pairs only"),
     (ex07.tar_far, _tar_with("far_strict"), "FAR <= far"),
     (ex07.tar_far, _tar_with("threshold"), "you returned the threshold"),
+    (ex07.tar_far, _tar_with("interpolated"), "you interpolated the ROC curve"),
     (ex07.tar_far, tar_string, "should be a number, got a str"),
     (ex07.winners_curse, curse_sign, "the sign is reversed"),
     (ex07.winners_curse, curse_reported_only, "that is the reported accuracy alone"),

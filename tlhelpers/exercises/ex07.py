@@ -17,7 +17,7 @@ import torch
 import torch.nn.functional as F
 
 from ..data import load_task, train_val_indices
-from ..metrics import expected_calibration_error, tar_at_far
+from ..metrics import expected_calibration_error, roc_curve, tar_at_far
 from ..models import load_backbone, transfer_model
 from ..recipes import get_recipe
 from ..training import predict
@@ -202,6 +202,9 @@ def tar_variant(scores: np.ndarray, same: np.ndarray, far: float, mode: str) -> 
         fa = np.cumsum(~same[order]) / len(imp)
         ta = np.cumsum(same[order]) / len(gen)
         return float(max([0.0, *ta[fa <= far]]))
+    if mode == "interpolated":  # read off the ROC curve between its points
+        fars, tars, _ = roc_curve(scores, same)
+        return float(np.interp(far, fars, tars))
     best, best_t = 0.0, np.inf
     for t in np.r_[np.inf, np.unique(scores)[::-1]]:
         fa = (imp >= t).sum() / (len(scores) if mode == "far_all" else len(imp))
@@ -218,6 +221,8 @@ _TAR_MISTAKES = {
     "far_all": "the FAR is a fraction of the impostor pairs only (same == False), not of all pairs.",
     "tar_all": "the TAR is a fraction of the genuine pairs only (same == True), not of all pairs.",
     "far_strict": "a threshold whose FAR equals the target is allowed: FAR <= far.",
+    "interpolated": "you interpolated the ROC curve between its points; TAR at FAR is the TAR of an "
+    "actual threshold: the highest TAR among thresholds whose FAR is at most far.",
     "threshold": "you returned the threshold; return the TAR reached at it.",
 }
 
