@@ -234,11 +234,14 @@ def _stats(model: nn.Module) -> dict[str, torch.Tensor]:
     return out
 
 
-def _blended(model: nn.Module, target: torch.Tensor, *, reset: bool) -> dict[str, torch.Tensor]:
+def _blended(
+    model: nn.Module, target: torch.Tensor, *, reset: bool, momentum: float | None = 0.1
+) -> dict[str, torch.Tensor]:
     m = copy.deepcopy(model)
-    if reset:
-        for _, layer in _bn(m):
+    for _, layer in _bn(m):
+        if reset:
             layer.reset_running_stats()
+        layer.momentum = momentum
     m.train()
     with torch.no_grad():
         m(target)
@@ -256,6 +259,7 @@ def _check_adabn(fn, hidden: bool) -> str:
         model, target = _adabn_case(seed, n)
         before_stats = _stats(model)
         before_params = {k: v.detach().clone() for k, v in model.named_parameters()}
+        original = copy.deepcopy(model)
         want = _stats(_kit_adabn(copy.deepcopy(model), target.clone(), batch_size=len(target)))
         out = call_student(fn, model, target.clone(), name="adabn_by_hand")
         if out is None:
@@ -290,32 +294,36 @@ def _check_adabn(fn, hidden: bool) -> str:
                 "the running statistics did not change: BatchNorm updates them only in train mode "
                 "(model.train()) during a forward pass of the target images."
             )
-        source_blend = _blended(_restore(out, before_stats), target, reset=False)
-        fresh_blend = _blended(_restore(out, before_stats), target, reset=True)
+        old = original
+        if all(torch.all(v == (0.0 if k.endswith("mean") else 1.0)) for k, v in got.items()):
+            raise Wrong(
+                "the statistics are still the reset values (mean 0, variance 1): the forward "
+                "pass of the target images must run in train mode (model.train())."
+            )
+        if _same(got, _blended(old, target, reset=False, momentum=None)):
+            raise Wrong(
+                "the source's statistics are still in the average: call reset_running_stats() on "
+                "each layer before the pass (momentum=None averages over every batch seen since "
+                "the last reset)."
+            )
+        source_blend = _blended(old, target, reset=False)
+        fresh_blend = _blended(old, target, reset=True)
         if _same(got, source_blend) or _same(got, fresh_blend):
             raise Wrong(
                 "your statistics are a blend (momentum 0.1) of the target's and the old ones: reset "
                 "each layer (reset_running_stats()) and set momentum=None for the plain average of "
                 "the target's batches."
             )
-        if _same(got, want, means):
+        if _same(got, want, means[:1]):
             raise Wrong(
-                "the means match but the variances do not: pass all the target images in one "
-                "batch (averaging per-batch variances misses the spread between batch means)."
+                "the first layer's means match but the rest does not: pass all the target images "
+                "in one batch (in train mode each batch is normalised with its own statistics, "
+                "so smaller batches change the deeper layers' statistics, and averaging per-batch "
+                "variances misses the spread between batch means)."
             )
         key = next(k for k in want if not close(got[k], want[k], rtol=1e-3, atol=1e-5))
         raise Wrong(f"`{key}` differs from the target's statistics (case with {n} target images).")
     return "BatchNorm's statistics re-estimated on the target; weights untouched; eval mode; momentum restored."
-
-
-def _restore(model: nn.Module, stats: dict[str, torch.Tensor]) -> nn.Module:
-    """A copy of ``model`` with the given running statistics and momentum 0.1."""
-    m = copy.deepcopy(model)
-    for name, layer in _bn(m):
-        layer.running_mean.copy_(stats[f"{name}.running_mean"])
-        layer.running_var.copy_(stats[f"{name}.running_var"])
-        layer.momentum = 0.1
-    return m
 
 
 adabn = Exercise(
@@ -333,6 +341,9 @@ adabn = Exercise(
         "Remember each layer's momentum before, put it back after the pass, and return model.eval().",
     ],
     solution_code="""
+    from torch import nn
+
+
     def adabn_by_hand(model, target_images):
         layers = [m for m in model.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)]
         saved = [m.momentum for m in layers]
