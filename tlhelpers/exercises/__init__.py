@@ -7,8 +7,7 @@ feedback; "not attempted yet" for nbgrader's stub), ``hint(level)`` and ``soluti
     ex03.l2sp.hint()              # a nudge; hint(2), hint(3) say more
     ex03.l2sp.check(l2sp_penalty) # prints the feedback, returns a Result
 
-Chapters: ``ex01`` (notebook 01), ``ex02`` (02), ``ex03`` (03a/03b), ``ex04`` (04),
-``ex08`` (08a/08b), ``ex09`` (09).
+Chapters: ``ex01`` (notebook 01), ``ex02`` (02), ``ex03`` (03a/03b), ``ex04`` (04).
 Generating student/solution copies and grading a class: :mod:`tlhelpers.classroom`.
 """
 
@@ -32,7 +31,7 @@ __all__ = [
 ]  # fmt: skip
 
 #: Chapter modules, in course order.
-CHAPTERS = ("ex01", "ex02", "ex03", "ex04", "ex08", "ex09")
+CHAPTERS = ("ex01", "ex02", "ex03", "ex04")
 
 
 def all_exercises() -> dict[str, Exercise]:
