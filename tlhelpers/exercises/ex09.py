@@ -353,7 +353,7 @@ adabn = Exercise(
         model.train()
         with torch.no_grad():
             model(target_images)
-        for m, momentum in zip(layers, saved):
+        for m, momentum in zip(layers, saved, strict=True):
             m.momentum = momentum
         return model.eval()
     """,
