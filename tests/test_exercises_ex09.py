@@ -161,6 +161,12 @@ def adabn_small_batches(model, x):
     return model.eval()
 
 
+def adabn_drops_stats(model, x):
+    for m in _bn_layers(model):
+        m.track_running_stats, m.running_mean, m.running_var = False, None, None
+    return model.eval()
+
+
 WRONG = [
     (ex09.grl, lambda x, lam: x, "passed through unchanged"),
     (ex09.grl, lambda x, lam: x.detach(), "has no gradient"),
@@ -184,6 +190,7 @@ WRONG = [
     (ex09.adabn, adabn_momentum_lost, "has momentum None"),
     (ex09.adabn, adabn_small_batches, "pass all the target images in one batch"),
     (ex09.adabn, lambda model, x: None, "returned None"),
+    (ex09.adabn, adabn_drops_stats, "has no running statistics"),
 ]
 
 

@@ -424,7 +424,7 @@ match = Exercise(
 # ---------------------------------------------------------------------------- 4. challenge
 
 #: Notebook 08b's stand-in faces and backbone; identities split as there (20 validate, 20 test).
-CHALLENGE = {"views": 8, "image_size": 64, "n_val": 20, "n_test": 20, "seed": 0,
+CHALLENGE: dict[str, Any] = {"views": 8, "image_size": 64, "n_val": 20, "n_test": 20, "seed": 0,
              "budget_s": 15.0, "margin": 0.05}  # fmt: skip
 _cache: dict = {}
 

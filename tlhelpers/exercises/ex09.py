@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import copy
 import time
+from typing import Any
 
 import torch
 from torch import nn
@@ -229,6 +230,11 @@ def _adabn_case(seed: int, n: int):
 def _stats(model: nn.Module) -> dict[str, torch.Tensor]:
     out = {}
     for name, m in _bn(model):
+        if m.running_mean is None or m.running_var is None:
+            raise Wrong(
+                f"`{name}` has no running statistics (track_running_stats=False): AdaBN "
+                "re-estimates them, it does not remove them."
+            )
         out[f"{name}.running_mean"] = m.running_mean.detach().clone()
         out[f"{name}.running_var"] = m.running_var.detach().clone()
     return out
@@ -362,7 +368,7 @@ adabn = Exercise(
 # ---------------------------------------------------------------------------- 4. challenge
 
 #: Notebook 09's setting: Fashion-MNIST source, its "noisy" shift as the unlabelled target.
-CHALLENGE = {"shift": "noisy", "n_source": 1600, "n_target": 1600, "n_eval": 1000, "width": 8,
+CHALLENGE: dict[str, Any] = {"shift": "noisy", "n_source": 1600, "n_target": 1600, "n_eval": 1000, "width": 8,
              "pretrain_steps": 200, "seed": 0, "budget_s": 20.0, "margin": 0.10}  # fmt: skip
 _cache: dict = {}
 
