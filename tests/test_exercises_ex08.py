@@ -11,7 +11,7 @@ from torch import nn
 from tlhelpers.exercises import FAILED, NOT_ATTEMPTED, PASSED, ex08
 from tlhelpers.exercises import _core as core
 
-MINE = [ex08.iou, ex08.nms, ex08.match]
+MINE = [ex08.iou, ex08.nms, ex08.match, ex08.verification]
 
 
 def _solution(ex):
@@ -173,6 +173,26 @@ def match_crashes_without_faces(boxes, scores, truth, t=0.5):  # right, but no e
     return tp
 
 
+# ---------------------------------------------------------------- ex08: verification
+
+
+def _pairs(emb, labels, *, normalise=True, diagonal=False):
+    e = emb / emb.norm(dim=1, keepdim=True) if normalise else emb
+    i, j = torch.triu_indices(len(e), len(e), offset=0 if diagonal else 1)
+    return (e @ e.T)[i, j], labels[i] == labels[j]
+
+
+def _auc(scores, same, tie=0.5):
+    g, m = scores[same][:, None], scores[~same][None, :]
+    return ((g > m).double().mean() + tie * (g == m).double().mean()).item()
+
+
+def auc_distance(emb, labels):
+    e = emb / emb.norm(dim=1, keepdim=True)
+    i, j = torch.triu_indices(len(e), len(e), offset=1)
+    return _auc(torch.cdist(e, e)[i, j], labels[i] == labels[j])
+
+
 WRONG = [
     (ex08.iou, iou_no_clamp, "clamp the intersection"),
     (ex08.iou, iou_union_twice, "counts the intersection twice"),
@@ -190,6 +210,11 @@ WRONG = [
     (ex08.match, _matcher(strict=True), "exactly 0.5 is a match"),
     (ex08.match, _matcher(any_truth=True), "not yet matched"),
     (ex08.match, match_crashes_without_faces, "case: a photo without a face"),
+    (ex08.verification, auc_distance, "1 minus the expected one"),
+    (ex08.verification, lambda e, y: _auc(*_pairs(e, y), tie=0.0), "counts one half, not 0"),
+    (ex08.verification, lambda e, y: _auc(*_pairs(e, y, diagonal=True)), "image with itself"),
+    (ex08.verification, lambda e, y: _auc(*_pairs(e, y, normalise=False)), "divide each embedding"),
+    (ex08.verification, lambda e, y: _pairs(e, y), "should be a number, got a tuple"),
 ]
 
 
@@ -203,6 +228,18 @@ def test_typical_wrong_answer_fails_with_its_message(ex, fn, message, one_thread
     assert r.status == FAILED, r
     assert message in r.message, r.message
     assert "Traceback" not in r.message and "the checker could not use" not in r.message
+
+
+def test_verification_cases_tie_exactly_or_not_at_all():
+    """Tied scores are exact zeros; every other genuine-impostor gap is far above float32 rounding."""
+    from tlhelpers.metrics import pair_scores
+
+    for hidden in (False, True):
+        for _, emb, labels in ex08._verification_cases(hidden):
+            scores, same = pair_scores(emb, labels)
+            gaps = np.abs(scores[same][:, None] - scores[~same][None, :])
+            assert gaps[gaps > 0].min() > 1e-5
+            assert (scores[same][:, None] == scores[~same][None, :])[gaps == 0].all()
 
 
 def test_numpy_iou_and_list_nms_are_accepted(one_thread):

@@ -16,9 +16,19 @@ from torchvision.ops import box_iou as _tv_box_iou
 from torchvision.ops import nms as _tv_nms
 
 from ..metrics import match_detections as _match_detections
-from ._core import Exercise, Wrong, call_student, close, diagnose, tensor, worst_entry
+from ._core import (
+    Exercise,
+    Wrong,
+    call_student,
+    close,
+    diagnose,
+    number,
+    off_by,
+    tensor,
+    worst_entry,
+)
 
-__all__ = ["iou", "nms", "match", "challenge"]
+__all__ = ["iou", "nms", "match", "verification", "challenge"]
 
 
 def _random_boxes(seed: int, n: int, spread: float = 100.0) -> torch.Tensor:
@@ -421,7 +431,113 @@ match = Exercise(
     """,
 )
 
-# ---------------------------------------------------------------------------- 4. challenge
+# ---------------------------------------------------------------------------- 4. verification
+
+
+def _verification_cases(hidden: bool) -> list[tuple[str, torch.Tensor, torch.Tensor]]:
+    """Embeddings of a few identities. The first case is sparse and non-negative: images with
+    disjoint supports score exactly 0 however the cosine is computed, so genuine and impostor
+    pairs tie there; every other score is a generic float, far from the others."""
+    out = []
+    for i, (n_ids, per, d, sparse) in enumerate(
+        [(5, 4, 6, True), (6, 3, 8, False)] if not hidden else [(4, 5, 6, True), (7, 3, 6, False)]
+    ):
+        g = torch.Generator().manual_seed(80 + i + (50 if hidden else 0))
+        labels = torch.arange(n_ids).repeat_interleave(per)
+        if sparse:  # each identity owns 4 of the d coordinates; each image uses 2 of them
+            emb = torch.zeros(len(labels), d)
+            for k, y in enumerate(labels.tolist()):
+                own = torch.randperm(d, generator=torch.Generator().manual_seed(1000 + y))[:4]
+                use = own[torch.randperm(4, generator=g)[:2]]
+                emb[k, use] = 0.5 + torch.rand(2, generator=g)
+        else:
+            centres = 2 * torch.randn(n_ids, d, generator=g)
+            emb = centres[labels] + 1.5 * torch.randn(len(labels), d, generator=g)
+        kind = (
+            ", sparse: some scores are exactly 0, so genuine and impostor pairs tie"
+            if sparse
+            else ""
+        )
+        out.append((f"{n_ids} identities x {per} images, {d}-D{kind}", emb, labels))
+    return out
+
+
+def _verification_variants(emb: torch.Tensor, labels: torch.Tensor) -> list[tuple[float, str]]:
+    from ..metrics import roc_auc
+
+    e = emb.double()
+    unit = e / e.norm(dim=1, keepdim=True)
+    lab = labels.numpy()
+    i, j = np.triu_indices(len(e), 1)
+    cos, same = (unit @ unit.T).numpy()[i, j], lab[i] == lab[j]
+    gen, imp = cos[same], cos[~same]
+    strict = float((gen[:, None] > imp[None, :]).mean())
+    ii, jj = np.triu_indices(len(e), 0)  # i == j included
+    with_self = roc_auc((unit @ unit.T).numpy()[ii, jj], lab[ii] == lab[jj])
+    dots = (e @ e.T).numpy()[i, j]
+    return [
+        (1 - roc_auc(cos, same),
+         "your AUC is 1 minus the expected one: a higher score must mean 'same identity' (a "
+         "distance is lower for the same identity: use the cosine similarity, or minus the distance)."),
+        (strict, "a tie between a genuine and an impostor score counts one half, not 0."),
+        (with_self,
+         "the pair of an image with itself is not a trial: use every pair i < j once "
+         "(np.triu_indices(N, 1))."),
+        (roc_auc(dots, same),
+         "the score is the cosine similarity: divide each embedding by its norm before the dot "
+         "product."),
+    ]  # fmt: skip
+
+
+def _check_verification(fn, hidden: bool) -> str:
+    from ..metrics import pair_scores, roc_auc
+
+    for what, emb, labels in _verification_cases(hidden):
+        saved = emb.clone()
+        try:
+            out = call_student(fn, emb, labels.clone(), name="verification_auc")
+        except Wrong as err:
+            raise _with_context(err, what) from None
+        if out is None:
+            raise Wrong("`verification_auc` returned None: did you forget `return`?")
+        got = number(out, "the AUC")
+        if not torch.equal(saved, emb):
+            raise Wrong("your function changed the embeddings in place.")
+        want = roc_auc(*pair_scores(saved, labels))
+        if not close(got, want, rtol=1e-6, atol=1e-9):
+            variants = _verification_variants(saved, labels)
+            if got < 0.5 < want and abs(got - (1 - want)) < 0.02:  # a distance: ties break anyhow
+                variants[0] = (got, variants[0][1])
+            raise Wrong(diagnose(got, variants, f"{off_by(got, want)}.") + f" ({what})")
+    return "The ROC AUC over every pair of images: cosine scores, ties counted one half."
+
+
+verification = Exercise(
+    id="ex08_verification",
+    title="Verification: the ROC AUC of all pairs",
+    minutes=15,
+    checker=_check_verification,
+    answer_name="verification_auc",
+    hints=[
+        "Normalise the embeddings to unit length; then the cosine of every pair is one matrix "
+        "product, and np.triu_indices(N, 1) (or torch.triu_indices) picks each pair i < j once.",
+        "A pair is genuine when its two labels are equal. The AUC is the probability that a "
+        "genuine pair outscores an impostor pair: compare every genuine score with every impostor "
+        "score (broadcast (G, 1) against (1, I)) and count a tie as one half.",
+        "g, m = scores[same], scores[~same]; return ((g[:, None] > m[None, :]).float().mean() + "
+        "0.5 * (g[:, None] == m[None, :]).float().mean()).item()",
+    ],
+    solution_code="""
+    def verification_auc(embeddings, labels):
+        e = embeddings / embeddings.norm(dim=1, keepdim=True)
+        i, j = torch.triu_indices(len(e), len(e), offset=1)
+        scores, same = (e @ e.T)[i, j], labels[i] == labels[j]
+        g, m = scores[same][:, None], scores[~same][None, :]
+        return ((g > m).double().mean() + 0.5 * (g == m).double().mean()).item()
+    """,
+)
+
+# ---------------------------------------------------------------------------- 5. challenge
 
 #: Notebook 08b's stand-in faces and backbone; identities split as there (20 validate, 20 test).
 CHALLENGE: dict[str, Any] = {"views": 8, "image_size": 64, "n_val": 20, "n_test": 20, "seed": 0,
