@@ -11,6 +11,7 @@ import torch
 from torch import nn
 
 from tlhelpers.exercises import FAILED, NOT_ATTEMPTED, PASSED, ex09
+from tlhelpers.exercises import _core as core
 
 MINE = [ex09.grl, ex09.coral, ex09.adabn]
 
@@ -262,3 +263,20 @@ def _five_classes(model, source, target):
 def test_ex09_challenge_wrong_answers(fn, message, one_thread):
     r = ex09.challenge.run_check(fn)
     assert r.status == FAILED and message in r.message, r.message
+
+
+class _LoopingBackward(torch.autograd.Function):
+    @staticmethod
+    def forward(ctx, x, lam):
+        return x.view_as(x)
+
+    @staticmethod
+    def backward(ctx, grad):
+        while True:
+            pass
+
+
+def test_a_loop_in_the_students_backward_is_stopped(monkeypatch):
+    monkeypatch.setattr(core, "LIMIT_S", 0.3)
+    r = ex09.grl.run_check(lambda x, lam: _LoopingBackward.apply(x, lam))
+    assert r.status == FAILED and "(its backward pass)` did not finish within 0.3 s" in r.message
