@@ -254,7 +254,9 @@ def _blended(
     return _stats(m)
 
 
-def _same(a: dict[str, torch.Tensor], b: dict[str, torch.Tensor], keys=None) -> bool:
+def _same(
+    a: dict[str, torch.Tensor], b: dict[str, torch.Tensor], keys: list[str] | None = None
+) -> bool:
     return all(close(a[k], b[k], rtol=1e-3, atol=1e-5) for k in (keys or a))
 
 
@@ -300,20 +302,19 @@ def _check_adabn(fn, hidden: bool) -> str:
                 "the running statistics did not change: BatchNorm updates them only in train mode "
                 "(model.train()) during a forward pass of the target images."
             )
-        old = original
         if all(torch.all(v == (0.0 if k.endswith("mean") else 1.0)) for k, v in got.items()):
             raise Wrong(
                 "the statistics are still the reset values (mean 0, variance 1): the forward "
                 "pass of the target images must run in train mode (model.train())."
             )
-        if _same(got, _blended(old, target, reset=False, momentum=None)):
+        if _same(got, _blended(original, target, reset=False, momentum=None)):
             raise Wrong(
                 "the source's statistics are still in the average: call reset_running_stats() on "
                 "each layer before the pass (momentum=None averages over every batch seen since "
                 "the last reset)."
             )
-        source_blend = _blended(old, target, reset=False)
-        fresh_blend = _blended(old, target, reset=True)
+        source_blend = _blended(original, target, reset=False)
+        fresh_blend = _blended(original, target, reset=True)
         if _same(got, source_blend) or _same(got, fresh_blend):
             raise Wrong(
                 "your statistics are a blend (momentum 0.1) of the target's and the old ones: reset "
