@@ -684,6 +684,11 @@ def few_shot_indices(
     check_int("per_class", per_class, minimum=1)
     check_int("seed", seed, minimum=0)
     t = np.asarray(targets)
+    if t.size == 0:
+        raise ValueError(
+            f"targets is empty (shape {t.shape}): few_shot_indices needs at least "
+            f"per_class={per_class} labelled items of every class."
+        )
     n_classes = _number_of_classes(t, classes)
     rng = np.random.default_rng(seed)
     chosen = []
@@ -1340,7 +1345,8 @@ def shift_images(images: torch.Tensor, kind: str, seed: int = 0) -> torch.Tensor
     or ``"rotated"`` (an angle uniform in [30, 90] degrees per image, :func:`rotate_images`).
     The labels are unchanged: only the input distribution moves (a covariate shift). Random
     draws use a local generator seeded by ``seed`` (the same images for the same seed; the
-    global random stream is untouched). The output is a new tensor in [0, 1].
+    global random stream is untouched). The output is a new tensor in [0, 1]. Images with
+    NaN/inf pixels or values outside [0, 1] (0..255 scale, normalised images) are refused.
     """
     check_choice("kind", kind, SHIFTS)
     if not isinstance(images, torch.Tensor) or images.ndim != 4:
@@ -1348,6 +1354,22 @@ def shift_images(images: torch.Tensor, kind: str, seed: int = 0) -> torch.Tensor
         raise ValueError(f"images must be a (N, C, H, W) tensor, got {shape}.")
     if not images.is_floating_point():
         raise ValueError(f"images must be floating point in [0, 1], got dtype {images.dtype}.")
+    bad = ~torch.isfinite(images)
+    if bad.any():  # 'noisy' and 'inverted' would pass a NaN pixel on
+        where = tuple(int(i) for i in bad.nonzero()[0])
+        raise ValueError(
+            f"images contains NaN or inf values ({int(bad.sum())} pixels, the first at "
+            f"{where}); shifts need finite pixels in [0, 1]."
+        )
+    if images.numel():
+        lo, hi = float(images.min()), float(images.max())
+        if lo < 0 or hi > 1:
+            hint = ("divide by 255 first" if hi > 1 and lo >= 0
+                    else "shift the raw images, before normalising them")  # fmt: skip
+            raise ValueError(
+                f"images must lie in [0, 1], got values in [{lo:.4g}, {hi:.4g}]: {hint} "
+                "(the shifts and their output are defined on [0, 1])."
+            )
     check_int("seed", seed, minimum=0)
     g = torch.Generator().manual_seed(seed)
     n = len(images)

@@ -137,9 +137,16 @@ class Detections:
 
 
 def _boxes(name: str, boxes: Any) -> torch.Tensor:
-    b = torch.as_tensor(
-        np.asarray(boxes, dtype=np.float64) if not isinstance(boxes, torch.Tensor) else boxes
-    )
+    if isinstance(boxes, torch.Tensor):
+        b = boxes
+    else:
+        try:
+            b = torch.as_tensor(np.asarray(boxes, dtype=np.float64))
+        except (ValueError, TypeError):
+            raise ValueError(
+                f"{name} must be an (N, 4) array of numbers as (x1, y1, x2, y2), got a "
+                f"ragged or non-numeric {type(boxes).__name__} (every box needs 4 numbers)."
+            ) from None
     b = b.to(torch.float64).reshape(-1, 4) if b.numel() == 0 else b.to(torch.float64)
     if b.ndim != 2 or b.shape[1] != 4:
         raise ValueError(
@@ -150,6 +157,29 @@ def _boxes(name: str, boxes: Any) -> torch.Tensor:
     if (b[:, 2] < b[:, 0]).any() or (b[:, 3] < b[:, 1]).any():
         raise ValueError(f"{name} must satisfy x2 >= x1 and y2 >= y1 (xyxy format).")
     return b
+
+
+def _scores(name: str, scores: Any, n: int) -> torch.Tensor:
+    """``(n,)`` float64 scores, one per box, all finite (a NaN would rank first in NMS)."""
+    try:
+        s = torch.as_tensor(
+            scores if isinstance(scores, torch.Tensor) else np.asarray(scores, dtype=np.float64)
+        ).to(torch.float64).reshape(-1)
+    except (ValueError, TypeError):
+        raise ValueError(
+            f"{name} must be {n} numbers, one per box, got a ragged or non-numeric "
+            f"{type(scores).__name__}."
+        ) from None
+    if s.shape[0] != n:
+        raise ValueError(f"{name} must have one value per box ({n}), got {s.shape[0]}.")
+    bad = ~torch.isfinite(s)
+    if bad.any():
+        i = int(bad.nonzero()[0])
+        raise ValueError(
+            f"{name} must be finite numbers, got {s[i].item()} (NaN or inf) at index {i} "
+            f"({int(bad.sum())} of {n} non-finite); a NaN score cannot be ranked."
+        )
+    return s
 
 
 def box_area(boxes: Any) -> torch.Tensor:
@@ -181,9 +211,7 @@ def nms(boxes: Any, scores: Any, iou_threshold: float = 0.3) -> torch.Tensor:
     ``iou_threshold``, repeat (as ``torchvision.ops.nms``; Felzenszwalb et al., 2010).
     """
     b = _boxes("boxes", boxes)
-    s = torch.as_tensor(scores, dtype=torch.float64).reshape(-1)
-    if s.shape[0] != b.shape[0]:
-        raise ValueError(f"scores must have one value per box ({b.shape[0]}), got {s.shape[0]}.")
+    s = _scores("scores", scores, b.shape[0])
     if not 0 <= iou_threshold <= 1:
         raise ValueError(f"iou_threshold must lie in [0, 1], got {iou_threshold!r}.")
     order = torch.argsort(s, descending=True, stable=True)
@@ -208,9 +236,7 @@ def box_voting(boxes: Any, scores: Any, keep: Any, iou_threshold: float = 0.3) -
     Komodakis, 2015, "box voting"; OpenCV's ``groupRectangles`` averages the same way).
     """
     b = _boxes("boxes", boxes)
-    s = torch.as_tensor(scores, dtype=torch.float64).reshape(-1)
-    if s.shape[0] != b.shape[0]:
-        raise ValueError(f"scores must have one value per box ({b.shape[0]}), got {s.shape[0]}.")
+    s = _scores("scores", scores, b.shape[0])
     if (s < 0).any():
         raise ValueError("scores must be >= 0 to weight a mean (probabilities, not logits).")
     k = torch.as_tensor(keep, dtype=torch.long).reshape(-1)
@@ -364,6 +390,14 @@ class SlidingWindowDetector(Detector):
         if scores.shape[0] != len(boxes):
             raise ValueError(
                 f"score_fn must return one score per crop ({len(boxes)}), got {scores.shape[0]}."
+            )
+        bad = ~torch.isfinite(scores)
+        if bad.any():  # a broken classifier must not read as "no face"
+            raise ValueError(
+                f"score_fn returned NaN or inf for {int(bad.sum())} of {len(scores)} windows "
+                f"(first: window {int(bad.nonzero()[0])}, box "
+                f"{[round(v, 1) for v in boxes[int(bad.nonzero()[0])].tolist()]}); it must "
+                "return finite face probabilities. Check the classifier on those crops."
             )
         return boxes, scores
 

@@ -395,17 +395,33 @@ def run_all(
 
 
 def load_params_file(path: str | Path) -> dict[str, Any]:
-    """Read a ``--params`` JSON file; a syntax error names the file, line and column."""
+    """Read a ``--params`` JSON file: an object ``{notebook stem: {name: value}}``.
+
+    A syntax error names the file, line and column; a file that is not UTF-8 or holds
+    something other than an object (``null``, a list, a number) is refused naming the file.
+    """
     path = Path(path)
+    expected = 'Expected {"notebook stem": {"name": value}}.'
     try:
-        return json.loads(path.read_text())
+        doc = json.loads(path.read_text(encoding="utf-8"))
     except FileNotFoundError:
         raise ValueError(f"--params file {path} does not exist.") from None
+    except UnicodeDecodeError as err:
+        raise ValueError(
+            f"--params file {path} is not UTF-8 text (byte {err.start}: {err.reason}); "
+            f"save it as UTF-8. {expected}"
+        ) from None
     except json.JSONDecodeError as err:
         raise ValueError(
             f"--params file {path} is not valid JSON (line {err.lineno}, column {err.colno}: "
-            f'{err.msg}). Expected {{"notebook stem": {{"name": value}}}}.'
+            f"{err.msg}). {expected}"
         ) from None
+    if not isinstance(doc, dict):  # null, a list, a number: nothing to run with
+        raise ValueError(
+            f"--params file {path} must hold a JSON object, got {json.dumps(doc)[:80]}. "
+            f"{expected}"
+        )
+    return doc
 
 
 def obey_sigint() -> None:

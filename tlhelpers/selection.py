@@ -45,6 +45,8 @@ from collections.abc import Callable, Hashable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+import numpy as np
+
 from .validation import check_int
 
 __all__ = [
@@ -154,10 +156,26 @@ def _check_candidates(candidates: Sequence[Hashable]) -> tuple:
         )
     seen: set = set()
     for c in cands:
+        try:
+            hash(c)
+        except TypeError:
+            raise ValueError(
+                f"candidates must be hashable (they key the scores), got {c!r} "
+                f"({type(c).__name__}); write it as a tuple, e.g. {_as_tuple(c)!r}."
+            ) from None
         if c in seen:
             raise ValueError(f"candidates must be distinct, got {c!r} more than once.")
         seen.add(c)
     return cands
+
+
+def _as_tuple(c: Any) -> Any:
+    """A hashable spelling of an unhashable candidate (lists and dicts become tuples)."""
+    if isinstance(c, dict):
+        return tuple((k, _as_tuple(v)) for k, v in c.items())
+    if isinstance(c, (list, set)):
+        return tuple(_as_tuple(v) for v in c)
+    return c
 
 
 def _ilog(x: int, base: int) -> int:
@@ -226,10 +244,28 @@ def _score(advance: Advance, candidate: Any, resource: int, cost: Compute, charg
     cost.seconds += time.process_time() - t_cpu
     cost.wall_seconds += time.perf_counter() - t_wall
     cost.steps += charged
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+    return _score_value(value, f"advance({candidate!r}, {resource})")
+
+
+def _score_value(value: Any, call: str) -> float:
+    """A finite Python float from a number, a NumPy scalar or a one-element tensor/array."""
+    kind = type(value).__name__
+    if hasattr(value, "shape") and hasattr(value, "ndim") and not isinstance(value, np.generic):
+        if math.prod(value.shape) != 1:  # a tensor or array of several values
+            raise ValueError(
+                f"{call} returned a {kind} of shape {tuple(value.shape)}; it must return one "
+                "number, the validation score (higher is better)."
+            )
+        value = value.reshape(-1)[0].item()
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, (int, float, np.number)):
         raise ValueError(
-            f"advance({candidate!r}, {resource}) returned {value!r}; it must return a finite "
-            "validation score (higher is better)."
+            f"{call} returned {value!r}; it must return a number, the validation score "
+            f"(higher is better), got {kind}."
+        )
+    if not math.isfinite(value):
+        raise ValueError(
+            f"{call} returned {value!r}; it must return a finite validation score (higher "
+            "is better), got a non-finite one (a diverged run?)."
         )
     return float(value)
 

@@ -132,9 +132,14 @@ def load_grid(path: str | Path) -> dict[str, Any]:
     path = Path(path)
     example = "see sweeps/welcome_grid.yaml for the format"
     try:
-        doc = yaml.safe_load(path.read_text())
+        doc = yaml.safe_load(path.read_text(encoding="utf-8"))
     except FileNotFoundError:
         raise SweepError(f"grid file {path} does not exist.") from None
+    except UnicodeDecodeError as err:
+        raise SweepError(
+            f"grid file {path} is not UTF-8 text (byte {err.start}: {err.reason}); save it "
+            f"as UTF-8; {example}."
+        ) from None
     except yaml.YAMLError as err:
         mark = getattr(err, "problem_mark", None)
         where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
