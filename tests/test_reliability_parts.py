@@ -361,6 +361,14 @@ def test_compare_says_why_an_interval_has_zero_width():
     assert c.verdict == "better"
 
 
+def test_compare_zero_width_up_to_rounding_says_so_too():
+    # the same number of test items apart on each seed: equal differences, but not to the bit
+    a, b = [(k + 1) / 199 for k in (3, 150)], [k / 199 for k in (3, 150)]
+    c = compare(a, b)
+    assert len(set(c.differences)) == 2 and c.ci_high - c.ci_low < 1e-12
+    assert "every paired difference was the same (+0.005)" in str(c)
+
+
 def test_compare_with_varying_differences_keeps_its_sentence():
     c = compare([0.81, 0.93, 0.85], [0.80, 0.90, 0.86], name_a="A", name_b="B")
     assert "zero width" not in str(c)
@@ -369,3 +377,123 @@ def test_compare_with_varying_differences_keeps_its_sentence():
 def test_compare_all_differences_zero_is_not_distinguishable_and_says_so():
     c = compare([0.8, 0.9], [0.8, 0.9])
     assert c.verdict == "not distinguishable" and "zero width" in str(c)
+
+
+# ------------------------------------------------------------------ battery of further bad inputs
+# Each case: what was fed in, and the verdict on today's code. "refused" cases must raise a
+# ValueError whose message matches (argument, value, what is allowed); "answer" cases must
+# give the stated correct result. The verdict before the fix is in the comment.
+
+_Z = np.zeros((32, 32), dtype=np.float32)
+
+
+def _swd(score_fn):
+    return SlidingWindowDetector(score_fn, window=8, sizes=[16])
+
+
+BATTERY_REFUSED = {
+    # was IndexError "index 5 is out of bounds" (unclear)
+    "box_voting keep out of range": (
+        lambda: box_voting(_overlapping_boxes(), [0.1, 0.2, 0.3], [5]),
+        r"keep must be box indices in 0\.\.2, got \[5\]",
+    ),
+    # was silent: 0.5 cast to box 0 (silent wrong)
+    "box_voting keep float": (
+        lambda: box_voting(_overlapping_boxes(), [0.1, 0.2, 0.3], [0.5]),
+        r"keep must be integer box indices.*float",
+    ),
+    # was TypeError "must be real number, not NoneType" (unclear)
+    "nms scores None": (lambda: nms(_overlapping_boxes(), [None, 0.9, 0.8]), r"scores must be finite.*index 0"),
+    # was torch's TypeError "new(): invalid data type 'str'" (unclear)
+    "nms scores str": (lambda: nms(_overlapping_boxes(), "abc"), r"scores must be 3 numbers.*str"),
+    # clear before and after
+    "nms iou_threshold nan": (lambda: nms(_overlapping_boxes(), [0.1, 0.2, 0.3], math.nan), r"iou_threshold must lie in \[0, 1\], got nan"),
+    # was numpy's "could not convert string to float" (unclear)
+    "box_iou strings": (lambda: box_iou([["a", "b", "c", "d"]], _overlapping_boxes()), r"boxes1 must be an \(N, 4\) array of numbers"),
+    # was torch's "can't convert np.ndarray of type numpy.object_" (unclear)
+    "score_fn returns None": (lambda: _swd(lambda c: None).detect(_Z), r"score_fn must return 25 numbers.*NoneType"),
+    # clear before and after
+    "score_fn returns (K, 2)": (lambda: _swd(lambda c: torch.zeros(len(c), 2)).detect(_Z), r"one score per crop \(25\), got 50"),
+    # was 0 detections, no error (silent wrong)
+    "score_fn returns inf": (lambda: _swd(lambda c: torch.full((len(c),), math.inf)).detect(_Z), r"score_fn returned NaN or inf for 25 of 25"),
+    # clear before and after
+    "ece probs NaN": (lambda: expected_calibration_error(torch.tensor([[math.nan, 1.0]]), [0]), r"probs contains NaN"),
+    "ece labels 0.5": (lambda: expected_calibration_error(torch.tensor([[0.5, 0.5]]), [0.5]), r"targets must hold integer labels"),
+    "ece 1-D probs": (lambda: expected_calibration_error(torch.tensor([0.5, 0.5]), [0, 1]), r"probs must be 2-D"),
+    # was torch's "Expected non-zero, positive output size" for 'rotated' (unclear)
+    "shift_images empty batch": (lambda: shift_images(torch.zeros(0, 1, 8, 8), "rotated"), r"images is empty \(shape \(0, 1, 8, 8\)\)"),
+    # clear before and after
+    "shift_images uint8": (lambda: shift_images(torch.zeros(1, 1, 8, 8, dtype=torch.uint8), "noisy"), r"floating point in \[0, 1\], got dtype torch\.uint8"),
+    "shift_images numpy": (lambda: shift_images(np.zeros((1, 1, 8, 8), np.float32), "noisy"), r"images must be a \(N, C, H, W\) tensor, got ndarray"),
+    # was "cannot convert float NaN to integer" (unclear)
+    "few_shot_indices NaN label": (lambda: few_shot_indices(np.array([0.0, 1.0, math.nan]), 1), r"targets must be integer class labels.*\[nan\]"),
+    # was "class 0 has only 0 items" (misleading)
+    "few_shot_indices labels 0.5": (lambda: few_shot_indices(np.array([0.5, 1.5, 0.5]), 1), r"targets must be integer class labels.*0\.5"),
+    # was flat indices into a 2-D array (silent wrong)
+    "few_shot_indices 2-D targets": (lambda: few_shot_indices(np.array([[0, 1], [1, 0]]), 1), r"targets must be 1-D class labels, got shape \(2, 2\)"),
+    # was numpy's UFuncTypeError (unclear)
+    "few_shot_indices string labels": (lambda: few_shot_indices(np.array(["a", "b"]), 1), r"targets must be integer class labels.*<U1"),
+    # clear before and after
+    "h_score inf": (lambda: h_score(np.array([[1.0, math.inf], [0, 1], [1, 1]]), [0, 1, 0]), r"features contains NaN or inf"),
+    # was three candidates 'a', 'b', 'c' (silent wrong)
+    "halving candidates a str": (lambda: successive_halving("abc", lambda c, r: 0.5, min_resource=1, max_resource=3), r"candidates must be a list of candidates, got the str 'abc'"),
+    # was "unhashable type: 'dict'" (unclear)
+    "halving dict candidate": (lambda: successive_halving([{"lr": 1}], lambda c, r: 0.5, min_resource=1, max_resource=3), r"candidates must be hashable.*\(\('lr', 1\),\)"),
+    # refused, the message names the type (clear)
+    "halving advance returns Decimal": (
+        lambda: successive_halving(["a"], lambda c, r: __import__("decimal").Decimal("0.5"), min_resource=1, max_resource=3),
+        r"must return a number.*Decimal",
+    ),
+}
+
+
+@pytest.mark.parametrize("case", sorted(BATTERY_REFUSED))
+def test_battery_refused(case):
+    call, message = BATTERY_REFUSED[case]
+    with pytest.raises(ValueError, match=message):
+        call()
+
+
+@pytest.mark.parametrize("kind", ["params", "grid"])
+def test_battery_input_file_is_a_folder(tmp_path, kind):
+    # was IsADirectoryError with a traceback (unclear)
+    folder = tmp_path / "p.json"
+    folder.mkdir()
+    load = runner.load_params_file if kind == "params" else sw.load_grid
+    with pytest.raises(ValueError, match=rf"{kind} file {folder} cannot be read: Is a directory"):
+        load(folder)
+
+
+def test_battery_params_file_with_a_bom_is_read(tmp_path):
+    # was "Unexpected UTF-8 BOM" (refused a valid file Windows Notepad writes); now read
+    params = tmp_path / "p.json"
+    params.write_bytes(b'\xef\xbb\xbf{"double": {"x": 2}}')
+    assert runner.load_params_file(params) == {"double": {"x": 2}}
+
+
+def test_battery_params_entry_null_is_refused_naming_the_key(notebook, tmp_path, capsys):
+    # clear before and after
+    params = tmp_path / "p.json"
+    params.write_text('{"double": null}')
+    assert runner.main(["run", str(notebook), "--params", str(params), "--build", str(tmp_path / "b")]) == 2
+    assert "'double' must map parameter names to values" in capsys.readouterr().err
+
+
+def test_battery_answers():
+    # correct answers where there is one (verdict "ok" before and after unless noted)
+    assert nms(torch.zeros(0, 4), []).tolist() == []
+    rng = np.random.default_rng(0)
+    f, y = rng.normal(size=(20, 3)), np.arange(20) % 2
+    assert h_score(f * 1e307, y) == pytest.approx(h_score(f, y), rel=1e-9)
+    from tlhelpers.transferability import h_score_shrinkage, ledoit_wolf_shrinkage
+
+    # h_score_shrinkage at 1e200 was numpy's LinAlgError (unclear); ledoit_wolf_shrinkage at
+    # 1e-200 returned 0.0 instead of 0.81 (silent wrong); both scale-invariant now
+    with np.errstate(all="raise"):
+        assert h_score_shrinkage(f * 1e200, y) == pytest.approx(h_score_shrinkage(f, y), rel=1e-9)
+        assert ledoit_wolf_shrinkage(f * 1e-200) == pytest.approx(ledoit_wolf_shrinkage(f), rel=1e-9)
+    # a 0-d tensor that requires grad is a number too
+    res = successive_halving(["a", "b"], lambda c, r: torch.tensor(0.5, requires_grad=True) * 1,
+                             min_resource=1, max_resource=2)  # fmt: skip
+    assert res.best_score == 0.5
+    assert few_shot_indices(np.array([0.0, 1.0, 0.0, 1.0]), 1).shape == (2,)  # whole floats are labels

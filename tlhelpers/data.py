@@ -689,6 +689,17 @@ def few_shot_indices(
             f"targets is empty (shape {t.shape}): few_shot_indices needs at least "
             f"per_class={per_class} labelled items of every class."
         )
+    if t.ndim != 1:
+        raise ValueError(f"targets must be 1-D class labels, got shape {t.shape}.")
+    if t.dtype.kind not in "iu":
+        whole = t.dtype.kind == "f" and bool(np.all(np.isfinite(t) & (t == np.round(t))))
+        if not whole:  # NaN, 0.5 or strings would give a misleading count or numpy's error
+            shown = t[~(np.isfinite(t) & (t == np.round(t)))][:3] if t.dtype.kind == "f" else t[:3]
+            raise ValueError(
+                f"targets must be integer class labels 0..K-1, got dtype {t.dtype} "
+                f"with values such as {shown.tolist()}."
+            )
+        t = t.astype(np.int64)
     n_classes = _number_of_classes(t, classes)
     rng = np.random.default_rng(seed)
     chosen = []
@@ -1370,6 +1381,8 @@ def shift_images(images: torch.Tensor, kind: str, seed: int = 0) -> torch.Tensor
                 f"images must lie in [0, 1], got values in [{lo:.4g}, {hi:.4g}]: {hint} "
                 "(the shifts and their output are defined on [0, 1])."
             )
+    if images.shape[0] == 0:
+        raise ValueError(f"images is empty (shape {tuple(images.shape)}): nothing to shift.")
     check_int("seed", seed, minimum=0)
     g = torch.Generator().manual_seed(seed)
     n = len(images)

@@ -182,6 +182,19 @@ def _scores(name: str, scores: Any, n: int) -> torch.Tensor:
     return s
 
 
+def _indices(name: str, idx: Any, n: int) -> torch.Tensor:
+    """Integer indices into ``n`` boxes (as :func:`nms` returns), each in ``0..n-1``."""
+    k = torch.as_tensor(idx if isinstance(idx, torch.Tensor) else np.asarray(idx)).reshape(-1)
+    if k.numel() and (k.is_floating_point() or k.dtype == torch.bool or k.is_complex()):
+        raise ValueError(f"{name} must be integer box indices (as nms returns), got dtype {k.dtype}.")
+    k = k.long()
+    if k.numel() and (k.min() < 0 or k.max() >= n):
+        raise ValueError(
+            f"{name} must be box indices in 0..{n - 1}, got {k.tolist()[:10]} ({n} boxes)."
+        )
+    return k
+
+
 def box_area(boxes: Any) -> torch.Tensor:
     """Areas of ``(N, 4)`` xyxy boxes: ``(x2 - x1) * (y2 - y1)``."""
     b = _boxes("boxes", boxes)
@@ -239,7 +252,7 @@ def box_voting(boxes: Any, scores: Any, keep: Any, iou_threshold: float = 0.3) -
     s = _scores("scores", scores, b.shape[0])
     if (s < 0).any():
         raise ValueError("scores must be >= 0 to weight a mean (probabilities, not logits).")
-    k = torch.as_tensor(keep, dtype=torch.long).reshape(-1)
+    k = _indices("keep", keep, len(b))
     if len(k) == 0:
         return torch.zeros(0, 4, dtype=torch.float64)
     w = (box_iou(b[k], b) > iou_threshold).double() * s[None, :]  # (K, N)
@@ -384,7 +397,7 @@ class SlidingWindowDetector(Detector):
     def score_windows(self, image: Any) -> tuple[torch.Tensor, torch.Tensor]:
         """Every window's box and score, before the threshold and NMS."""
         crops, boxes = self.windows(image)
-        scores = [torch.as_tensor(np.asarray(self.score_fn(crops[i : i + self.batch_size])), dtype=torch.float32)
+        scores = [self._scores(crops[i : i + self.batch_size])
                   for i in range(0, len(crops), self.batch_size)]  # fmt: skip
         scores = torch.cat(scores).reshape(-1) if scores else torch.zeros(0)
         if scores.shape[0] != len(boxes):
@@ -400,6 +413,21 @@ class SlidingWindowDetector(Detector):
                 "return finite face probabilities. Check the classifier on those crops."
             )
         return boxes, scores
+
+    def _scores(self, crops: torch.Tensor) -> torch.Tensor:
+        out = self.score_fn(crops)
+        if isinstance(out, torch.Tensor):
+            out = out.detach().cpu()
+        try:
+            arr = None if out is None else np.asarray(out, dtype=np.float32)
+        except (TypeError, ValueError):
+            arr = None
+        if arr is None or arr.ndim == 0:
+            raise ValueError(
+                f"score_fn must return {len(crops)} numbers (one face probability per crop), "
+                f"got {type(out).__name__} {str(out)[:80]}."
+            )
+        return torch.as_tensor(arr)
 
     def _detect(self, rgb: np.ndarray) -> Detections:
         boxes, scores = self.score_windows(rgb)

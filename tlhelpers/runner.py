@@ -403,9 +403,11 @@ def load_params_file(path: str | Path) -> dict[str, Any]:
     path = Path(path)
     expected = 'Expected {"notebook stem": {"name": value}}.'
     try:
-        doc = json.loads(path.read_text(encoding="utf-8"))
+        doc = json.loads(path.read_text(encoding="utf-8-sig"))  # a BOM (Notepad) is fine
     except FileNotFoundError:
         raise ValueError(f"--params file {path} does not exist.") from None
+    except OSError as err:  # a folder, no permission
+        raise ValueError(f"--params file {path} cannot be read: {err.strerror}.") from None
     except UnicodeDecodeError as err:
         raise ValueError(
             f"--params file {path} is not UTF-8 text (byte {err.start}: {err.reason}); "

@@ -149,6 +149,11 @@ def _check_factor(factor: Any) -> int:
 
 
 def _check_candidates(candidates: Sequence[Hashable]) -> tuple:
+    if isinstance(candidates, (str, bytes)):  # tuple("abc") would be three candidates
+        raise ValueError(
+            f"candidates must be a list of candidates, got the {type(candidates).__name__} "
+            f"{candidates!r}; write [{candidates!r}] for a single one."
+        )
     cands = tuple(candidates)
     if not cands:
         raise ValueError(

@@ -136,7 +136,8 @@ class Comparison(_Interval):
         pct = f"{100 * self.confidence:g}%"
         metric = f"{self.metric}, lower is better" if self.lower_is_better else self.metric
         why = ""
-        if len(set(self.differences)) == 1:  # s_d = 0: the interval is a single point
+        d = np.asarray(self.differences)
+        if np.ptp(d) <= 1e-12 * max(1.0, float(np.abs(d).max())):  # s_d = 0 up to rounding
             why = (
                 f"; zero width because every paired difference was the same "
                 f"({_fmt(self.differences[0])}), common with small test sets"

@@ -135,6 +135,8 @@ def load_grid(path: str | Path) -> dict[str, Any]:
         doc = yaml.safe_load(path.read_text(encoding="utf-8"))
     except FileNotFoundError:
         raise SweepError(f"grid file {path} does not exist.") from None
+    except OSError as err:  # a folder, no permission
+        raise SweepError(f"grid file {path} cannot be read: {err.strerror}.") from None
     except UnicodeDecodeError as err:
         raise SweepError(
             f"grid file {path} is not UTF-8 text (byte {err.start}: {err.reason}); save it "
