@@ -222,6 +222,7 @@ def nms(boxes: Any, scores: Any, iou_threshold: float = 0.3) -> torch.Tensor:
 
     Take the best-scoring box, drop every remaining box whose IoU with it is above
     ``iou_threshold``, repeat (as ``torchvision.ops.nms``; Felzenszwalb et al., 2010).
+    NaN or infinite scores are refused (a NaN cannot be ranked: it would come first).
     """
     b = _boxes("boxes", boxes)
     s = _scores("scores", scores, b.shape[0])
@@ -346,6 +347,8 @@ class SlidingWindowDetector(Detector):
     window, :meth:`count_windows`; real detectors avoid most of them with a cascade
     (Viola-Jones, MTCNN) or with region proposals. ``voting=True`` replaces each box NMS
     keeps by the score-weighted mean of itself and the boxes overlapping it (:func:`box_voting`).
+    A ``score_fn`` that returns NaN or inf for any window is refused naming the window (a
+    broken classifier must not read as "no face").
     """
 
     name = "sliding window"
@@ -397,9 +400,9 @@ class SlidingWindowDetector(Detector):
     def score_windows(self, image: Any) -> tuple[torch.Tensor, torch.Tensor]:
         """Every window's box and score, before the threshold and NMS."""
         crops, boxes = self.windows(image)
-        scores = [self._scores(crops[i : i + self.batch_size])
-                  for i in range(0, len(crops), self.batch_size)]  # fmt: skip
-        scores = torch.cat(scores).reshape(-1) if scores else torch.zeros(0)
+        batches = [self._score_batch(crops[i : i + self.batch_size])
+                   for i in range(0, len(crops), self.batch_size)]  # fmt: skip
+        scores = torch.cat(batches).reshape(-1) if batches else torch.zeros(0)
         if scores.shape[0] != len(boxes):
             raise ValueError(
                 f"score_fn must return one score per crop ({len(boxes)}), got {scores.shape[0]}."
@@ -414,7 +417,7 @@ class SlidingWindowDetector(Detector):
             )
         return boxes, scores
 
-    def _scores(self, crops: torch.Tensor) -> torch.Tensor:
+    def _score_batch(self, crops: torch.Tensor) -> torch.Tensor:
         out = self.score_fn(crops)
         if isinstance(out, torch.Tensor):
             out = out.detach().cpu()

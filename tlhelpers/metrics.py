@@ -313,7 +313,8 @@ def expected_calibration_error(
     where :math:`B_m` holds the items whose confidence :math:`\max_k p_k` lies in
     :math:`((m-1)/M, m/M]` (:func:`reliability_bins`). 0 is perfectly calibrated; the value
     depends on the binning, so always report ``n_bins`` with it. ``probs`` are
-    probabilities ``(N, K)`` (softmax of the logits).
+    probabilities ``(N, K)`` (softmax of the logits); ``targets`` must be labels in
+    ``0..K-1`` (a label outside the columns is refused, not counted as a mistake).
     """
     b = reliability_bins(probs, targets, n_bins)
     nonempty = b["count"] > 0
