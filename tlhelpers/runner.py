@@ -35,7 +35,7 @@ from pathlib import Path
 from typing import Any
 
 from .interactive import WIDGETS_ENV
-from .paths import repo_root
+from .paths import read_text_file, repo_root
 from .threads import child_environment
 
 #: Thread-count variables of the numeric libraries; a run sets them all to ``threads``.
@@ -402,17 +402,9 @@ def load_params_file(path: str | Path) -> dict[str, Any]:
     """
     path = Path(path)
     expected = 'Expected {"notebook stem": {"name": value}}.'
+    text = read_text_file(path, "--params file")  # a BOM (Notepad) is fine
     try:
-        doc = json.loads(path.read_text(encoding="utf-8-sig"))  # a BOM (Notepad) is fine
-    except FileNotFoundError:
-        raise ValueError(f"--params file {path} does not exist.") from None
-    except OSError as err:  # a folder, no permission
-        raise ValueError(f"--params file {path} cannot be read: {err.strerror}.") from None
-    except UnicodeDecodeError as err:
-        raise ValueError(
-            f"--params file {path} is not UTF-8 text (byte {err.start}: {err.reason}); "
-            f"save it as UTF-8. {expected}"
-        ) from None
+        doc = json.loads(text)
     except json.JSONDecodeError as err:
         raise ValueError(
             f"--params file {path} is not valid JSON (line {err.lineno}, column {err.colno}: "

@@ -57,6 +57,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from .paths import read_text_file
 from .runner import (
     STOP_GRACE_S,
     execute_isolated,
@@ -131,17 +132,9 @@ def load_grid(path: str | Path) -> dict[str, Any]:
 
     path = Path(path)
     example = "see sweeps/welcome_grid.yaml for the format"
+    text = read_text_file(path, "grid file", SweepError)
     try:
-        doc = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise SweepError(f"grid file {path} does not exist.") from None
-    except OSError as err:  # a folder, no permission
-        raise SweepError(f"grid file {path} cannot be read: {err.strerror}.") from None
-    except UnicodeDecodeError as err:
-        raise SweepError(
-            f"grid file {path} is not UTF-8 text (byte {err.start}: {err.reason}); save it "
-            f"as UTF-8; {example}."
-        ) from None
+        doc = yaml.safe_load(text)
     except yaml.YAMLError as err:
         mark = getattr(err, "problem_mark", None)
         where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
