@@ -1365,24 +1365,24 @@ def shift_images(images: torch.Tensor, kind: str, seed: int = 0) -> torch.Tensor
         raise ValueError(f"images must be a (N, C, H, W) tensor, got {shape}.")
     if not images.is_floating_point():
         raise ValueError(f"images must be floating point in [0, 1], got dtype {images.dtype}.")
-    bad = ~torch.isfinite(images)
-    if bad.any():  # 'noisy' and 'inverted' would pass a NaN pixel on
+    if images.shape[0] == 0:
+        raise ValueError(f"images is empty (shape {tuple(images.shape)}): nothing to shift.")
+    lo_t, hi_t = torch.aminmax(images.detach())  # one pass; NaN propagates into both
+    lo, hi = float(lo_t), float(hi_t)
+    if not (np.isfinite(lo) and np.isfinite(hi)):  # 'noisy', 'inverted' passed NaN on
+        bad = ~torch.isfinite(images)
         where = tuple(int(i) for i in bad.nonzero()[0])
         raise ValueError(
             f"images contains NaN or inf values ({int(bad.sum())} pixels, the first at "
             f"{where}); shifts need finite pixels in [0, 1]."
         )
-    if images.numel():
-        lo, hi = float(images.min()), float(images.max())
-        if lo < 0 or hi > 1:
-            hint = ("divide by 255 first" if hi > 1 and lo >= 0
-                    else "shift the raw images, before normalising them")  # fmt: skip
-            raise ValueError(
-                f"images must lie in [0, 1], got values in [{lo:.4g}, {hi:.4g}]: {hint} "
-                "(the shifts and their output are defined on [0, 1])."
-            )
-    if images.shape[0] == 0:
-        raise ValueError(f"images is empty (shape {tuple(images.shape)}): nothing to shift.")
+    if lo < 0 or hi > 1:
+        hint = ("divide by 255 first" if hi > 1 and lo >= 0
+                else "shift the raw images, before normalising them")  # fmt: skip
+        raise ValueError(
+            f"images must lie in [0, 1], got values in [{lo:.4g}, {hi:.4g}]: {hint} "
+            "(the shifts and their output are defined on [0, 1])."
+        )
     check_int("seed", seed, minimum=0)
     g = torch.Generator().manual_seed(seed)
     n = len(images)
