@@ -439,6 +439,11 @@ BATTERY_REFUSED = {
     "halving candidates a str": (lambda: successive_halving("abc", lambda c, r: 0.5, min_resource=1, max_resource=3), r"candidates must be a list of candidates, got the str 'abc'"),
     # was "unhashable type: 'dict'" (unclear)
     "halving dict candidate": (lambda: successive_halving([{"lr": 1}], lambda c, r: 0.5, min_resource=1, max_resource=3), r"candidates must be hashable.*\(\('lr', 1\),\)"),
+    # was "unhashable type: 'list'" (unclear); the suggested spelling is hashable
+    "halving tuple holding a list": (
+        lambda: successive_halving([("l2sp", [0.1, 1.0])], lambda c, r: 0.5, min_resource=1, max_resource=3),
+        r"candidates must be hashable.*\('l2sp', \(0\.1, 1\.0\)\)",
+    ),
     # refused, the message names the type (clear)
     "halving advance returns Decimal": (
         lambda: successive_halving(["a"], lambda c, r: __import__("decimal").Decimal("0.5"), min_resource=1, max_resource=3),

@@ -178,7 +178,7 @@ def _as_tuple(c: Any) -> Any:
     """A hashable spelling of an unhashable candidate (lists and dicts become tuples)."""
     if isinstance(c, dict):
         return tuple((k, _as_tuple(v)) for k, v in c.items())
-    if isinstance(c, (list, set)):
+    if isinstance(c, (list, set, tuple)):
         return tuple(_as_tuple(v) for v in c)
     return c
 
@@ -305,8 +305,9 @@ def successive_halving(
 
     Args:
         candidates: distinct, hashable configurations, e.g. ``("l2sp", 0.1)``.
-        advance: ``advance(candidate, resource) -> validation score``; with ``resume``
-            it continues that candidate's run to ``resource`` steps in total.
+        advance: ``advance(candidate, resource) -> validation score``, a finite number (a
+            NumPy scalar or a one-element tensor counts as one); with ``resume`` it
+            continues that candidate's run to ``resource`` steps in total.
         min_resource, max_resource: :math:`r_0` and :math:`R` (steps).
         factor: :math:`\\eta`, an integer >= 2.
         budget: if given, the schedule's total steps (:func:`schedule_steps`) must not
