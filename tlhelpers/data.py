@@ -679,7 +679,8 @@ def few_shot_indices(
 
     The draw behind :func:`few_shot`; use it directly to pick rows of cached features.
     Raises ``ValueError`` naming the class (with its name from ``classes``) when it has
-    fewer than ``per_class`` items.
+    fewer than ``per_class`` items, and for empty, non-1-D or non-integer ``targets``
+    (NaN, 0.5, strings; whole-valued floats are accepted as labels).
     """
     check_int("per_class", per_class, minimum=1)
     check_int("seed", seed, minimum=0)
