@@ -85,6 +85,28 @@ def _read_json(path: Path) -> Any:
         return None
 
 
+def _load_notebook(path: Path, advice: str) -> dict:
+    """A notebook's JSON; a truncated, non-UTF-8 or non-notebook file is refused naming it."""
+    try:
+        nb = json.loads(path.read_text(encoding="utf-8"))
+    except UnicodeDecodeError as err:
+        reason = f"not UTF-8 text at byte {err.start}"
+    except json.JSONDecodeError as err:
+        reason = f"invalid JSON at line {err.lineno}, column {err.colno}: {err.msg}"
+    else:
+        if isinstance(nb, dict) and isinstance(nb.get("cells", []), list):
+            return nb
+        reason = "JSON but not a notebook (no list of cells)"
+    raise ValueError(f"{path} is not a readable notebook ({reason}); {advice}")
+
+
+def _executed_advice(ch_source: Path, build: Path) -> str:
+    return (
+        "the run that wrote it was probably cut off: run it again with `.venv/bin/python -m "
+        f"tlhelpers.runner run notebooks/{ch_source.name} --build {build}` (or delete the file)."
+    )
+
+
 def _notebook_error(nb: dict) -> str:
     """``ename: evalue`` of the first error output of an executed notebook, or ``""``."""
     for cell in nb.get("cells", []):
@@ -126,13 +148,13 @@ def find_chapters(build: str | Path, notebooks: list[Path]) -> list[Chapter]:
         ch.wall_time_s = record.get("wall_time_s")
         ch.parameters = dict(record.get("parameters", {}))
         if executed.is_file():
-            nb = json.loads(executed.read_text())
+            nb = _load_notebook(executed, _executed_advice(source, build))
             pm = nb.get("metadata", {}).get("papermill", {})
             ch.executed = executed
             ch.finished = (pm.get("end_time") or "")[:16].replace("T", " ")
             failed = bool(pm.get("exception")) or ch.status in ("failed", "interrupted")
             ch.copy_has_no_error = ch.status == "failed" and not pm.get("exception")
-            ch.source_changed = _cells(json.loads(source.read_text())) != _cells(nb)
+            ch.source_changed = _cells(_load_notebook(source, "fix or restore it.")) != _cells(nb)
             ch.status = (ch.status if ch.status in ("failed", "interrupted") else "failed") \
                 if failed else "ok"  # fmt: skip
             ch.error = ch.error or _notebook_error(nb)
@@ -304,9 +326,9 @@ def _insert_under_title(cells: list[dict], cell: dict) -> None:
 def _chapter_notebook(ch: Chapter, info: dict) -> dict:
     """The staged page: the executed notebook with the run header under its title
     (a failed run without an executed copy: a notebook holding only the failure)."""
-    source = json.loads(ch.source.read_text())
+    source = _load_notebook(ch.source, "fix or restore it.")
     if ch.executed is not None:
-        nb = json.loads(ch.executed.read_text())
+        nb = _load_notebook(ch.executed, _executed_advice(ch.source, ch.executed.parent.parent))
     else:
         nb = {**source, "cells": [_markdown_cell(f"# {_title(source, ch.stem)}", "book-title")]}
         if ch.log_tail:
@@ -476,7 +498,7 @@ def stage(
     if exercises:
         (src / EXERCISES).mkdir()
     for path in exercises:
-        nb = json.loads(path.read_text())
+        nb = _load_notebook(path, "regenerate the students' copies (`python -m tlhelpers exercises generate`).")
         note = _markdown_cell(
             ":::{admonition} Exercise\n:class: tip\n"
             f"{{download}}`Download {path.name} <../{FILES}/exercises/{path.name}>` and "

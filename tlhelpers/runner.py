@@ -35,7 +35,7 @@ from pathlib import Path
 from typing import Any
 
 from .interactive import WIDGETS_ENV
-from .paths import repo_root
+from .paths import read_text_file, repo_root
 from .threads import child_environment
 
 #: Thread-count variables of the numeric libraries; a run sets them all to ``threads``.
@@ -395,17 +395,27 @@ def run_all(
 
 
 def load_params_file(path: str | Path) -> dict[str, Any]:
-    """Read a ``--params`` JSON file; a syntax error names the file, line and column."""
+    """Read a ``--params`` JSON file: an object ``{notebook stem: {name: value}}``.
+
+    A syntax error names the file, line and column; a file that is not UTF-8 or holds
+    something other than an object (``null``, a list, a number) is refused naming the file.
+    """
     path = Path(path)
+    expected = 'Expected {"notebook stem": {"name": value}}.'
+    text = read_text_file(path, "--params file")  # a BOM (Notepad) is fine
     try:
-        return json.loads(path.read_text())
-    except FileNotFoundError:
-        raise ValueError(f"--params file {path} does not exist.") from None
+        doc = json.loads(text)
     except json.JSONDecodeError as err:
         raise ValueError(
             f"--params file {path} is not valid JSON (line {err.lineno}, column {err.colno}: "
-            f'{err.msg}). Expected {{"notebook stem": {{"name": value}}}}.'
+            f"{err.msg}). {expected}"
         ) from None
+    if not isinstance(doc, dict):  # null, a list, a number: nothing to run with
+        raise ValueError(
+            f"--params file {path} must hold a JSON object, got {json.dumps(doc)[:80]}. "
+            f"{expected}"
+        )
+    return doc
 
 
 def obey_sigint() -> None:

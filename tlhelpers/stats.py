@@ -135,10 +135,17 @@ class Comparison(_Interval):
         """The verdict as one sentence; ``width`` pads ``name_a`` (for aligned tables)."""
         pct = f"{100 * self.confidence:g}%"
         metric = f"{self.metric}, lower is better" if self.lower_is_better else self.metric
+        why = ""
+        d = np.asarray(self.differences)
+        if np.ptp(d) <= 1e-12 * max(1.0, float(np.abs(d).max())):  # s_d = 0 up to rounding
+            why = (
+                f"; zero width because every paired difference was the same "
+                f"({_fmt(self.differences[0])}), common with small test sets"
+            )
         return (
             f"{self.name_a:<{width}} vs {self.name_b} ({metric}, {self.n} paired seeds): "
-            f"{_fmt(self.diff_mean)} ({pct} CI {_fmt(self.ci_low)} to {_fmt(self.ci_high)}): "
-            f"{self.verdict}."
+            f"{_fmt(self.diff_mean)} ({pct} CI {_fmt(self.ci_low)} to {_fmt(self.ci_high)}"
+            f"{why}): {self.verdict}."
         )
 
     def to_dict(self) -> dict[str, Any]:
@@ -313,7 +320,8 @@ def compare(
     ``a`` and ``b`` hold one value per seed, the same seeds in the same order (n >= 2).
     The interval is :math:`\bar d \pm t_{(1+c)/2,n-1}\, s_d/\sqrt n`
     (``scipy.stats.ttest_rel``'s). When every difference is the same, :math:`s_d = 0` and
-    the interval is that single point. ``lower_is_better`` (e.g. a loss, a distance)
+    the interval is that single point; the sentence then says so (on a small test set
+    two methods often differ by the same number of items on every seed). ``lower_is_better`` (e.g. a loss, a distance)
     makes an interval below 0 read ``"better"``. ``neutral`` (a bias, a gap: larger is
     neither better nor worse) words the verdict ``"larger"`` / ``"smaller"``; it cannot be
     combined with ``lower_is_better``.

@@ -57,6 +57,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from .paths import read_text_file
 from .runner import (
     STOP_GRACE_S,
     execute_isolated,
@@ -131,10 +132,9 @@ def load_grid(path: str | Path) -> dict[str, Any]:
 
     path = Path(path)
     example = "see sweeps/welcome_grid.yaml for the format"
+    text = read_text_file(path, "grid file", SweepError)
     try:
-        doc = yaml.safe_load(path.read_text())
-    except FileNotFoundError:
-        raise SweepError(f"grid file {path} does not exist.") from None
+        doc = yaml.safe_load(text)
     except yaml.YAMLError as err:
         mark = getattr(err, "problem_mark", None)
         where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""

@@ -109,6 +109,17 @@ def _features(features: Any) -> np.ndarray:
     return np.asarray(f, dtype=np.float64)
 
 
+def _unit_scale(f: np.ndarray) -> np.ndarray:
+    """``f / max|f|``: the largest entry becomes 1.
+
+    For scores that are invariant to a uniform scaling of the features (H-score, its
+    shrinkage form, the Ledoit-Wolf intensity): features of size 1e200 or 1e-200 would
+    otherwise overflow or underflow in ``f^T f`` and give an error or a wrong score.
+    """
+    top = float(np.max(np.abs(f))) if f.size else 0.0
+    return f / top if top > 0 else f
+
+
 def _features_and_labels(features: Any, target_labels: Any):
     f = _features(features)
     codes, n_classes = _labels(
@@ -414,7 +425,9 @@ def h_score(features: Any, target_labels: Any, *, rcond: float | None = None) ->
     ``matrix_rank`` tolerance); it is computed from ``eigh`` of the covariance when
     :math:`n \ge D` (same as ``np.linalg.pinv(cov, hermitian=True)``) and from the
     SVD of the centred features when :math:`n < D`. A class with a single sample is
-    fine (its mean is that sample).
+    fine (its mean is that sample). The score is invariant to scaling the features, so
+    they are divided by their largest absolute entry first: features of any size (1e-200
+    or 1e200) give the same score without overflow.
 
     Args:
         features: ``(n, D)`` features of the ``n`` target images. Finite values only.
@@ -429,6 +442,7 @@ def h_score(features: Any, target_labels: Any, *, rcond: float | None = None) ->
     if rcond is None:
         rcond = max(n, d) * _EPS
     check_positive("rcond", rcond)
+    f = _unit_scale(f)  # H is scale-invariant; keeps f^T f finite at any feature size
     fc = f - f.mean(axis=0)
     onehot = _one_hot(codes, n_classes)
     counts = onehot.sum(axis=0)
@@ -472,7 +486,7 @@ def ledoit_wolf_shrinkage(features: Any) -> float:
     Returns:
         :math:`\alpha` as a Python float (0 when :math:`S = \mu I` exactly).
     """
-    f = _features(features)
+    f = _unit_scale(_features(features))  # alpha is scale-invariant; no overflow in x^4
     x = f - f.mean(axis=0)
     n, p = x.shape
     s = x.T @ x / n
@@ -519,6 +533,7 @@ def h_score_shrinkage(features: Any, target_labels: Any) -> float:
         :math:`\mathcal{H}_\alpha` as a Python float, in :math:`[0, C - 1]`.
     """
     f, codes, n_classes = _features_and_labels(features, target_labels)
+    f = _unit_scale(f)  # invariant to uniform scaling; keeps f^T f finite
     n, d = f.shape
     fc = f - f.mean(axis=0)
     s = fc.T @ fc / n
