@@ -26,7 +26,7 @@ from tlhelpers.losses import (
     mmd2,
 )
 from tlhelpers.models import SmallCNN, split_model
-from tlhelpers.training import adapt
+from tlhelpers.adaptation import adapt
 
 # ------------------------------------------------------------------ shift_images
 

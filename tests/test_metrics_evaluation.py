@@ -23,7 +23,7 @@ from tlhelpers.metrics import (
     reliability_bins,
 )
 from tlhelpers.plots import plot_confusion_matrix, plot_reliability
-from tlhelpers.training import fit_temperature
+from tlhelpers.calibration import fit_temperature
 
 
 def _probs(seed: int, n: int = 2000, k: int = 4, scale: float = 3.0):

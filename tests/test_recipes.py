@@ -151,7 +151,7 @@ def _manual(source, data, steps, schedule="constant", unfreeze=None):
         if unfreezer is not None:
             unfreezer(step)
 
-    fine_tune(model, data, steps=steps, batch_size=r.batch_size, seed=0, bn_eval=False,
+    fine_tune(model, data, steps=steps, batch_size=r.batch_size, seed=0, batchnorm="train",
               optimizer=opt, on_step=on_step)  # fmt: skip
     return model
 
