@@ -37,7 +37,6 @@ from tlhelpers.models import (
     param_groups,
     parameter_state,
     replace_head,
-    split_model,
     transfer_model,
 )
 from tlhelpers.optim import GradualUnfreezing, build_optimizer, make_optimizer, make_scheduler
@@ -615,9 +614,13 @@ def test_callbacks_run_in_order_at_each_event():
 def test_batchnorm_eval_keeps_the_stored_statistics(source):
     model = transfer_model(source, 5, seed=0)
     stats = {k: v.clone() for k, v in model.state_dict().items() if "running" in k}
-    Trainer(model, batch_size=64, batchnorm="eval", seed=0, progress=False).fit(_images(20), epochs=3)
+    Trainer(model, batch_size=64, batchnorm="eval", seed=0, progress=False).fit(
+        _images(20), epochs=3
+    )
     assert all(torch.equal(model.state_dict()[k], v) for k, v in stats.items())
-    Trainer(model, batch_size=64, batchnorm="train", seed=0, progress=False).fit(_images(20), epochs=1)
+    Trainer(model, batch_size=64, batchnorm="train", seed=0, progress=False).fit(
+        _images(20), epochs=1
+    )
     assert any(not torch.equal(model.state_dict()[k], v) for k, v in stats.items())
 
 
@@ -769,7 +772,9 @@ BAD_INPUTS = [
 ]  # fmt: skip
 
 
-@pytest.mark.parametrize(("case", "call", "exc", "match"), BAD_INPUTS, ids=[c[0] for c in BAD_INPUTS])
+@pytest.mark.parametrize(
+    ("case", "call", "exc", "match"), BAD_INPUTS, ids=[c[0] for c in BAD_INPUTS]
+)
 def test_bad_input_is_refused_by_name_before_any_work(case, call, exc, match):
     if "cuda" in case and not _NO_GPU:
         pytest.skip("a GPU is visible: device='cuda' is valid here")

@@ -188,9 +188,7 @@ class Recipe:
                 steps_callbacks.append(OnStep(lambda _step: scheduler.step()))
             if self.unfreeze:
                 every = max(1, round(self.unfreeze_every * steps))
-                steps_callbacks.append(
-                    OnStep(GradualUnfreezing(model, self.unfreeze, every=every))
-                )
+                steps_callbacks.append(OnStep(GradualUnfreezing(model, self.unfreeze, every=every)))
         obj = objective if objective is not None else TransferObjective()
         if reference is not None:
             obj = TrackDistance(obj, reference)

@@ -383,7 +383,8 @@ class Trainer:
             if not params:
                 raise ValueError("The model has no trainable parameters (all frozen?).")
             optimizer = torch.optim.Adam(params, lr=lr)
-        self.model, self.objective, self.optimizer = model, objective or _default_objective, optimizer
+        self.model, self.optimizer = model, optimizer
+        self.objective = objective or _default_objective
         self.batch_size, self.batchnorm, self.seed = batch_size, batchnorm, seed
         self.batch_transform, self.callbacks = batch_transform, callbacks
         self.check_finite, self.progress = check_finite, progress
@@ -437,7 +438,8 @@ class Trainer:
 
     def load_state_dict(self, state: Mapping[str, Any]) -> None:
         """Resume from :meth:`state_dict` (a trainer built with the same arguments)."""
-        missing = {"model", "optimizer", "step", "epoch", "generator", "rng", "history"} - set(state)
+        keys = {"model", "optimizer", "step", "epoch", "generator", "rng", "history"}
+        missing = keys - set(state)
         if missing:
             raise ValueError(f"state is missing {sorted(missing)}: not a Trainer.state_dict().")
         self.model.load_state_dict(state["model"])
@@ -522,8 +524,10 @@ class Trainer:
                 )
                 for batch, (x, y) in enumerate(batches, start=1):
                     self.step += 1
-                    if self.check_finite and x.is_floating_point() and not bool(
-                        torch.isfinite(x).all()
+                    if (
+                        self.check_finite
+                        and x.is_floating_point()
+                        and not bool(torch.isfinite(x).all())
                     ):
                         raise ValueError(
                             f"train_data has NaN or inf inputs in batch {batch} of epoch "
@@ -552,9 +556,7 @@ class Trainer:
                     count += len(y)
                 record = {f"train/{k}": v / count for k, v in sums.items()}
                 if val_data is not None:
-                    ev = evaluate(
-                        model, val_data, batch_transform=self.batch_transform, device=dev
-                    )
+                    ev = evaluate(model, val_data, batch_transform=self.batch_transform, device=dev)
                     record.update({f"val/{k}": v for k, v in ev.items()})
                 record["time"] = self._elapsed + time.perf_counter() - start
                 self.history.append(record)
