@@ -495,6 +495,7 @@ class Trainer:
         if self.default_objective:
             check_class_labels("train_data", data)
         if epochs is None:
+            assert steps is not None  # exactly one of the two, checked above
             epochs = passes_for(steps, n_train, min(self.batch_size, n_train))
         threads.adapt_threads()  # the kit's thread policy, re-decided from the load now
         from tqdm.auto import tqdm
