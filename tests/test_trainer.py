@@ -380,7 +380,7 @@ def test_fine_tuned_accuracy_preset_equals_the_old_protocol(source, monkeypatch)
     [
         get_recipe("scratch").replace(min_steps=5, max_steps=5),  # BatchNorm trains
         get_recipe("linear_probe").replace(min_steps=4, max_steps=4),
-        get_recipe("fine_tune_frozen_bn").replace(min_steps=6, max_steps=6),
+        get_recipe("fine_tune_bn_eval").replace(min_steps=6, max_steps=6),
         get_recipe("fine_tune").replace(min_steps=8, max_steps=8, batch_size=16,
                                         schedule="warmup_cosine",
                                         unfreeze=("head", "body.0.block3"), unfreeze_every=0.5),

@@ -316,7 +316,7 @@ RECIPES: dict[str, Recipe] = {
             ),
         ),
         Recipe(
-            name="fine_tune_frozen_bn",
+            name="fine_tune_bn_eval",
             trains="all",
             lr_body=1e-3,
             lr_head=1e-2,
