@@ -8,7 +8,8 @@ while training, and the step budget as a function of the training-set size::
 
 so a few-shot set (5 images) still gets enough updates, and 50 images per class do not
 get 16 passes more than 1 per class does. Notebooks write ``recipe = get_recipe("scratch")``
-and ``recipe.fit(model, train, seed=s)`` (or ``recipe.trainer(model)`` for a run to resume); where a notebook deviates it uses
+and ``recipe.fit(model, train, seed=s)`` (or ``recipe.trainer(model)``, the kit's training
+loop set up by the recipe, for a run to resume); where a notebook deviates it uses
 ``recipe.replace(...)`` and says why.
 
 The values were chosen on a validation split of Fashion-MNIST task B (classes 5-9) with
