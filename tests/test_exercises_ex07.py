@@ -308,7 +308,7 @@ def test_challenge_solution_passes(hidden, one_thread):
 
 @pytest.mark.slow
 def test_challenge_data_are_copies_and_temperature_matches_the_kit(one_thread):
-    from tlhelpers.training import fit_temperature
+    from tlhelpers.calibration import fit_temperature
 
     v, t = ex07.challenge_data()
     v.mul_(0)

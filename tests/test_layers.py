@@ -16,11 +16,11 @@ PACKAGE = Path(__file__).resolve().parent.parent / "tlhelpers"
 #: Bottom to top. A module may import its own tier or lower tiers, never a higher one.
 LAYERS: list[tuple[str, ...]] = [
     ("validation",),
-    ("paths", "threads", "runtime", "metrics", "interactive", "detection", "selection"),
+    ("paths", "threads", "runtime", "metrics", "calibration", "interactive", "detection", "selection"),
     ("data", "models", "plots", "stats"),
     ("losses", "optim"),
     ("training",),
-    ("features", "transferability"),
+    ("features", "transferability", "adaptation"),
     ("analysis", "recipes", "embedding"),
     ("widgets", "notebook", "exercises"),
     ("runner", "sweep", "classroom"),

@@ -402,9 +402,9 @@ def _domains() -> dict:
 
 def _source_model() -> nn.Module:
     if "model" not in _cache:
+        from ..adaptation import adapt
         from ..recipes import get_recipe
         from ..runtime import seeded
-        from ..training import adapt
 
         d = _domains()
         with seeded(CHALLENGE["seed"]):
