@@ -16,7 +16,7 @@ PACKAGE = Path(__file__).resolve().parent.parent / "tlhelpers"
 #: Bottom to top. A module may import its own tier or lower tiers, never a higher one.
 LAYERS: list[tuple[str, ...]] = [
     ("validation",),
-    ("paths", "threads", "runtime", "metrics", "interactive", "detection", "selection"),
+    ("paths", "threads", "runtime", "metrics", "interactive", "detection", "selection", "fingerprint"),
     ("data", "models", "plots", "stats"),
     ("losses", "optim"),
     ("training",),
