@@ -253,7 +253,7 @@ def test_the_margin_is_derived_from_the_recorded_cross_platform_variation():
     other = [r for r in doc["rows"] if not r["same_platform_as_grid"]]
     same = [r for r in doc["rows"] if r["same_platform_as_grid"]]
     assert len({r["kernels"] for r in other}) >= 2 and len(other) >= 20  # two other kernel sets, both splits
-    assert all(r["diff"] == 0 for r in same)  # the grid's own platform reproduces it exactly
+    assert same and all(abs(r["diff"]) <= lt.EXACT_TOL for r in same)  # the grid's own platform: exact
     bounds = [w["bound_in_sd"] for w in doc["windows"] if not w["same_platform_as_grid"]]
     assert doc["largest_interval_bound_in_sd"] == pytest.approx(max(bounds))
     assert lt.MARGIN_SD == doc["margin_sd"] >= doc["safety"] * max(bounds)
