@@ -404,7 +404,8 @@ class SeedMatch:
         if self.exact:
             word = "reproduce" if self.agrees else "DIFFER from"
             return (f"{self.name}: same platform and code, so live values at seeds {seeds} must "
-                    f"reproduce the stored ones exactly; they {word} them (live - stored: {diff}).")  # fmt: skip
+                    f"reproduce the stored ones exactly; they {word} them (largest |live - stored| "
+                    f"{self.max_abs_diff:.1e}, tolerance {self.tol:g}: the csv's rounding).")  # fmt: skip
         t = self.test
         ci = (f"{100 * (1 - 2 * self.alpha):g}% CI {_f3(t.ci_low)} to {_f3(t.ci_high)}"
               if t.n > 1 else "one seed: no interval")  # fmt: skip
