@@ -742,7 +742,8 @@ def _run(plan, out, client, workers, threads, timeout, log) -> SweepResult:
                 elapsed = time.perf_counter() - start
                 left = len(todo) - done
                 eta = f", ~{_fmt_time(elapsed / done * left)} left" if done and left else ""
-                what = key_numbers or record["error"][-160:]
+                what = key_numbers if status == "ok" else (
+                    f"{key_numbers} (from a {status} run) " if key_numbers else "") + record["error"][-160:]
                 log(f"[{done}/{len(todo)}] {status:<10} {_label(point)}  "
                     f"{record['wall_time_s']} s  {what}\n"
                     f"    done {counts['ok']} ok, {counts['failed']} failed, {left} remaining; "
@@ -998,7 +999,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("notebook")
     parser.add_argument("--grid", help="YAML grid file (grid/fixed/metric/x/seed_param)")
     parser.add_argument("-p", "--param", action="append", default=[],
-                        help="name=v1,v2,... (adds a swept parameter)")  # fmt: skip
+                        help="name=v1,v2,... (adds a swept parameter; each value read as in a grid file: YAML, so false is a bool)")  # fmt: skip
     parser.add_argument("--out", help="output folder (default: build/sweeps/<notebook>)")
     parser.add_argument("--workers", type=int, default=None,
                         help="runs at a time on this machine (default 1)")  # fmt: skip
