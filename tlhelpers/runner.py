@@ -427,8 +427,9 @@ def run_all(
     for p in paths:
         print(f"running {p.name} ...", flush=True)
         rec = run_notebook(p, build / p.stem, parameters.get(p.stem, {}), timeout=timeout)
-        print(f"  {rec.status} in {rec.wall_time_s} s {rec.key_numbers or rec.error[:200]}",
-              flush=True)  # fmt: skip
+        shown = rec.key_numbers if rec.status == "ok" else (
+            f"{rec.key_numbers} (from a {rec.status} run) " if rec.key_numbers else "") + rec.error[:400]
+        print(f"  {rec.status} in {rec.wall_time_s} s {shown}", flush=True)
         records.append(rec)
         _write_summary(records, build)
     return records
