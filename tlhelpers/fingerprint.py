@@ -29,7 +29,7 @@ from pathlib import Path
 from typing import Any
 
 __all__ = [
-    "FINGERPRINT_FIELDS", "code_version", "cpu_model", "fingerprint_differences",
+    "FINGERPRINT_FIELDS", "code_version", "cpu_model", "fingerprint_differences", "package_imports",
     "platform_fingerprint", "same_platform",
 ]  # fmt: skip
 
@@ -97,17 +97,24 @@ def _strip_docstrings(tree: ast.AST) -> ast.AST:
     return tree
 
 
-def _module_file(name: str) -> Path | None:
+def _module_file(name: str, package_dir: Path | None = None) -> Path | None:
     """``tlhelpers.data`` -> its file (a module or a package's ``__init__``), None if absent."""
+    root = package_dir or _PACKAGE
     rel = Path(*name.split(".")[1:]) if "." in name else Path()
-    for cand in (_PACKAGE / rel.with_suffix(".py") if rel.parts else None, _PACKAGE / rel / "__init__.py"):
+    for cand in (root / rel.with_suffix(".py") if rel.parts else None, root / rel / "__init__.py"):
         if cand is not None and cand.is_file():
             return cand
     return None
 
 
-def _imports(path: Path, name: str, tree: ast.AST) -> set[str]:
-    package = name if path.name == "__init__.py" else name.rsplit(".", 1)[0]
+def package_imports(tree: ast.AST, name: str, is_package: bool, package_dir: Path | None = None) -> set[str]:
+    """Every ``tlhelpers`` module the module ``name`` (syntax ``tree``) imports, as absolute names.
+
+    Every import counts, function-level ones included; ``from tlhelpers import losses`` and
+    ``from . import x`` count the submodule when it exists (under ``package_dir``, default
+    this package). ``is_package``: ``name`` is a package's ``__init__``. The module itself is left out.
+    """
+    package = name if is_package else name.rsplit(".", 1)[0]
     found: set[str] = set()
     for node in ast.walk(tree):
         if isinstance(node, ast.Import):
@@ -122,7 +129,10 @@ def _imports(path: Path, name: str, tree: ast.AST) -> set[str]:
             if target.split(".")[0] != "tlhelpers":
                 continue
             found.add(target)
-            found.update(f"{target}.{a.name}" for a in node.names)  # submodules, if they exist
+            for alias in node.names:  # submodules
+                if _module_file(f"{target}.{alias.name}", package_dir) is not None:
+                    found.add(f"{target}.{alias.name}")
+    found.discard(name)
     return found
 
 
@@ -144,7 +154,7 @@ def code_version(modules: Sequence[str], exclude: Sequence[str] = ()) -> dict[st
         if path is None:
             continue
         tree = ast.parse(path.read_text(encoding="utf-8"))
-        todo.extend(_imports(path, name, tree))
+        todo.extend(package_imports(tree, name, path.name == "__init__.py"))
         parts.append((name, ast.dump(_strip_docstrings(tree), include_attributes=False)))
     digest = hashlib.sha256()
     for name, dump in sorted(parts):
