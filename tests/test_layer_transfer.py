@@ -373,3 +373,26 @@ def test_the_sweep_runs_the_point_notebook_over_splits_and_seeds():
     assert len(plan.points()) == 4
     text = (repo_root() / lt.POINT_NOTEBOOK).read_text()
     assert "lt.run_point(split, seed)" in text  # the same function as the notebook's live slice
+
+
+def test_stamp_records_platform_and_code_only_after_an_exact_recomputation(tmp_path, monkeypatch):
+    folder = lt.store_grid(_rows(), {"command": "test"}, tmp_path / "g",
+                           platform={**lt.live_platform(), "cpu": "another CPU"})  # fmt: skip
+    grid = lt.load_stored_grid(folder)
+    csv_before = (folder / "grid.csv").read_bytes()
+
+    def fake_slice(split, seeds, cut=3, conditions=lt.SLICE_CONDITIONS):
+        values = {lt.key(c, cut): dict(zip(grid.seeds, grid.values(split, c, cut), strict=True)) for c in conditions}
+        values["AnB_3"] = {s: v + shift for s, v in values["AnB_3"].items()}
+        return {"platform": lt.live_platform(), "split": split, "values": values}
+
+    shift = 0.0002  # one test image: not exact
+    monkeypatch.setattr(lt, "run_slice", fake_slice)
+    bad = lt.stamp(folder)
+    assert bad and "AnB_3 (random) seed 0" in bad[0]
+    assert not lt.is_exact_setting(lt.load_stored_grid(folder).meta)
+    shift = 0.0
+    assert lt.stamp(folder) == []
+    stamped = lt.load_stored_grid(folder)  # still loads: csv, its sha256 and the recipe untouched
+    assert lt.is_exact_setting(stamped.meta) and (folder / "grid.csv").read_bytes() == csv_before
+    assert "stamp" in stamped.meta["platform_note"]

@@ -824,6 +824,38 @@ def summarise_variation(runs: Sequence[Mapping[str, Any]], grid: StoredGrid, saf
     }  # fmt: skip
 
 
+def stamp(folder: str | Path | None = None, seeds: Sequence[int] | None = None) -> list[str]:
+    """Record this platform and code version in ``grid.json`` if they reproduce the grid exactly.
+
+    Re-runs the live slice (:data:`SLICE_CONDITIONS` at n = 3, both splits) at ``seeds``
+    (default: every stored seed). If every value equals the stored one (within
+    :data:`EXACT_TOL`), ``grid.json`` gets this platform's fingerprint and the current code
+    version (the csv, its sha256 and the recipe stay as they are) and ``[]`` is returned;
+    otherwise nothing is written and the differing values are returned. For after a change
+    of code that should not change the numbers (a refactor of the training loop), so that
+    notebook 05a checks exactly again here. ``grid.json``'s sha256 in ``data/README.md``
+    must then be updated.
+    """
+    folder = Path(folder) if folder is not None else data_dir() / STORE
+    grid = load_stored_grid(folder)
+    bad = []
+    for split in SPLITS:
+        run = run_slice(split, list(seeds if seeds is not None else grid.seeds))
+        for name, by_seed in run["values"].items():
+            cond, _, cut = name.partition("_")
+            stored = dict(zip(grid.seeds, grid.values(split, cond, int(cut)), strict=True))
+            bad += [f"{name} ({split}) seed {s}: live {v:.6f}, stored {stored[s]:.6f}"
+                    for s, v in sorted(by_seed.items()) if abs(v - stored[s]) > EXACT_TOL]  # fmt: skip
+    if bad:
+        return bad
+    meta = {**grid.meta, "platform": live_platform(), "code_version": code_version_now(),
+            "platform_note": f"platform and code_version recorded on {time.strftime('%Y-%m-%d', time.gmtime())} "
+                             "by `python -m tlhelpers.layer_transfer stamp`: the live slice re-computed the stored "
+                             "values exactly here"}  # fmt: skip
+    (folder / "grid.json").write_text(json.dumps(meta, indent=2) + "\n")
+    return []
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m tlhelpers.layer_transfer",
                                      description=__doc__.splitlines()[0])  # fmt: skip
@@ -843,7 +875,15 @@ def main(argv: list[str] | None = None) -> int:
     v.add_argument("--capabilities", nargs="+", default=["default", "avx2"])
     v.add_argument("--seeds", type=int, nargs="+", default=list(GRID_SEEDS))
     v.add_argument("--folder", default=None)
+    st = sub.add_parser("stamp", help="record this platform and code version in grid.json if the live slice "
+                        "reproduces the grid exactly here")  # fmt: skip
+    st.add_argument("--folder", default=None)
     args = parser.parse_args(argv)
+    if args.cmd == "stamp":
+        bad = stamp(args.folder)
+        print("\n".join(["not stamped: these values differ from the grid:", *bad]) if bad else
+              "stamped grid.json with this platform and code version; update its sha256 in data/README.md")
+        return 1 if bad else 0
     if args.cmd == "slice":
         print(json.dumps(run_slice(args.split, args.seeds, args.cut, args.conditions)))
         return 0
@@ -876,5 +916,5 @@ __all__ = [
     "check_agreement", "load_stored_grid", "store_grid", "StoredGrid", "StoredGridError",
     "SeedMatch", "seed_match", "DisagreementError", "EXACT_TOL", "MARGIN_SD", "SAFETY", "diagnosis",
     "is_exact_setting", "live_platform", "code_version_now", "recipe_sha256", "run_slice",
-    "run_slice_elsewhere", "summarise_variation", "VARIATION_FILE", "SLICE_CONDITIONS",
+    "run_slice_elsewhere", "summarise_variation", "VARIATION_FILE", "SLICE_CONDITIONS", "stamp",
 ]  # fmt: skip
