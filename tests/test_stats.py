@@ -20,6 +20,8 @@ from tlhelpers.stats import (
     compare_all,
     compare_unpaired,
     print_verdicts,
+    summarise_verdicts,
+    verdict_groups,
 )
 
 
@@ -348,3 +350,38 @@ def test_equivalence_refuses_bad_input(kwargs, match):
     kwargs = {"margin": 0.1, **kwargs}
     with pytest.raises(ValueError, match=match):
         equivalence(kwargs.pop("a"), kwargs.pop("b"), **kwargs)
+
+
+def test_verdict_groups_and_summary_follow_each_verdict():
+    base = [0.50, 0.52, 0.49]
+    runs = {
+        "up": [0.60, 0.63, 0.59],  # about +0.10 on every seed: better
+        "down": [0.40, 0.41, 0.40],  # worse
+        "noisy": [0.60, 0.40, 0.50],  # not distinguishable
+        "up2": [0.55, 0.57, 0.54],  # better
+    }
+    cs = compare_all({"base": base, **runs}, "base", metric="acc")
+    assert [c.verdict for c in cs] == ["better", "worse", "not distinguishable", "better"]
+    assert verdict_groups(cs) == {"better": ["up", "up2"], "worse": ["down"],
+                                  "not distinguishable": ["noisy"]}  # fmt: skip
+    assert summarise_verdicts(cs) == (
+        "Against base (acc): better: up, up2; worse: down; not distinguishable: noisy."
+    )
+    # an empty group is named, so what was not found shows too; lower-is-better is said
+    low = compare_all({"base": base, "up": runs["up"]}, "base", metric="loss", lower_is_better=True)
+    assert summarise_verdicts(low) == (
+        "Against base (loss, lower is better): better: none; worse: up; not distinguishable: none."
+    )
+    neutral = compare_all({"base": base, "up": runs["up"]}, "base", neutral=True)
+    assert verdict_groups(neutral) == {"larger": ["up"], "smaller": [], "not distinguishable": []}
+
+
+def test_verdict_groups_refuse_mixed_baselines_and_non_comparisons():
+    a = compare([0.6, 0.7, 0.8], [0.5, 0.6, 0.7], name_a="x", name_b="y")
+    b = compare([0.6, 0.7, 0.8], [0.5, 0.6, 0.7], name_a="x", name_b="z")
+    with pytest.raises(ValueError, match="one baseline.*'y'.*'z'"):
+        summarise_verdicts([a, b])
+    with pytest.raises(ValueError, match="comparisons=\\[\\]"):
+        verdict_groups([])
+    with pytest.raises(TypeError, match="comparisons"):
+        verdict_groups([a.expect("better")])

@@ -56,6 +56,8 @@ __all__ = [
     "compare_unpaired",
     "UnpairedComparison",
     "print_verdicts",
+    "verdict_groups",
+    "summarise_verdicts",
     "check_claims",
     "Equivalence",
     "equivalence",
@@ -516,6 +518,52 @@ def print_verdicts(comparisons: Sequence[Comparison]) -> None:
     width = max(len(c.name_a) for c in comparisons)
     for c in comparisons:
         print(c.sentence(width))
+
+
+def _same_baseline(comparisons: Sequence[_Interval], caller: str) -> list[_Interval]:
+    comparisons = list(comparisons)
+    bad = [type(c).__name__ for c in comparisons if not isinstance(c, _Interval)]
+    if bad:
+        raise TypeError(f"{caller} needs comparisons (compare, compare_unpaired), got {bad}.")
+    if not comparisons:
+        raise ValueError(f"{caller} needs at least one comparison, got comparisons=[].")
+    first = comparisons[0]
+    key = (first.name_b, first.metric, first.verdicts)
+    other = [c for c in comparisons if (c.name_b, c.metric, c.verdicts) != key]
+    if other:
+        raise ValueError(
+            f"{caller} needs comparisons against one baseline on one metric, got "
+            f"{first.name_b!r} ({first.metric}) and {other[0].name_b!r} ({other[0].metric})."
+        )
+    return comparisons
+
+
+def verdict_groups(comparisons: Sequence[_Interval]) -> dict[str, list[str]]:
+    """The ``name_a`` of each comparison grouped by verdict, every verdict word a key.
+
+    ``{"better": [...], "worse": [...], "not distinguishable": [...]}`` (or the neutral
+    words), names in the order given. The comparisons must share ``name_b`` and ``metric``
+    (one baseline); ``ValueError`` otherwise, ``TypeError`` for anything not a comparison.
+    """
+    comparisons = _same_baseline(comparisons, "verdict_groups")
+    groups: dict[str, list[str]] = {v: [] for v in comparisons[0].verdicts}
+    for c in comparisons:
+        groups[c.verdict].append(c.name_a)
+    return groups
+
+
+def summarise_verdicts(comparisons: Sequence[_Interval]) -> str:
+    """One sentence of this run's verdicts against one baseline, for a notebook's conclusions.
+
+    ``"Against source-only (target test accuracy): better: AdaBN, MMD; not distinguishable:
+    CORAL; worse: none."`` Every verdict word appears (``none`` when empty), so a reader sees
+    what was not found as well as what was. Same checks as :func:`verdict_groups`.
+    """
+    groups = verdict_groups(comparisons)
+    first = list(comparisons)[0]
+    metric = f"{first.metric}, lower is better" if first.lower_is_better else first.metric
+    parts = "; ".join(f"{v}: {', '.join(names) or 'none'}" for v, names in groups.items())
+    return f"Against {first.name_b} ({metric}): {parts}."
 
 
 def check_claims(claims: Sequence[Claim]) -> None:
