@@ -1,0 +1,161 @@
+"""Data: what the kit trains and evaluates on, in modules named after what the data is.
+
+- :mod:`~tlhelpers.data.batches`: :class:`TensorImageDataset` (images ``(N, C, H, W)`` in
+  ``[0, 1]`` in one tensor), :data:`Data`, :func:`check_data`, :func:`iterate_batches`;
+- :mod:`~tlhelpers.data.datasets`: :func:`load_dataset` (offline by default; ``cifar10``,
+  ``lfw_people`` and ``olivetti_faces`` download only when allowed);
+- :mod:`~tlhelpers.data.tasks`: named tasks, few-shot draws, train/validation/test splits;
+- :mod:`~tlhelpers.data.faces`: photos with face boxes, faces labelled by identity;
+- :mod:`~tlhelpers.data.synthetic`: natural-photo crops, geometric targets, domain shifts,
+  random labels;
+- :mod:`~tlhelpers.data.transforms`: preprocessing, normalisation, augmentation.
+
+Every public name is re-exported here: ``from tlhelpers.data import load_task``.
+"""
+
+from __future__ import annotations
+
+from .batches import (
+    Data,
+    TensorImageDataset,
+    _as_tensors,  # noqa: F401  (imported by features and losses)
+    check_data,
+    data_length,
+    iterate_batches,
+)
+from .datasets import (
+    CIFAR10_CLASSES,
+    DATASETS,
+    FACE_KINDS,
+    FASHION_MNIST_CLASSES,
+    FASHION_MNIST_FILES,
+    FASHION_MNIST_UNPACKED,
+    HARD_NEGATIVE_SCALE,
+    HARD_NEGATIVE_SOURCES,
+    HARD_NEGATIVES_SEED,
+    LFW_FACES_SPLIT_SEED,
+    N_HARD_NEGATIVES,
+    N_LFW_BACKGROUNDS,
+    OFFLINE_DATASETS,
+    ONLINE_DATASETS,
+    SPLITS,
+    face_hard_negatives,
+    face_kinds,
+    fashion_mnist_raw_dir,
+    load_dataset,
+    read_cifar10,
+    sklearn_data_home,
+)
+from .faces import (
+    FACE_BOXES_SHA256,
+    FACE_IDENTITY_SETS,
+    FACE_SET_HELP,
+    NUISANCES,
+    FacePhoto,
+    IdentitySplit,
+    face_identities,
+    face_nuisance,
+    face_photos,
+    face_standin,
+    identity_split,
+)
+from .synthetic import (
+    GEOMETRIC_TARGETS,
+    SHIFTS,
+    geometric_target,
+    natural_photos,
+    random_labels,
+    rotate_images,
+    scale_images,
+    shift_images,
+)
+from .tasks import (
+    TASKS,
+    Split,
+    few_shot,
+    few_shot_indices,
+    load_task,
+    select_classes,
+    train_val_indices,
+    train_val_test,
+)
+from .transforms import (
+    AUGMENTATIONS,
+    IMAGENET_MEAN,
+    IMAGENET_STD,
+    NORMALIZATIONS,
+    ImageNetInput,
+    Preprocess,
+    augment,
+    channel_stats,
+    normalization_for,
+    prepare_images,
+    target_normalization,
+)
+
+__all__ = [
+    "AUGMENTATIONS",
+    "CIFAR10_CLASSES",
+    "DATASETS",
+    "Data",
+    "FACE_BOXES_SHA256",
+    "FACE_IDENTITY_SETS",
+    "FACE_KINDS",
+    "FACE_SET_HELP",
+    "FASHION_MNIST_CLASSES",
+    "FASHION_MNIST_FILES",
+    "FASHION_MNIST_UNPACKED",
+    "FacePhoto",
+    "GEOMETRIC_TARGETS",
+    "HARD_NEGATIVES_SEED",
+    "HARD_NEGATIVE_SCALE",
+    "HARD_NEGATIVE_SOURCES",
+    "IMAGENET_MEAN",
+    "IMAGENET_STD",
+    "IdentitySplit",
+    "ImageNetInput",
+    "LFW_FACES_SPLIT_SEED",
+    "NORMALIZATIONS",
+    "NUISANCES",
+    "N_HARD_NEGATIVES",
+    "N_LFW_BACKGROUNDS",
+    "OFFLINE_DATASETS",
+    "ONLINE_DATASETS",
+    "Preprocess",
+    "SHIFTS",
+    "SPLITS",
+    "Split",
+    "TASKS",
+    "TensorImageDataset",
+    "augment",
+    "channel_stats",
+    "check_data",
+    "data_length",
+    "face_hard_negatives",
+    "face_identities",
+    "face_kinds",
+    "face_nuisance",
+    "face_photos",
+    "face_standin",
+    "fashion_mnist_raw_dir",
+    "few_shot",
+    "few_shot_indices",
+    "geometric_target",
+    "identity_split",
+    "iterate_batches",
+    "load_dataset",
+    "load_task",
+    "natural_photos",
+    "normalization_for",
+    "prepare_images",
+    "random_labels",
+    "read_cifar10",
+    "rotate_images",
+    "scale_images",
+    "select_classes",
+    "shift_images",
+    "sklearn_data_home",
+    "target_normalization",
+    "train_val_indices",
+    "train_val_test",
+]
