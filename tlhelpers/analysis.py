@@ -211,10 +211,10 @@ def proxy_a_distance(
 
 
 def reverse_validation(
-    target_features: torch.Tensor | np.ndarray,
-    target_pseudo_labels: torch.Tensor | np.ndarray,
     source_features: torch.Tensor | np.ndarray,
     source_labels: torch.Tensor | np.ndarray,
+    target_features: torch.Tensor | np.ndarray,
+    target_pseudo_labels: torch.Tensor | np.ndarray,
     *,
     C: float = 1.0,
 ) -> float:
@@ -229,6 +229,7 @@ def reverse_validation(
     (inverse strength ``C``) on standardised ``target_features`` with
     ``target_pseudo_labels`` (the adapted model's argmax), scored on a held-out source
     validation set (``source_features``, ``source_labels``) in the same feature space.
+    Source first, then target, as in :func:`proxy_a_distance` and the alignment losses.
     When the pseudo-labels hold a single class, the reverse classifier is that constant
     (its score is that class's share of the source labels). Higher is better.
     """

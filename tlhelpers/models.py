@@ -246,7 +246,7 @@ def weight_candidates(name: str) -> list[Path]:
 
 
 def _weight_file(name: str) -> WeightFile:
-    check_choice("weights", name, WEIGHTS)
+    check_choice("name", name, WEIGHTS, what="weights")
     return WEIGHTS[name]
 
 
@@ -400,7 +400,7 @@ def load_backbone(
     ``pretrained=False`` returns the same architecture randomly initialised.
     Raises ``ValueError`` listing valid names for an unknown ``name``.
     """
-    check_choice("backbone", name, BACKBONES)
+    check_choice("name", name, BACKBONES, what="backbone")
     if name == "small_cnn":
         recipe = get_source_recipe(source)
         model = SmallCNN(num_classes=len(recipe.classes), width=recipe.width)
@@ -624,7 +624,7 @@ class MultiTaskModel(nn.Module):
 
     def task(self, name: str) -> SplitModel:
         """``SplitModel(body, head[name])`` sharing the modules: evaluate or predict one task."""
-        check_choice("task", name, self.tasks)
+        check_choice("name", name, self.tasks, what="task")
         return SplitModel(self.body, self.head[name])
 
     @classmethod

@@ -250,7 +250,7 @@ def environment(short: bool = False) -> dict[str, Any]:
         "torch": torch.__version__,
         "torchvision": torchvision.__version__,
         "numpy": numpy.__version__,
-        "device": str(get_device()),
+        "device": str(get_device("auto")),
         "threads": torch.get_num_threads(),
         "thread_policy": policy,
     }

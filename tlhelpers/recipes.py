@@ -291,5 +291,5 @@ RECIPES: dict[str, Recipe] = {
 
 def get_recipe(name: str) -> Recipe:
     """The named recipe of :data:`RECIPES`; ``ValueError`` listing the names otherwise."""
-    check_choice("recipe", name, RECIPES)
+    check_choice("name", name, RECIPES, what="recipe")
     return RECIPES[name]

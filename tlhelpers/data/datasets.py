@@ -389,7 +389,7 @@ def load_dataset(
     Raises ``ValueError`` listing the valid names/splits, and
     ``DownloadNotAllowedError`` at once when data would have to be downloaded.
     """
-    check_choice("dataset", name, DATASETS)
+    check_choice("name", name, DATASETS, what="dataset")
     check_choice("split", split, SPLITS)
     if name == "fashion_mnist":
         return _fashion_mnist(split)

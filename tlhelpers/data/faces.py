@@ -82,7 +82,7 @@ def face_photos(names: Sequence[str] | None = None) -> dict[str, FacePhoto]:
     path = verify_file(data_dir() / "faces" / "boxes.json", FACE_BOXES_SHA256)
     photos = json.loads(path.read_text())["photos"]
     for n in names or []:
-        check_choice("photo", n, photos)
+        check_choice("names", n, photos, what="photo")
     out = {}
     for name in names or photos:
         info = photos[name]
@@ -283,7 +283,7 @@ def face_identities(
     Raises :class:`~tlhelpers.paths.DownloadNotAllowedError` at once, saying how to get
     the data, when a real set is missing and downloading is not allowed.
     """
-    check_choice("dataset", name, FACE_IDENTITY_SETS)
+    check_choice("name", name, FACE_IDENTITY_SETS, what="dataset")
     if per_identity is not None:
         check_int("per_identity", per_identity, minimum=2)
     if name == "standin":
@@ -321,19 +321,20 @@ class IdentitySplit(NamedTuple):
 
 
 def identity_split(
-    targets: torch.Tensor | np.ndarray, n_val: int, n_test: int, seed: int = 0
+    labels: torch.Tensor | np.ndarray, n_val: int, n_test: int, seed: int = 0
 ) -> IdentitySplit:
-    """Split images by **identity**: ``n_val`` and ``n_test`` identities drawn at random
-    (local generator, ``seed``) give the validation and test images, the rest train.
+    """Split images by **identity** (``labels``: one identity id per image): ``n_val`` and
+    ``n_test`` identities drawn at random (local generator, ``seed``) give the validation and
+    test images, the rest train.
 
     Verification is measured on people never seen in training, and whatever is chosen
     (margins, rates) is chosen on other unseen people (the validation identities), as face
     benchmarks do. Identities with a single image are left out of validation and test
     (they form no genuine pair) and go to training. Indices are sorted.
     """
-    t = np.asarray(targets.numpy() if isinstance(targets, torch.Tensor) else targets)
+    t = np.asarray(labels.numpy() if isinstance(labels, torch.Tensor) else labels)
     if t.ndim != 1 or t.size == 0:
-        raise ValueError(f"targets must be a non-empty 1-D array, got shape {t.shape}.")
+        raise ValueError(f"labels must be a non-empty 1-D array, got shape {t.shape}.")
     check_int("n_val", n_val, minimum=1)
     check_int("n_test", n_test, minimum=1)
     ids, counts = np.unique(t, return_counts=True)

@@ -52,10 +52,10 @@ def select_classes(
     dataset: TensorImageDataset, classes: Sequence[int], relabel: bool = True
 ) -> TensorImageDataset:
     """Keep only ``classes`` (original label ids); with ``relabel`` map them to ``0..k-1``."""
-    classes = [check_int("class id", c, minimum=0) for c in classes]
+    classes = [check_int("classes", c, minimum=0) for c in classes]
     bad = [c for c in classes if c >= len(dataset.classes)]
     if bad:
-        raise ValueError(f"Class ids {bad} out of range 0..{len(dataset.classes) - 1}.")
+        raise ValueError(f"classes {bad} out of range 0..{len(dataset.classes) - 1}.")
     keep = torch.isin(dataset.targets, torch.tensor(classes))
     images, targets = dataset.images[keep], dataset.targets[keep]
     names = [dataset.classes[c] for c in classes]
@@ -76,7 +76,7 @@ def load_task(name: str, split: str = "train") -> TensorImageDataset:
     ``"fmnist_mixed_a"``/``"fmnist_mixed_b"`` a mixed split, tops and shoes on both sides
     (notebook 04).
     """
-    check_choice("task", name, TASKS)
+    check_choice("name", name, TASKS, what="task")
     dataset, classes = TASKS[name]
     return select_classes(load_dataset(dataset, split), classes)
 

@@ -136,7 +136,7 @@ def target_normalization(images: torch.Tensor, channels: int = 3) -> tuple[list,
 
 def normalization_for(name: str, images: torch.Tensor, channels: int = 3):
     """``"imagenet"`` -> ``"imagenet"``, ``"target"`` -> own stats, ``"none"`` -> ``None``."""
-    check_choice("normalization", name, NORMALIZATIONS)
+    check_choice("name", name, NORMALIZATIONS, what="normalization")
     if name == "target":
         return target_normalization(images, channels)
     return None if name == "none" else "imagenet"

@@ -176,7 +176,7 @@ class TransferObjective(nn.Module):
 
     def set_weight(self, name: str, weight: float) -> None:
         """Change a term's weight, e.g. for a warm-up schedule."""
-        check_choice("term name", name, self._order)
+        check_choice("name", name, self._order, what="term")
         self.weights[name] = _check_weight(name, weight)
 
     def context(self, model: nn.Module, inputs: Any, targets: Any) -> TermContext:
