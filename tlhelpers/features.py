@@ -28,7 +28,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from .data import Data, _as_tensors, few_shot_indices, iterate_batches
+from .data import Data, as_tensors, few_shot_indices, iterate_batches
 from .models import split_model
 from .paths import CacheRebuiltWarning, atomic_write, cache_dir
 from .training import predict
@@ -56,7 +56,7 @@ def _fingerprint(model: nn.Module, data: Data, transform) -> str:
     for name, t in model.state_dict().items():
         h.update(name.encode())
         _hash_tensor(h, t)
-    tensors = _as_tensors(data)
+    tensors = as_tensors(data)
     batches = [tensors] if tensors is not None else iterate_batches(data, 256)
     for x, y in batches:
         _hash_tensor(h, torch.as_tensor(x))

@@ -46,7 +46,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from .data import TensorImageDataset, few_shot_indices, load_task
+from .data import TensorImageDataset, data_length, few_shot_indices, load_task
 from .features import cache_activations
 from .models import SplitModel, scratch_model, split_at_block
 from .paths import data_dir, repo_root, sha256sum
@@ -164,7 +164,7 @@ def _recalibrate(model, data, recipe: LayerTransferRecipe) -> SplitModel:
     """
     bn = any(isinstance(m, torch.nn.modules.batchnorm._BatchNorm) for m in model.modules())
     if recipe.recalibrate_bn and bn:
-        n = len(data[1]) if isinstance(data, tuple) else len(data)
+        n = data_length(data)
         adabn(model, data, batch_size=n)
     return model
 

@@ -25,7 +25,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from .paths import repo_root
+from .paths import atomic_write, repo_root
 
 if TYPE_CHECKING:
     from .stats import Claim
@@ -228,9 +228,8 @@ def save_results(
         "claims": [c.to_dict() for c in claims],
     }
     path = out / "results.json"
-    tmp = path.with_suffix(".tmp")
-    tmp.write_text(json.dumps(doc, indent=2, allow_nan=True))
-    tmp.replace(path)
+    with atomic_write(path) as tmp:
+        tmp.write_text(json.dumps(doc, indent=2, allow_nan=True))
     if check:
         check_claims(claims)
     return path

@@ -26,7 +26,7 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor, nn
 
-from .data import Data
+from .data import Data, data_length
 from .optim import OPTIMIZERS, SCHEDULES, GradualUnfreezing, build_optimizer, make_scheduler
 from .training import History, fine_tune
 from .validation import check_choice, check_int, check_positive
@@ -154,7 +154,7 @@ class Recipe:
         The recipe's ``schedule`` steps after every optimiser step, then ``on_step(step)``
         (e.g. a :class:`tlhelpers.optim.GradualUnfreezing`) is called.
         """
-        n = len(data[1]) if isinstance(data, tuple) else len(data)
+        n = data_length(data)
         steps = self.steps_for(n) if steps is None else check_int("steps", steps, minimum=1)
         if self.trains == "head":
             body = getattr(model, "body", None)

@@ -35,7 +35,7 @@ from pathlib import Path
 from typing import Any
 
 from .interactive import WIDGETS_ENV
-from .paths import repo_root
+from .paths import atomic_write, repo_root
 from .threads import child_environment
 
 #: Thread-count variables of the numeric libraries; a run sets them all to ``threads``.
@@ -225,9 +225,8 @@ def _child(spec_path: str) -> int:
         status, error = "interrupted", "stopped before the notebook finished"
     except Exception as err:
         status, error = "failed", _error_text(err)
-    tmp = Path(spec["outcome"] + ".tmp")
-    tmp.write_text(json.dumps({"status": status, "error": error}))
-    tmp.replace(spec["outcome"])
+    with atomic_write(spec["outcome"]) as tmp:
+        tmp.write_text(json.dumps({"status": status, "error": error}))
     return 0 if status == "ok" else 1
 
 

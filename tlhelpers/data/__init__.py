@@ -18,7 +18,7 @@ from __future__ import annotations
 from .batches import (
     Data,
     TensorImageDataset,
-    _as_tensors,  # noqa: F401  (imported by features and losses)
+    as_tensors,
     check_data,
     data_length,
     iterate_batches,
@@ -94,6 +94,7 @@ from .transforms import (
 )
 
 __all__ = [
+    "as_tensors",
     "AUGMENTATIONS",
     "CIFAR10_CLASSES",
     "DATASETS",

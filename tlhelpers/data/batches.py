@@ -17,6 +17,7 @@ from torch.utils.data import DataLoader, Dataset, TensorDataset
 from ..validation import check_int
 
 __all__ = [
+    "as_tensors",
     "Data",
     "TensorImageDataset",
     "check_data",
@@ -93,7 +94,7 @@ class TensorImageDataset(Dataset):
 # ---------------------------------------------------------------- batching
 
 
-def _as_tensors(data: Data) -> tuple[torch.Tensor, torch.Tensor] | None:
+def as_tensors(data: Data) -> tuple[torch.Tensor, torch.Tensor] | None:
     """``(inputs, targets)`` tensors when the data already live in memory, else None."""
     if isinstance(data, tuple) and len(data) == 2:
         return torch.as_tensor(data[0]), torch.as_tensor(data[1])
@@ -131,7 +132,7 @@ def check_data(name: str, data: Data, *, check_finite: bool = True) -> int:
     n = data_length(data)
     if n == 0:
         raise ValueError(f"{name} is empty (0 items); nothing to train or evaluate on.")
-    tensors = _as_tensors(data)
+    tensors = as_tensors(data)
     if tensors is None:
         return n
     x, y = tensors
@@ -170,7 +171,7 @@ def iterate_batches(
     ``shuffle`` draws the order from ``generator`` (torch's global one if ``None``).
     """
     check_int("batch_size", batch_size, minimum=1)
-    tensors = _as_tensors(data)
+    tensors = as_tensors(data)
     if tensors is None:
         loader = DataLoader(data, batch_size=batch_size, shuffle=shuffle, generator=generator)
         yield from loader

@@ -16,7 +16,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from tlhelpers.data import Data, _as_tensors, check_data
+from tlhelpers.data import Data, as_tensors, check_data
 from tlhelpers.losses.distillation import LwF
 from tlhelpers.losses.regularization import L2, L2SP, BatchSpectralShrinkage, FeatureMapDistance
 from tlhelpers.models import MultiTaskModel, SplitModel, split_model
@@ -354,7 +354,7 @@ class MultiTaskObjective(nn.Module):
         self.weight = check_positive("weight", weight, strict=False)
         self.batch_size = check_int("batch_size", batch_size, minimum=1)
         check_data("source_data", source_data)
-        tensors = _as_tensors(source_data)
+        tensors = as_tensors(source_data)
         if tensors is None:
             raise ValueError(
                 "source_data must live in memory (a TensorImageDataset or an (inputs, "
