@@ -1,7 +1,8 @@
 """The package's imports point one way: down the layers of ARCHITECTURE.md, and never in a cycle.
 
 Every import of every module counts, function-level ones included (a lazy import is
-still a dependency). A new module must be given a tier here.
+still a dependency). The tiers are ``LAYERS`` in ``tlhelpers/architecture.py`` (the one
+list; ARCHITECTURE.md's table is generated from it); a new module must be given a tier there.
 """
 
 from __future__ import annotations
@@ -11,22 +12,9 @@ from pathlib import Path
 
 import pytest
 
-PACKAGE = Path(__file__).resolve().parent.parent / "tlhelpers"
+from tlhelpers.architecture import TIER
 
-#: Bottom to top. A module may import its own tier or lower tiers, never a higher one.
-LAYERS: list[tuple[str, ...]] = [
-    ("validation",),
-    ("paths", "threads", "runtime", "metrics", "interactive", "detection", "selection"),
-    ("data", "models", "plots", "stats"),
-    ("losses", "optim"),
-    ("training",),
-    ("features", "transferability"),
-    ("analysis", "recipes", "embedding"),
-    ("widgets", "notebook", "exercises"),
-    ("runner", "sweep", "classroom"),
-    ("pretrain", "layer_transfer", "book", "__main__"),
-]
-TIER = {name: i for i, names in enumerate(LAYERS) for name in names}
+PACKAGE = Path(__file__).resolve().parent.parent / "tlhelpers"
 
 
 def _concept(module: str) -> str:
@@ -79,7 +67,7 @@ def _graph() -> dict[str, set[str]]:
 
 def test_every_module_has_a_layer():
     missing = sorted({_concept(m) for m in _graph() if _concept(m) and _concept(m) not in TIER})
-    assert not missing, f"give these modules a tier in LAYERS (and ARCHITECTURE.md): {missing}"
+    assert not missing, f"give these modules a tier in LAYERS (tlhelpers/architecture.py): {missing}"
 
 
 def test_no_import_points_up_the_layers():

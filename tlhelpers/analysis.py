@@ -1,4 +1,4 @@
-"""Looking at what transfer did: weight-space paths, domain gap, forgetting, latency (notebooks 01-04).
+"""Looking at what transfer did: weight-space paths, domain gap, forgetting, latency.
 
 - :func:`interpolate_state`, :func:`loss_along_path` (notebook 03): the target loss on the
   straight line between the source and the fine-tuned weights.
@@ -30,6 +30,16 @@ from .models import SplitModel, eval_mode
 from .runtime import resolve_device
 from .training import evaluate
 from .validation import check_int, check_positive, to_numpy
+
+__all__ = [
+    "domain_gap",
+    "interpolate_state",
+    "loss_along_path",
+    "measure_latency",
+    "old_task_accuracy",
+    "proxy_a_distance",
+    "reverse_validation",
+]
 
 # ------------------------------------------------------------------ interpolation
 

@@ -1,4 +1,4 @@
-"""Frozen features: what a frozen source model computes on target data (notebooks 00-04).
+"""Frozen features: what a frozen source model computes on target data.
 
 Feature extraction is the expensive part of a linear probe; training a head on
 cached features costs milliseconds. Every function here runs the model through
@@ -33,6 +33,21 @@ from .models import split_model
 from .paths import CacheRebuiltWarning, atomic_write, cache_dir
 from .training import predict
 from .validation import check_choice, check_int, to_numpy
+
+__all__ = [
+    "activation_maps",
+    "cache_activations",
+    "extract_features",
+    "linear_probe",
+    "probe_over_seeds",
+    "REDUCTIONS",
+    "RIDGE_ALPHAS",
+    "ridge_probe",
+    "source_outputs",
+    "timed_features",
+    "top_activating",
+    "unit_activations",
+]
 
 #: Bumped when the cache layout or the fingerprint changes (old files are then unused).
 _CACHE_VERSION = "2"

@@ -1,4 +1,4 @@
-r"""Yosinski et al.'s layer-transfer experiment at laptop scale, and its stored grid (notebook 05a).
+r"""Yosinski et al.'s layer-transfer experiment at laptop scale, and its stored grid.
 
 Yosinski, Clune, Bengio & Lipson (2014), "How transferable are features in deep neural
 networks?": split the classes into halves A and B, train a network on each (``baseA``,
@@ -577,6 +577,7 @@ def build(seeds: Sequence[int] = GRID_SEEDS, workers: int = 2, sweep_out: str | 
 
 
 def main(argv: list[str] | None = None) -> int:
+    """``python -m tlhelpers.layer_transfer build``: run the grid and store it in ``data/``."""
     parser = argparse.ArgumentParser(prog="python -m tlhelpers.layer_transfer",
                                      description=__doc__.splitlines()[0])  # fmt: skip
     sub = parser.add_subparsers(dest="cmd", required=True)
@@ -598,7 +599,36 @@ if __name__ == "__main__":
 
 
 __all__ = [
-    "SPLITS", "CONDITIONS", "CUTS", "RECIPE", "PAPER_2014", "LayerTransferRecipe",
-    "key", "run_point", "train_base", "train_condition", "transferred_model", "agreement",
-    "check_agreement", "load_stored_grid", "store_grid", "StoredGrid", "StoredGridError",
-]  # fmt: skip
+    "Agreement",
+    "agreement",
+    "build",
+    "BUILD_COMMAND",
+    "check_agreement",
+    "CONDITIONS",
+    "CSV_COLUMNS",
+    "CUTS",
+    "DisagreementError",
+    "fixed_sentence",
+    "GRID_SEEDS",
+    "key",
+    "LayerTransferRecipe",
+    "load_stored_grid",
+    "main",
+    "PAPER_2014",
+    "POINT_NOTEBOOK",
+    "RECIPE",
+    "rows_from_points",
+    "run_point",
+    "seed_match",
+    "SeedMatch",
+    "SPLITS",
+    "STORE",
+    "store_grid",
+    "StoredGrid",
+    "StoredGridError",
+    "task_data",
+    "THREADS",
+    "train_base",
+    "train_condition",
+    "transferred_model",
+]

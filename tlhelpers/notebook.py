@@ -27,6 +27,14 @@ from typing import TYPE_CHECKING, Any
 
 from .paths import atomic_write, repo_root
 
+__all__ = [
+    "environment",
+    "ParameterError",
+    "ParameterGuard",
+    "resolve_out_dir",
+    "save_results",
+]
+
 if TYPE_CHECKING:
     from .stats import Claim
 

@@ -1,4 +1,4 @@
-"""Optimisation helpers: optimisers by name, schedules, gradual unfreezing, LR range test (notebook 06).
+"""Optimisation helpers: optimisers by name, schedules, gradual unfreezing, LR range test.
 
 - :func:`make_optimizer`: SGD, SGD with momentum, Adam or AdamW over parameter groups with
   per-layer (discriminative) learning rates.

@@ -1,4 +1,4 @@
-"""The training recipes of the course, defined once and named in every notebook.
+"""The training recipes of the course, defined once and called by name.
 
 A :class:`Recipe` fixes what is trained (all layers or the head), the optimiser (Adam),
 the learning rates of body and head, weight decay, the batch size, the BatchNorm mode

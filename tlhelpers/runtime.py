@@ -1,4 +1,4 @@
-"""Seeds and devices: the one place that decides what ``seed`` and ``device`` mean (notebook 00).
+"""Seeds and devices: the one place that decides what ``seed`` and ``device`` mean.
 
 - :func:`seed_everything` is the only function in the kit that changes global random
   state, and that is its whole job (called at the top of a notebook).

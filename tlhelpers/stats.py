@@ -1,4 +1,4 @@
-r"""Paired comparisons over seeds, their verdicts, and claims that can fail (every notebook).
+r"""Paired comparisons over seeds, their verdicts, and claims that can fail.
 
 Two methods run on the same seeds (same few-shot draw, same head initialisation) give
 paired values :math:`a_i, b_i`. The paired differences :math:`d_i = a_i - b_i` remove

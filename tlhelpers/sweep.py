@@ -66,6 +66,29 @@ from .runner import (
     run_environment,
 )
 
+__all__ = [
+    "check_out_dir",
+    "check_values",
+    "collect",
+    "commit_run",
+    "connect",
+    "CONNECT_TIMEOUT_S",
+    "execute_run",
+    "GRID_KEYS",
+    "is_complete",
+    "load_grid",
+    "main",
+    "MANIFEST",
+    "parse_cli_grid",
+    "plan_sweep",
+    "read_run",
+    "run_name",
+    "run_sweep",
+    "SweepError",
+    "SweepPlan",
+    "SweepResult",
+]
+
 #: Keys a grid file may hold.
 GRID_KEYS = ("grid", "fixed", "metric", "x", "seed_param")
 #: The manifest that marks a folder as a sweep's output.

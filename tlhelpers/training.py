@@ -1,4 +1,4 @@
-"""Running models on data: ``fit``, step-based ``fine_tune``, ``predict``, ``evaluate``, AdaBN (notebooks 00-04).
+"""Running models on data: ``fit``, step-based ``fine_tune``, ``predict``, ``evaluate``, AdaBN.
 
 The course looks at transfer learning through the loss, so ``fit`` logs every
 named term of the objective separately (task loss, L2-SP, distillation, ...),
@@ -42,6 +42,21 @@ from .models import (
 )
 from .runtime import resolve_device, seeded
 from .validation import check_int, check_positive
+
+__all__ = [
+    "adabn",
+    "adapt",
+    "evaluate",
+    "fine_tune",
+    "fine_tuned_accuracy",
+    "fit",
+    "fit_temperature",
+    "History",
+    "Objective",
+    "predict",
+    "TrackDistance",
+    "train_linear_head",
+]
 
 Objective = Callable[
     [nn.Module, torch.Tensor, torch.Tensor], "torch.Tensor | Mapping[str, torch.Tensor]"

@@ -14,6 +14,13 @@ from typing import Any
 import numpy as np
 import torch
 
+__all__ = [
+    "check_choice",
+    "check_int",
+    "check_positive",
+    "to_numpy",
+]
+
 
 def check_choice(name: str, value: Any, valid: Iterable[Any], *, what: str | None = None) -> Any:
     """Return ``value`` if it is one of ``valid``, else raise a ``ValueError`` listing them.

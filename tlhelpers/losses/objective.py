@@ -1,4 +1,4 @@
-"""Composition of a transfer-learning objective: task loss + weighted regularisers (notebook 03).
+"""Composition of a transfer-learning objective: task loss + weighted regularisers.
 
 ``TransferObjective`` is a callable ``(model, x, y) -> dict[str, Tensor]`` that the kit's
 ``fit`` loop accepts directly; it logs every key of the dict. :func:`make_objective`
