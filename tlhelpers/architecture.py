@@ -70,10 +70,18 @@ def _source_of(concept: str, package: Path = PACKAGE) -> Path:
     return path if path.is_file() else package / concept / "__init__.py"
 
 
+def _summary(path: Path) -> str:
+    """The first paragraph of a file's docstring on one line, reST roles and double
+    backticks turned into markdown code (``""`` when it has none)."""
+    doc = ast.get_docstring(ast.parse(path.read_text())) or ""
+    text = " ".join(doc.strip().split("\n\n")[0].split())
+    text = re.sub(r":[a-z]+:`~?([^`]+)`", r"`\1`", text)
+    return text.replace("``", "`")
+
+
 def module_summary(concept: str, package: Path = PACKAGE) -> str:
     """The first paragraph of the module's docstring, on one line (``""`` when it has none)."""
-    doc = ast.get_docstring(ast.parse(_source_of(concept, package).read_text())) or ""
-    return " ".join(doc.strip().split("\n\n")[0].split())
+    return _summary(_source_of(concept, package))
 
 
 @functools.cache
@@ -187,6 +195,10 @@ def layer_table(uses: dict[str, set[str]], package: Path = PACKAGE) -> str:
             summary = module_summary(name, package).replace("|", "\\|")
             taught = _cell(taught_in(name, uses, package))
             rows.append(f"| {tier} | {shown} | {summary} | {taught} |")
+            if is_pkg:  # its public modules, one row each, under the package's row
+                for sub in sorted((package / name).glob("[!_]*.py")):
+                    line = _summary(sub).replace("|", "\\|")
+                    rows.append(f"| | `{name}.{sub.stem}` | {line} | |")
     return "\n".join(rows)
 
 
