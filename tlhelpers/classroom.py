@@ -54,9 +54,27 @@ from .runner import execute_isolated
 from .validation import check_int, check_positive
 
 __all__ = [
-    "clear_solutions", "clear_hidden_tests", "lock_cells", "clear_output", "student_version",
-    "solution_version", "generate", "stale_copies", "Grade", "grade_class", "write_table",
-]  # fmt: skip
+    "clear_hidden_tests",
+    "clear_output",
+    "clear_solutions",
+    "CODE_STUB",
+    "EXERCISE_NAME",
+    "exercises_root",
+    "generate",
+    "Grade",
+    "grade_class",
+    "is_grade",
+    "is_locked",
+    "is_solution",
+    "lock_cells",
+    "main",
+    "solution_version",
+    "source_notebooks",
+    "stale_copies",
+    "student_version",
+    "TEXT_STUB",
+    "write_table",
+]
 
 CODE_STUB = "# YOUR CODE HERE\nraise NotImplementedError()"
 TEXT_STUB = "YOUR ANSWER HERE"
@@ -73,10 +91,12 @@ def _nbg(cell) -> dict:
 
 
 def is_solution(cell) -> bool:
+    """Whether nbgrader marks ``cell`` as a solution cell (replaced by a stub for students)."""
     return bool(_nbg(cell).get("solution", False))
 
 
 def is_grade(cell) -> bool:
+    """Whether nbgrader marks ``cell`` as a grade (autograded test) cell."""
     return bool(_nbg(cell).get("grade", False))
 
 
@@ -203,6 +223,7 @@ def solution_version(nb):
 
 
 def exercises_root() -> Path:
+    """The repository's ``exercises/`` folder; ``FileNotFoundError`` outside a clone."""
     root = repo_root()
     if root is None:
         raise FileNotFoundError("Run from a clone of the repository (exercises/ not found).")
@@ -210,6 +231,7 @@ def exercises_root() -> Path:
 
 
 def source_notebooks(root: Path | None = None) -> list[Path]:
+    """The exercise sources (``exercises/source/exNN_*.ipynb``) under ``root``, sorted."""
     root = Path(root or exercises_root())
     return sorted(p for p in (root / "source").glob("*.ipynb") if EXERCISE_NAME.match(p.name))
 
@@ -481,6 +503,7 @@ def write_table(grades: Iterable[Grade], out: Path) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
+    """``python -m tlhelpers exercises ...``: generate copies or grade a class."""
     import argparse
 
     parser = argparse.ArgumentParser(prog="python -m tlhelpers exercises", description=__doc__,

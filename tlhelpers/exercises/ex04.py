@@ -21,7 +21,14 @@ from ..recipes import get_recipe
 from ..training import evaluate
 from ._core import Exercise, Wrong, call_student, close, diagnose, off_by, tensor
 
-__all__ = ["freeze", "distill", "challenge"]
+__all__ = [
+    "BLOCKS",
+    "CHALLENGE",
+    "challenge",
+    "challenge_data",
+    "distill",
+    "freeze",
+]
 
 BLOCKS = ("block1", "block2", "block3")
 
