@@ -50,6 +50,7 @@ __all__ = [
     "run_page",
     "stage",
     "student_exercises",
+    "reference_pages",
 ]
 
 #: The Sphinx configuration the staged sources are built with.

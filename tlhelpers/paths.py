@@ -29,6 +29,7 @@ __all__ = [
     "require_download",
     "sha256sum",
     "verify_file",
+    "read_text_file",
 ]
 
 #: Environment variable that points the kit at another ``data/`` folder.

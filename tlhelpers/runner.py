@@ -62,6 +62,7 @@ __all__ = [
     "RunRecord",
     "STOP_GRACE_S",
     "THREAD_ENV",
+    "mark_results",
 ]
 
 #: Thread-count variables of the numeric libraries; a run sets them all to ``threads``.

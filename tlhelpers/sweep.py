@@ -87,6 +87,7 @@ __all__ = [
     "SweepError",
     "SweepPlan",
     "SweepResult",
+    "parse_value",
 ]
 
 #: Keys a grid file may hold.

@@ -39,7 +39,8 @@ def all_exercises() -> dict[str, Exercise]:
     found: dict[str, Exercise] = {}
     for chapter in CHAPTERS:
         module = importlib.import_module(f"{__name__}.{chapter}")
-        for name in module.__all__:
+        for name in module.__all__:  # the exercises, and the helpers a chapter's notebook uses
             ex = getattr(module, name)
-            found[ex.id] = ex
+            if isinstance(ex, Exercise):
+                found[ex.id] = ex
     return found
