@@ -21,6 +21,7 @@ import re
 from ._core import (
     FAILED,
     GRADE_FILE_ENV,
+    NBGRADER_ENV,
     NOT_ATTEMPTED,
     PASSED,
     STRICT_ENV,
@@ -30,7 +31,7 @@ from ._core import (
 
 __all__ = [
     "CHAPTERS", "Exercise", "Result", "all_exercises", "PASSED", "FAILED", "NOT_ATTEMPTED",
-    "GRADE_FILE_ENV", "STRICT_ENV",
+    "GRADE_FILE_ENV", "STRICT_ENV", "NBGRADER_ENV",
 ]  # fmt: skip
 
 #: Chapter modules (``exNN``), in course order: every ``exNN.py`` of this package.
