@@ -409,3 +409,16 @@ def test_real_course_chapter(tmp_path):
     assert pngs >= 1 and len(imgs) == pngs
     assert "Course map" in _text(site / "index.html")
     assert 'class="math' in page.read_text()
+
+
+def test_the_teachers_walkthrough_is_a_page_with_every_exercise():
+    from tlhelpers.classroom import exercise_table
+
+    readme = (Path(__file__).resolve().parent.parent / "README.md").read_text()
+    page = book.teaching_page(readme)
+    assert page.startswith("# Exercises") and "**With nbgrader.**" in page
+    assert exercise_table() in page  # the generated table, as in the README
+    assert "<!--" not in page
+    index = book.front_page(readme, [], [], {})
+    assert f"\n{book.TEACHING}\n" in index.split(":caption: Exercises")[1]
+    assert book.teaching_page("# Kit\n\n## Course map\n") == ""

@@ -36,6 +36,8 @@ from .runner import LOG_NAME, RUN_INFO, course_notebooks
 CONF_NAME = "conf.py"
 #: Folders of the staged sources: chapters, students' exercises, files to download.
 CHAPTERS, EXERCISES, FILES = "notebooks", "exercises", "files"
+#: The page with the README's exercises section (the teacher's walkthrough).
+TEACHING = "teaching"
 #: Where MathJax goes inside ``_static`` (``mathjax_path`` in ``book/conf.py`` agrees).
 MATHJAX_DIR = "mathjax"
 #: A failed run's page shows at most this many characters of the end of its log.
@@ -361,11 +363,26 @@ def front_page(readme: str, chapters: list[Chapter], exercises: list[Path], info
         "```{toctree}", ":hidden:", ":caption: Chapters", "",
         *[f"{CHAPTERS}/{c.stem}" for c in chapters], "```", "",
     ]  # fmt: skip
-    if exercises:
-        lines += ["```{toctree}", ":hidden:", ":caption: Exercises", "",
+    teaching = [TEACHING] if teaching_page(readme) else []
+    if exercises or teaching:
+        lines += ["```{toctree}", ":hidden:", ":caption: Exercises", "", *teaching,
                   *[f"{EXERCISES}/{p.stem}" for p in exercises], "```", ""]  # fmt: skip
     lines += ["```{toctree}", ":hidden:", ":caption: The run", "", "run", "```", ""]
     return "\n".join(lines)
+
+
+def teaching_page(readme: str) -> str:
+    """The README's exercises section (the teacher's walkthrough and the table of every
+    exercise's time and points) as a page of its own; empty when the README has none."""
+    sections = re.split(r"^(?=## )", readme, flags=re.M)
+    section = next((s for s in sections if s.startswith("## Exercises")), "")
+    if not section:
+        return ""
+    section = re.sub(r"^#(#+) ", r"\1 ", section, flags=re.M)  # ## -> #, ### -> ##
+    section = re.sub(r"<!--.*?-->\n?", "", section, flags=re.S)
+    # links into the repository do not exist in the book: keep their text only
+    section = re.sub(r"(?<!!)\[([^\]]+)\]\((?!https?://)[^)\s]+\)", r"\1", section)
+    return section.rstrip() + "\n"
 
 
 def run_page(chapters: list[Chapter], info: dict) -> str:
@@ -441,6 +458,8 @@ def stage(
         _insert_under_title(cells, note)
         (src / EXERCISES / path.name).write_text(json.dumps(nb))
         shutil.copy(path, src / FILES / "exercises" / path.name)
+    if teaching := teaching_page(readme):
+        (src / f"{TEACHING}.md").write_text(teaching)
     (src / "index.md").write_text(front_page(readme, chapters, exercises, info))
     (src / "run.md").write_text(run_page(chapters, info))
 

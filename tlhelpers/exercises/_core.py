@@ -410,6 +410,7 @@ class Exercise:
         Under nbgrader (see :func:`strict`) a result other than "passed" raises
         ``AssertionError``: nbgrader's autograder withholds the cell's points.
         """
+        __tracebackhide__ = True  # IPython (and nbgrader's report) shows the cell, not this frame
         result = self.run_check(answer, hidden)
         print(result)
         _record(result)
