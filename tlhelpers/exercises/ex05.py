@@ -113,7 +113,7 @@ def _source(seed: int):
     model = scratch_model(5, width=4, seed=seed)
     g = torch.Generator().manual_seed(100 + seed)
     for m in model.modules():
-        if isinstance(m, nn.BatchNorm2d):
+        if isinstance(m, nn.BatchNorm2d) and m.running_mean is not None and m.running_var is not None:
             m.running_mean.copy_(torch.randn(m.running_mean.shape, generator=g))
             m.running_var.copy_(torch.rand(m.running_var.shape, generator=g) + 0.5)
     return model
@@ -133,7 +133,7 @@ def _check_anb(fn, hidden: bool) -> str:
         source = _source(i + (10 if hidden else 0))
         fresh = scratch_model(5, width=4, seed=50 + i)
         src_before, fresh_before = _state(source), _state(fresh)
-        src_blocks = dict(source.body[0].named_children())
+        src_blocks = dict(source.body[0].named_children())  # type: ignore[index]
         out = call_student(fn, source, fresh, n, freeze, name="anb_network")
         if out is not None and out is not fresh:
             raise Wrong("change `fresh` in place and return nothing (or `fresh` itself), "

@@ -113,7 +113,8 @@ class _Recorder:
     """``advance(candidate, steps)`` with fixed score curves; records every call."""
 
     def __init__(self, curves: dict[str, tuple[float, float]]) -> None:
-        self.curves, self.calls = curves, []
+        self.curves = curves
+        self.calls: list[tuple[str, int]] = []
 
     def __call__(self, candidate, steps):
         if candidate not in self.curves:
