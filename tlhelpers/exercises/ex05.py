@@ -140,7 +140,7 @@ def _check_anb(fn, hidden: bool) -> str:
                         f"got a {type(out).__name__}.")  # fmt: skip
         if not _same(_state(source), src_before):
             raise Wrong("your function changed the source network; it must stay as it was.")
-        blocks = dict(fresh.body[0].named_children())
+        blocks = dict(fresh.body[0].named_children())  # type: ignore[index]
         if set(blocks) != set(BLOCKS):
             raise Wrong(f"`fresh.body[0]` should still hold {BLOCKS}, got {tuple(blocks)}.")
         what = "AnB (frozen)" if freeze else "AnB+ (fine-tuned)"
