@@ -33,11 +33,29 @@ EXERCISES = all_exercises()
 FAST = [k for k in EXERCISES if not k.endswith("_challenge")]
 
 
-def _solution(ex):
+def _setup_namespace(chapter: str) -> dict:
+    """The names a chapter's solutions run with: its source notebook's setup cell, executed."""
+    from tlhelpers.classroom import _nbg, _source, source_notebooks
+
     ns = {"torch": torch, "F": F, "np": np, "l2sp": l2sp, "transfer_model": transfer_model,
           "get_recipe": get_recipe, "scratch_model": scratch_model}  # fmt: skip
+    for path in source_notebooks():
+        if path.name.startswith(chapter + "_"):
+            import nbformat
+
+            nb = nbformat.read(str(path), as_version=4)
+            for cell in nb.cells:
+                if _nbg(cell).get("grade_id") == f"{chapter}_setup":
+                    exec(_source(cell), ns)
+    return ns
+
+
+def _solution(ex):
+    chapter = ex.id.split("_")[0]
+    ns = _setup_namespace(chapter)
     for other in EXERCISES.values():  # a solution may call an earlier one (leep uses leep_tables)
-        exec(other.solution_code, ns)
+        if other.id.startswith(chapter + "_"):
+            exec(other.solution_code, ns)
     return ns[ex.answer_name]
 
 
