@@ -137,15 +137,28 @@ def challenge_scratch(train, sources):  # exactly the baseline: must not pass
     return model
 
 
+def challenge_by_name(train, sources):  # the best name in challenge_data(), not in the check
+    model = transfer_model(sources["source_4"], 5, seed=0)
+    get_recipe("fine_tune").fit(model, train, seed=0)
+    return model.eval()
+
+
+def test_the_check_shows_the_candidates_under_other_names():
+    shown = [ex10.SOURCES[j] for j in ex10.SHOWN]
+    checked = [ex10.SOURCES[j] for j in ex10.CHECKED]
+    assert sorted(shown) == sorted(checked) and all(a != b for a, b in zip(shown, checked, strict=True))
+
+
 @pytest.mark.slow
 @pytest.mark.parametrize(
     ("fn", "message"),
     [
         (lambda train, sources: sources, "should return an nn.Module, got a dict"),
-        (lambda train, sources: transfer_model(sources["digits"], 3), "has shape (4, 3)"),
+        (lambda train, sources: transfer_model(sources["source_1"], 3), "has shape (4, 3)"),
         (challenge_scratch, "the scratch baseline gets"),
+        (challenge_by_name, "the scratch baseline gets"),
     ],
-    ids=["dict", "three_classes", "scratch"],
+    ids=["dict", "three_classes", "scratch", "chosen_by_name"],
 )
 def test_challenge_wrong_answers(fn, message, one_thread):
     r = ex10.challenge.run_check(fn)

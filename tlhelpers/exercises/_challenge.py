@@ -37,6 +37,8 @@ class FewShotChallenge:
         budget_s: the student's function's time limit.
         answer_name: the student's function, named in messages.
         extras: ``extras()`` -> the arguments after ``train`` (a source model, a dict of them).
+        check_extras: what the check passes instead of ``extras()`` (default: the same), e.g.
+            the candidates under other names, so that a name written into the answer fails.
         n_eval, margin: held-out images scored; how much the baseline must be beaten by.
         val_seed, test_seed: the validation and hidden samples.
     """
@@ -45,6 +47,7 @@ class FewShotChallenge:
     per_class: int
     answer_name: str
     extras: Callable[[], tuple] = tuple
+    check_extras: Callable[[], tuple] | None = None
     seed: int = 0
     budget_s: float = 30.0
     n_eval: int = 1000
@@ -88,7 +91,10 @@ class FewShotChallenge:
         if hidden and last is not None and last[0] is fn:  # the model the visible check trained
             _, model, seconds = last
         else:
-            inputs = copy.deepcopy(self.data())  # the student may change what they get
+            train, *extras = self.data()
+            if self.check_extras is not None:
+                extras = list(self.check_extras())
+            inputs = copy.deepcopy((train, *extras))  # the student may change what they get
             start = time.perf_counter()
             model = call_student(fn, *inputs, name=name, limit_s=budget)
             seconds = time.perf_counter() - start

@@ -259,17 +259,25 @@ ranking = Exercise(
 SOURCES = ("digits", "fmnist_random_labels", "fmnist_a", "fmnist_mixed_a")
 
 
-def _sources():
-    return ({name: split_model(load_backbone("small_cnn", source=name)).eval() for name in SOURCES},)
+def _sources(order: tuple[int, ...]):
+    """The candidates as ``{"source_1": model, ...}``, in ``order`` of :data:`SOURCES`."""
+    return ({f"source_{i}": split_model(load_backbone("small_cnn", source=SOURCES[j])).eval()
+             for i, j in enumerate(order, start=1)},)  # fmt: skip
 
+
+#: The student sees the candidates in one order, the check passes them in another: a source
+#: chosen by name rather than by the data gets a different network.
+SHOWN, CHECKED = (0, 1, 2, 3), (3, 2, 0, 1)
 
 #: Target fmnist_mixed_b at 5 labels per class; four candidate sources, one to choose.
 CHALLENGE = FewShotChallenge("fmnist_mixed_b", per_class=5, answer_name="choose_and_train",
-                             extras=_sources, budget_s=30.0, test_seed=2028, val_seed=9)  # fmt: skip
+                             extras=lambda: _sources(SHOWN),
+                             check_extras=lambda: _sources(CHECKED),
+                             budget_s=30.0, test_seed=2028, val_seed=9)  # fmt: skip
 
 
 def challenge_data() -> tuple:
-    """``(train, sources)``: the 25 labelled images and a dict name -> candidate source network."""
+    """``(train, sources)``: the 25 labelled images and a dict ``source_1..source_4`` -> network."""
     return CHALLENGE.data()
 
 
