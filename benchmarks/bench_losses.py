@@ -1,4 +1,4 @@
-"""Time budgets of the loss catalogue (issue 3): ``mmd2`` on two 512 x 1,280 batches < 0.2 s.
+"""Time budgets of the loss catalogue: ``mmd2`` on two 512 x 1,280 batches < 0.2 s.
 
     python benchmarks/bench_losses.py
 """

@@ -1,7 +1,7 @@
-"""Wall time and peak memory of each notebook at its default parameters (issue budgets).
+"""Wall time and peak memory of each notebook at its default parameters, against its budget.
 
 Runs every ``notebooks/NN_*.ipynb`` (or those named) with papermill in a fresh process
-and reports wall time and the kernel's peak RSS. Budgets on a 2-core CPU (issue 7): notebook
+and reports wall time and the kernel's peak RSS. Budgets on a 2-core CPU: notebook
 00 <= 45 s and < 2 GB; every other notebook <= 90 s and < 3 GB; 00-04 together <= 6 minutes.
 Run on a quiet machine: shared cores slow small models down sharply.
 

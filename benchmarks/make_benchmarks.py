@@ -1,4 +1,4 @@
-"""Regenerate ``BENCHMARKS.md`` (issue 13): ``make benchmark [PARTS=threads,fit] [REPEATS=5]``.
+"""Regenerate ``BENCHMARKS.md``, the kit's time and accuracy budgets: ``make benchmark [PARTS=threads,fit] [REPEATS=5]``.
 
     python benchmarks/make_benchmarks.py                       # every part, then BENCHMARKS.md
     python benchmarks/make_benchmarks.py --parts threads,fit   # some parts; the others are kept
@@ -53,7 +53,7 @@ POLICIES = ("pytorch", "single", "passive", "cores-1", "adaptive")
 #: change what "PyTorch's default" means).
 THREAD_VARS = ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS",
                "NUMEXPR_NUM_THREADS", "OMP_WAIT_POLICY", "TLHELPERS_THREADS")  # fmt: skip
-COURSE_BUDGET_S = 600  # issue 13: the whole course at defaults, quiet 2-core CPU
+COURSE_BUDGET_S = 600  # the whole course at defaults, quiet 2-core CPU
 
 
 # ---------------------------------------------------------------- helpers
@@ -212,7 +212,7 @@ def render_notebooks(d: dict[str, Any]) -> list[str]:
         f"Papermill wall time (kernel start included) and the kernel's peak memory at default "
         f"parameters, median of {d['repeats']} pass(es). *Kit* = the kit's default thread "
         "policy (`adaptive`), *today* = PyTorch's default threads (`TLHELPERS_THREADS=pytorch`), "
-        "*loaded* = the kit's policy beside one competing busy process. Goals (issue 13): "
+        "*loaded* = the kit's policy beside one competing busy process. Goals: "
         "kit/today <= 1.10 quiet; loaded/quiet <= 2.",
         "",
         "| notebook | budget | kit, quiet (s) | peak (GB) | today, quiet (s) | kit / today | "
@@ -239,11 +239,11 @@ def render_notebooks(d: dict[str, Any]) -> list[str]:
                f"{f(tot_loaded, '.0f')} | {f(tot_loaded and tot_loaded / tot_quiet, '.2f')} | |")  # fmt: skip
     if tot_today is None:
         out += ["", "*Today* (PyTorch's default threads) was not run in this pass (`--skip-today`); "
-                "benchmarks/README.md has notebooks 00-04 under PyTorch's default from the previous "
+                "benchmarks/README.md has notebooks 00-04 under PyTorch's default from an earlier "
                 "measurement."]
     if tot_loaded is None:
-        out += ["", "*Loaded* was not run in this pass (`--skip-loaded`); the closing notes of "
-                "issues 13 and 10 give the previous loaded measurement."]
+        out += ["", "*Loaded* was not run in this pass (`--skip-loaded`); rerun "
+                "`make benchmark PARTS=notebooks` to measure it."]
     return out
 
 

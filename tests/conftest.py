@@ -5,8 +5,8 @@ from __future__ import annotations
 import os
 
 # `make test` runs pytest-xdist workers side by side: one thread each (before torch and
-# numpy load), so two workers never fight over two cores (issue 13: PyTorch's spinning
-# threads run many times slower on a shared core). Kernels started by nbval and papermill
+# numpy load), so two workers never fight over two cores (PyTorch's spinning
+# threads run many times slower on a shared core; tlhelpers/threads.py). Kernels started by nbval and papermill
 # inherit it. An explicit setting in the environment wins.
 if os.environ.get("PYTEST_XDIST_WORKER"):
     for _key in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS", "TLHELPERS_THREADS"):

@@ -1,4 +1,4 @@
-"""``make benchmark``'s script works (issue 13): CI runs it in its smoke mode only.
+"""``make benchmark``'s script works: CI runs it in its smoke mode only.
 
 Timings on a CI machine are noise; this checks that every part runs, stores its JSON
 (machine, versions, date, load) and that BENCHMARKS.md is rendered from the stored parts.

@@ -174,6 +174,40 @@ def test_front_page_is_the_course_map_with_links_to_every_chapter(site):
     assert "CONTRIBUTING.md" not in index.read_text()  # a repository file: link dropped
 
 
+def test_every_reference_page_is_staged_and_listed_on_the_front_page(site):
+    """The README's long sections live in book/reference/; each is a page the index links to."""
+    pages = sorted((ROOT / "book" / "reference").glob("*.md"))
+    assert {p.stem for p in pages} >= {"teacher", "setup", "sweeps", "data"}
+    hrefs = {v for _, _, v in _parse(site / "index.html").links}
+    for page in pages:
+        assert (site / "reference" / f"{page.stem}.html").is_file(), page.name
+        assert f"reference/{page.stem}.html" in hrefs, page.name
+    teacher = _text(site / "reference" / "teacher.html")
+    assert "make grade" in teacher and "nbgrader" in teacher
+
+
+def test_readme_links_every_reference_page_and_each_exists():
+    readme = (ROOT / "README.md").read_text()
+    linked = set(re.findall(r"\]\((book/reference/[^)#\s]+)\)", readme))
+    pages = {f"book/reference/{p.name}" for p in (ROOT / "book" / "reference").glob("*.md")}
+    assert linked == pages, (linked ^ pages)
+    assert "teacher's walkthrough" in readme
+
+
+def test_links_are_pointed_at_staged_pages_or_dropped():
+    text = (
+        "[a](../../notebooks/00_alpha.ipynb) [b](../../notebooks/09_gone.ipynb) "
+        "[c](setup.md) [d](missing.md) [e](../../lab/overrides.json) [f](https://example.org/x)"
+    )
+    got = book._book_links(text, "book/reference/x.md", {"00_alpha.ipynb"}, {"setup.md"})
+    assert got == (
+        "[a](../notebooks/00_alpha.ipynb) b [c](../reference/setup.md) d e [f](https://example.org/x)"
+    )
+    readme = "[m](notebooks/00_alpha.ipynb) [t](book/reference/setup.md) [g](ARCHITECTURE.md)"
+    got = book._book_links(readme, "README.md", {"00_alpha.ipynb"}, {"setup.md"})
+    assert got == "[m](notebooks/00_alpha.ipynb) [t](reference/setup.md) g"
+
+
 def test_every_chapter_shows_its_figures_verdicts_and_parameters(site, course):
     _, build, _ = course
     for stem, figures in (("00_alpha", 1), ("02_gamma", 2)):
@@ -410,15 +444,3 @@ def test_real_course_chapter(tmp_path):
     assert "Course map" in _text(site / "index.html")
     assert 'class="math' in page.read_text()
 
-
-def test_the_teachers_walkthrough_is_a_page_with_every_exercise():
-    from tlhelpers.classroom import exercise_table
-
-    readme = (Path(__file__).resolve().parent.parent / "README.md").read_text()
-    page = book.teaching_page(readme)
-    assert page.startswith("# Exercises") and "**With nbgrader.**" in page
-    assert exercise_table() in page  # the generated table, as in the README
-    assert "<!--" not in page
-    index = book.front_page(readme, [], [], {})
-    assert f"\n{book.TEACHING}\n" in index.split(":caption: Exercises")[1]
-    assert book.teaching_page("# Kit\n\n## Course map\n") == ""

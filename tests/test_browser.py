@@ -1,4 +1,4 @@
-"""The JupyterLab experience in a real browser (issue 15): what a student meets in ``make lab``.
+"""The JupyterLab experience in a real browser: what a student meets in ``make lab``.
 
 JupyterLab from the venv on loopback (free port, token, its own runtime/config/settings
 folders in tmp, ``TLHELPERS_WIDGETS=1``) and a headless system Chromium driven by

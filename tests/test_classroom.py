@@ -291,10 +291,12 @@ def test_command_line(tmp_path, capsys):
 # ---------------------------------------------------------------- the teacher's exercise table
 
 
-def test_readme_table_lists_every_exercise_with_its_time_and_points():
-    readme = (ROOT / "README.md").read_text()
+def test_the_teachers_table_lists_every_exercise_with_its_time_and_points():
+    page = (ROOT / "book" / "reference" / "teacher.md").read_text()
     table = classroom.exercise_table()
-    assert classroom.readme_with_table(readme, table) == readme, "run `make exercises`"
+    assert classroom.TABLE_BEGIN in page
+    assert classroom.readme_with_table(page, table) == page, "run `make exercises`"
+    assert "reference/teacher.md" in (ROOT / "README.md").read_text()  # the README links to it
     rows = classroom.exercise_rows()
     from tlhelpers.exercises import all_exercises
 

@@ -15,6 +15,7 @@ import torch
 import torch.nn.functional as F
 from scipy.stats import norm
 
+from tlhelpers.adaptation import adapt
 from tlhelpers.analysis import proxy_a_distance, reverse_validation
 from tlhelpers.data import SHIFTS, shift_images
 from tlhelpers.losses import (
@@ -26,7 +27,6 @@ from tlhelpers.losses import (
     mmd2,
 )
 from tlhelpers.models import SmallCNN, split_model
-from tlhelpers.training import adapt
 
 # ------------------------------------------------------------------ shift_images
 

@@ -11,16 +11,19 @@ from pathlib import Path
 
 import pytest
 
+from tlhelpers.fingerprint import package_imports
+
 PACKAGE = Path(__file__).resolve().parent.parent / "tlhelpers"
 
 #: Bottom to top. A module may import its own tier or lower tiers, never a higher one.
 LAYERS: list[tuple[str, ...]] = [
     ("validation",),
-    ("paths", "threads", "runtime", "metrics", "interactive", "detection", "selection"),
+    ("paths", "threads", "runtime", "metrics", "calibration", "interactive", "detection", "selection",
+     "fingerprint"),
     ("data", "models", "plots", "stats"),
     ("losses", "optim"),
     ("training",),
-    ("features", "transferability"),
+    ("features", "transferability", "adaptation"),
     ("analysis", "recipes", "embedding"),
     ("widgets", "notebook", "exercises"),
     ("runner", "sweep", "classroom"),
@@ -48,29 +51,8 @@ def _imports(path: Path, text: str | None = None) -> set[str]:
 
     ``text`` replaces the file's content (to test the walker itself).
     """
-    name = _module_name(path)
-    package = name if path.name == "__init__.py" else name.rsplit(".", 1)[0]
-    found: set[str] = set()
-    for node in ast.walk(ast.parse(path.read_text() if text is None else text)):
-        if isinstance(node, ast.Import):
-            found.update(a.name for a in node.names if a.name.split(".")[0] == "tlhelpers")
-        elif isinstance(node, ast.ImportFrom):
-            if node.level:
-                base = package.split(".")
-                base = base[: len(base) - (node.level - 1)]
-                target = ".".join(base + ([node.module] if node.module else []))
-            else:
-                target = node.module or ""
-            if target.split(".")[0] != "tlhelpers":
-                continue
-            found.add(target)
-            # ``from tlhelpers import losses`` / ``from . import x`` import submodules
-            for alias in node.names:
-                sub = PACKAGE.parent / Path(*f"{target}.{alias.name}".split("."))
-                if sub.with_suffix(".py").is_file() or (sub / "__init__.py").is_file():
-                    found.add(f"{target}.{alias.name}")
-    found.discard(name)
-    return found
+    tree = ast.parse(path.read_text() if text is None else text)
+    return package_imports(tree, _module_name(path), path.name == "__init__.py", PACKAGE)
 
 
 def _graph() -> dict[str, set[str]]:

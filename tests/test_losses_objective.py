@@ -189,7 +189,7 @@ def test_distillation_student_copies_no_source_parameter_and_learns_the_source_o
     assert torch.equal(w[0], w[1]) and not torch.equal(w[0], w[2])
     x, y = torch.rand(12, 1, 12, 12), torch.randint(0, 3, (12,))
     before = aux.weight.detach().clone()
-    hist = fine_tune(student, (x, y), objective=obj, steps=40, lr=1e-2, bn_eval=False)
+    hist = fine_tune(student, (x, y), objective=obj, steps=40, lr=1e-2, batchnorm="train")
     assert not torch.equal(aux.weight, before)  # the optimiser trains the auxiliary head
     assert hist["train/distill"][-1] < 0.5 * hist["train/distill"][0]
     assert set(hist.keys()) >= {"train/task", "train/distill", "train/total"}

@@ -15,6 +15,7 @@ from scipy import optimize, stats
 from sklearn import metrics as skm
 from sklearn.calibration import calibration_curve
 
+from tlhelpers.calibration import fit_temperature
 from tlhelpers.metrics import (
     bootstrap_ci,
     confusion_matrix,
@@ -23,7 +24,6 @@ from tlhelpers.metrics import (
     reliability_bins,
 )
 from tlhelpers.plots import plot_confusion_matrix, plot_reliability
-from tlhelpers.training import fit_temperature
 
 
 def _probs(seed: int, n: int = 2000, k: int = 4, scale: float = 3.0):

@@ -12,13 +12,13 @@ from tlhelpers.recipes import RECIPES, Recipe, get_recipe
 
 
 def test_named_recipes_exist_and_are_documented():
-    assert {"scratch", "linear_probe", "fine_tune", "fine_tune_frozen_bn"} <= set(RECIPES)
+    assert {"scratch", "linear_probe", "fine_tune", "fine_tune_bn_eval"} <= set(RECIPES)
     for name, r in RECIPES.items():
         assert isinstance(r, Recipe) and r.name == name
         assert r.why.strip(), f"recipe {name} says why"
         assert get_recipe(name) is r
     assert get_recipe("scratch").batchnorm == "train"  # never-estimated statistics otherwise
-    assert get_recipe("fine_tune_frozen_bn").batchnorm == "eval"
+    assert get_recipe("fine_tune_bn_eval").batchnorm == "eval"
     assert get_recipe("linear_probe").trains == "head"
 
 
@@ -81,11 +81,11 @@ def test_scratch_trains_batchnorm_in_train_mode(data):
     assert all(not torch.equal(a, b) for a, b in zip(before, after, strict=True))
 
 
-def test_frozen_bn_fine_tune_keeps_source_statistics(source, data):
+def test_bn_eval_fine_tune_keeps_source_statistics(source, data):
     model = transfer_model(source, 5)
     before = _bn_running_means(model)
     body0 = [p.clone() for p in model.body.parameters()]
-    get_recipe("fine_tune_frozen_bn").fit(model, data, seed=0, steps=3)
+    get_recipe("fine_tune_bn_eval").fit(model, data, seed=0, steps=3)
     assert all(torch.equal(a, b) for a, b in zip(before, _bn_running_means(model), strict=True))
     assert any(not torch.equal(a, b) for a, b in zip(body0, model.body.parameters(), strict=True))
 
@@ -151,7 +151,7 @@ def _manual(source, data, steps, schedule="constant", unfreeze=None):
         if unfreezer is not None:
             unfreezer(step)
 
-    fine_tune(model, data, steps=steps, batch_size=r.batch_size, seed=0, bn_eval=False,
+    fine_tune(model, data, steps=steps, batch_size=r.batch_size, seed=0, batchnorm="train",
               optimizer=opt, on_step=on_step)  # fmt: skip
     return model
 

@@ -1,8 +1,8 @@
-"""Issue 14 (reliability), data side: cached derived files are verified, rebuilt once with a
+"""Reliability, data side: cached derived files are verified, rebuilt once with a
 message naming the file, written atomically; bad datasets, seeds and parameters are refused.
 
-Each test reproduces one case of the issue that gave a silent wrong answer, an unclear
-error or a leftover file before the fix.
+Each test reproduces a case that would otherwise give a silent wrong answer, an unclear
+error or a leftover file.
 """
 
 from __future__ import annotations
@@ -264,3 +264,27 @@ def test_train_val_indices_refuses_labels_outside_the_classes(bad):
     targets = torch.tensor([0, 0, 1, 1, 2, 2, bad, 0, 1, 2])
     with pytest.raises(ValueError, match=f"label {bad}"):
         train_val_indices(targets, 1, 1, classes=["a", "b", "c"])
+
+
+def test_data_without_a_length_is_refused_by_name():
+    class Stream(torch.utils.data.IterableDataset):
+        def __iter__(self):
+            yield torch.zeros(1), torch.tensor(0)
+
+    with pytest.raises(TypeError, match="data must have a length.*Stream"):
+        D.data_length(Stream())
+    assert D.data_length((torch.zeros(3, 1), torch.zeros(3))) == 3
+
+
+def test_models_of_the_wrong_kind_are_refused_by_name():
+    body_not_sequential = M.SplitModel(nn.Flatten(), nn.Linear(4, 2))
+    with pytest.raises(TypeError, match="SmallCNN.*Flatten"):
+        M.split_at_block(body_not_sequential, 1)
+
+    class Pair(nn.Module):
+        def forward(self, x):
+            return x, x
+
+    data = (torch.zeros(4, 3), torch.zeros(4, dtype=torch.long))
+    with pytest.raises(TypeError, match="lower must return one tensor, got a tuple of 2"):
+        FE.cache_activations(Pair(), data)

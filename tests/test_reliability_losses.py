@@ -1,4 +1,4 @@
-"""Issue 14 (reliability), losses and scores: non-finite inputs are refused by default,
+"""Reliability, losses and scores: non-finite inputs are refused by default,
 mixed dtypes and string weights get a clear error, L2-SP refuses a mapping that ties no
 parameter, and LogME does not depend on the scale of the features."""
 
@@ -186,8 +186,8 @@ def test_logme_does_not_depend_on_the_feature_scale(n, d, scale):
 
 
 def test_logme_scaled_matches_the_unit_scale_reference():
-    # The first value the issue measured: -0.624 at scale 1 moved to -0.870 at 1e-10
-    # (the iteration started so far off that it ran to alpha -> infinity).
+    # A naive start moves -0.624 at scale 1 to -0.870 at 1e-10 (the iteration starts so
+    # far off that it runs to alpha -> infinity); the scaled values must match scale 1.
     f, y = _features()
     values = [logme(f * s, y) for s in (1.0, 1e-10, 1e-100, 1e200)]
     assert max(values) - min(values) < 1e-9

@@ -1,4 +1,4 @@
-"""Issue 14 (reliability), training side: ``fit`` and the training helpers validate their
+"""Reliability, training side: ``fit`` and the training helpers validate their
 data, stop on a non-finite loss naming the step, and ``seed`` makes a run repeatable
 (dropout included) without touching the caller's global random state."""
 
@@ -147,3 +147,15 @@ def test_interpolate_state_refuses_a_mapping_that_interpolates_nothing():
     target = {"body.0.features.0.weight": torch.ones(2, 2)}
     with pytest.raises(ValueError, match="no parameter"):
         interpolate_state(source, target, 0.5)
+
+
+def test_evaluate_refuses_a_model_that_returns_a_tuple():
+    from tlhelpers.training import evaluate
+
+    class Pair(nn.Module):
+        def forward(self, x):
+            return x, x
+
+    data = (torch.zeros(4, 3), torch.zeros(4, dtype=torch.long))
+    with pytest.raises(TypeError, match="model must return one tensor of logits, got a tuple of 2"):
+        evaluate(Pair(), data)

@@ -1,4 +1,5 @@
-"""Repository hygiene: data/ is documented with correct hashes; CI calls the README's test command."""
+"""Repository hygiene: data/ is documented with correct hashes; CI calls the README's test command;
+`make help` lists every target; the pre-commit hooks run the venv's tools (offline)."""
 
 from __future__ import annotations
 
@@ -65,3 +66,46 @@ def test_lab_settings_keep_prompts_away_from_the_first_cell():
     makefile = (ROOT / "Makefile").read_text()
     assert "LAB_OVERRIDES = $(VENV)/share/jupyter/lab/settings/overrides.json" in makefile
     assert re.search(r"^setup: .*\$\(LAB_OVERRIDES\)", makefile, re.M)
+
+
+def _phony_targets() -> set[str]:
+    makefile = (ROOT / "Makefile").read_text()
+    return {t for line in re.findall(r"^\.PHONY:(.*)$", makefile, re.M) for t in line.split()}
+
+
+def test_make_help_lists_every_phony_target():
+    makefile = (ROOT / "Makefile").read_text()
+    recipe = re.search(r"^help:.*\n((?:\t.*\n)+)", makefile, re.M)
+    assert recipe, "no help target"
+    listed = set(re.findall(r'@echo "make ([\w-]+)', recipe.group(1)))
+    phony = _phony_targets()
+    assert phony and phony <= listed, f"missing from make help: {sorted(phony - listed)}"
+    assert listed <= phony, f"make help lists non-targets: {sorted(listed - phony)}"
+    defined = set(re.findall(r"^([\w-]+):(?!=)", makefile, re.M))
+    assert phony <= defined, f".PHONY names without a rule: {sorted(phony - defined)}"
+
+
+def test_strip_and_lint_cover_the_same_notebooks():
+    makefile = (ROOT / "Makefile").read_text()
+    strip = re.search(r"^strip:.*\n((?:\t.*\n)+)", makefile, re.M).group(1)
+    lint = re.search(r"^lint:.*\n((?:\t.*\n)+)", makefile, re.M).group(1)
+    verify = next(line for line in lint.splitlines() if "--verify" in line)
+    globs = set(re.findall(r"\S+\.ipynb", verify))
+    assert globs == {"notebooks/*.ipynb", "exercises/*/*.ipynb"}
+    assert globs <= set(re.findall(r"\S+\.ipynb", strip))
+
+
+def test_pre_commit_hooks_are_local_and_use_the_venv_tools():
+    """No hook repository is downloaded: every hook is `repo: local` and runs .venv's tools."""
+    import yaml
+
+    config = yaml.safe_load((ROOT / ".pre-commit-config.yaml").read_text())
+    hooks = [h for repo in config["repos"] for h in repo["hooks"]]
+    assert {r["repo"] for r in config["repos"]} == {"local"}
+    assert {h["id"] for h in hooks} >= {"ruff-check", "ruff-format", "nbstripout"}
+    for hook in hooks:
+        assert hook["language"] == "system" and hook["entry"].startswith(".venv/bin/"), hook
+    makefile = (ROOT / "Makefile").read_text()
+    keys = re.search(r'--extra-keys "([^"]+)"', makefile).group(1)
+    nbstripout = next(h for h in hooks if h["id"] == "nbstripout")
+    assert f'--extra-keys "{keys}"' in nbstripout["entry"]

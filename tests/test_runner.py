@@ -93,6 +93,41 @@ def test_failed_run_is_recorded_and_stale_results_removed(nb, tmp_path):
     assert (out / "double.ipynb").is_file()  # the failing copy, with its traceback
 
 
+CLAIM = (
+    "from tlhelpers.notebook import save_results\n"
+    "from tlhelpers.stats import compare\n"
+    "c = compare([0.80, 0.81, 0.82], [0.90, 0.92, 0.93], name_a='new', name_b='old', metric='acc')\n"
+    "save_results(out_dir, {'gain': c.diff_mean, 'x': x}, key_numbers=['gain', 'x'],\n"
+    "             claims=[c.expect('better')])\n"
+)
+
+
+def test_a_failed_claim_keeps_its_numbers_in_build_and_in_the_summary(tmp_path):
+    nb = nbformat.v4.new_notebook()
+    cell = nbformat.v4.new_code_cell(PARAMS)
+    cell.metadata["tags"] = ["parameters"]
+    nb.cells = [cell, nbformat.v4.new_code_cell(CLAIM)]
+    nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
+    path = tmp_path / "claim.ipynb"
+    nbformat.write(nb, path)
+    build = tmp_path / "build"
+    (build / "claim").mkdir(parents=True)
+    (build / "claim" / "results.json").write_text('{"results": {"gain": 0.5}, "key_numbers": ["gain"]}')
+    (rec,) = run_all([path], build, timeout=300)
+    assert rec.status == "failed" and rec.error.startswith("ClaimFailed: 1 claim(s) failed")
+    assert "new vs old (acc, 3 paired seeds): -0.107" in rec.error  # the claim with its numbers
+    assert rec.key_numbers == {"gain": pytest.approx(-0.1067, abs=1e-4), "x": 1}
+    doc = json.loads((build / "claim" / "results.json").read_text())  # this run's, not the earlier one
+    assert doc["status"] == "failed" and doc["error"] == rec.error
+    assert doc["results"]["gain"] == pytest.approx(-0.1067, abs=1e-4)
+    assert doc["claims"][0]["holds"] is False and doc["claims"][0]["verdict"] == "worse"
+    md = (build / "summary.md").read_text()
+    row = next(line for line in md.splitlines() if line.startswith("| claim.ipynb |"))
+    assert "| failed |" in row and "**from a failed run:** gain=-0.107, x=1" in row
+    assert "ClaimFailed: 1 claim(s) failed: - new vs old" in row and row.count("|") == 5
+    assert json.loads((build / "summary.json").read_text())[0]["key_numbers"]["x"] == 1
+
+
 def test_run_all_continues_past_failing_notebook(tmp_path):
     bad = _notebook(tmp_path / "a_bad.ipynb", PARAMS.replace("x: int = 1", "x: int = 3"))
     good = _notebook(tmp_path / "b_good.ipynb")

@@ -302,3 +302,49 @@ def test_unpaired_claims_are_checked_like_paired_ones():
 def test_unpaired_bad_input_is_refused_by_name(kwargs, match):
     with pytest.raises(ValueError, match=match):
         compare_unpaired(**kwargs)
+
+
+# ------------------------------------------------------------------ equivalence (TOST)
+
+
+def test_equivalence_is_two_one_sided_tests():
+    from tlhelpers.stats import equivalence
+
+    a, b = [0.81, 0.80, 0.83, 0.79], [0.80, 0.80, 0.82, 0.80]
+    e = equivalence(a, b, margin=0.05, name="live - stored")
+    ci = sps.ttest_rel(a, b).confidence_interval(0.90)  # TOST at 0.05 = the 90% interval inside
+    assert (e.ci_low, e.ci_high) == pytest.approx((ci.low, ci.high))
+    assert e.equivalent and "within the equivalence margin +/-0.050" in str(e)
+    # the same data, a tighter margin: the interval is no longer inside it
+    tight = equivalence(a, b, margin=abs(ci.high) * 0.9)
+    assert not tight.equivalent and "NOT within" in str(tight)
+    # both one-sided p-values below alpha exactly when equivalent
+    d = np.subtract(a, b)
+    for margin in (0.005, 0.05):
+        lo = sps.ttest_1samp(d, -margin, alternative="greater").pvalue
+        hi = sps.ttest_1samp(d, margin, alternative="less").pvalue
+        assert equivalence(a, b, margin).equivalent == (max(lo, hi) < 0.05)
+    # one pair: the difference itself against the margin; margin 0 accepts only no difference
+    assert equivalence([0.8], [0.79], 0.02).equivalent and not equivalence([0.8], [0.7], 0.02).equivalent
+    assert equivalence([0.8, 0.7], [0.8, 0.7], 0.0).equivalent
+    assert not equivalence([0.8, 0.7], [0.8, 0.71], 0.0).equivalent
+    assert e.to_dict()["equivalent"] is True and e.to_dict()["n"] == 4
+
+
+@pytest.mark.parametrize(
+    "kwargs, match",
+    [
+        ({"a": [1, 2], "b": [1]}, "same length"),
+        ({"a": [], "b": []}, "same length"),
+        ({"a": [1], "b": [1], "margin": -0.1}, "margin"),
+        ({"a": [1], "b": [1], "margin": True}, "margin"),
+        ({"a": [1], "b": [1], "alpha": 0.5}, "alpha"),
+        ({"a": [float("nan")], "b": [1]}, "NaN"),
+    ],
+)
+def test_equivalence_refuses_bad_input(kwargs, match):
+    from tlhelpers.stats import equivalence
+
+    kwargs = {"margin": 0.1, **kwargs}
+    with pytest.raises(ValueError, match=match):
+        equivalence(kwargs.pop("a"), kwargs.pop("b"), **kwargs)

@@ -241,6 +241,61 @@ def test_cli_grid_parsing():
         sw.parse_cli_grid(["seed"])
 
 
+def test_cli_values_are_read_as_the_grid_file_reads_them(tmp_path):
+    """``-p check_claims=false`` is the bool False, as ``check_claims: [false]`` in a grid file."""
+    grid = tmp_path / "g.yaml"
+    grid.write_text("grid:\n  check_claims: [false, true]\n  lr: [1e-3, 0.5]\n  n: [3, null]\n  s: [abc, '1']\n")
+    from_file = sw.load_grid(grid)["grid"]
+    from_cli = sw.parse_cli_grid(["check_claims=false,true", "lr=1e-3,0.5", "n=3,null", "s=abc,'1'"])
+    assert from_cli == from_file == {"check_claims": [False, True], "lr": [0.001, 0.5], "n": [3, None],
+                                     "s": ["abc", "1"]}  # fmt: skip
+    assert type(from_cli["check_claims"][0]) is bool and type(from_cli["n"][0]) is int
+
+
+def test_cli_bool_passes_the_notebooks_type_check(tmp_path):
+    path = tmp_path / "c.ipynb"
+    nb = nbformat.v4.new_notebook()
+    cell = nbformat.v4.new_code_cell("check_claims: bool = True  # assert the claims\nseed: int = 0  # a seed\n")
+    cell.metadata["tags"] = ["parameters"]
+    nb.cells = [cell]
+    nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
+    nbformat.write(nb, path)
+    plan = plan_sweep(path, sw.parse_cli_grid(["seed=0,1"]), fixed={"check_claims": sw.parse_value("false")})
+    assert plan.fixed == {"check_claims": False}
+    plan = plan_sweep(path, sw.parse_cli_grid(["check_claims=false", "seed=0"]))
+    assert plan.grid["check_claims"] == [False]
+
+
+def test_a_failed_runs_numbers_are_kept_marked_and_reported(nb, tmp_path):
+    out = tmp_path / "out"
+    plan = plan_sweep(nb, {"x": [1, 2], "seed": [0]}, metric="y")
+    (ok_point, ok_params), (bad_point, bad_params) = [(p, {**plan.fixed, **p}) for p in plan.points()]
+    doc = {"results": {"y": 4.25}, "key_numbers": ["y"]}
+    bad_dir = out / "runs" / sw.run_name(bad_point, bad_params)
+    error = "ClaimFailed: 1 claim(s) failed:\n  - a vs b (y, 3 paired seeds): -0.100 (95% CI ...): worse."
+    sw.commit_run(bad_dir, {"notebook": "fx.ipynb", "parameters": bad_params, "status": "failed", "error": error},
+                  {"results.json": json.dumps(doc).encode(), "fx.ipynb": b"{}"})  # fmt: skip
+    kept = json.loads((bad_dir / "results.json").read_text())
+    assert kept["status"] == "failed" and kept["error"] == error and kept["results"] == {"y": 4.25}
+    assert not sw.is_complete(bad_dir, bad_params, "fx.ipynb")  # the next sweep runs it again
+    ok_dir = out / "runs" / sw.run_name(ok_point, ok_params)
+    sw.commit_run(ok_dir, {"notebook": "fx.ipynb", "parameters": ok_params, "status": "ok", "error": ""},
+                  {"results.json": json.dumps({"results": {"y": 2.0}, "key_numbers": ["y"]}).encode()})  # fmt: skip
+    sw.collect(out, plan, log=lambda s: None)
+    rows = {r["x"]: r for r in csv.DictReader((out / "results.csv").open())}
+    assert rows["2"]["status"] == "failed" and rows["2"]["y"] == "4.25"
+    md = (out / "results.md").read_text()
+    assert "| 2 | 0 | failed |" in md and "4.2500 (from a failed run; ClaimFailed: 1 claim(s) failed: - a vs b" in md
+    assert "| 1 | 1 | 2.0000 |" in md  # the mean uses the ok run only
+    # a new successful run replaces them
+    sw.commit_run(bad_dir, {"notebook": "fx.ipynb", "parameters": bad_params, "status": "ok", "error": ""},
+                  {"results.json": json.dumps({"results": {"y": 4.0}, "key_numbers": ["y"]}).encode()})  # fmt: skip
+    assert json.loads((bad_dir / "results.json").read_text())["results"] == {"y": 4.0}
+    # a failed run that wrote no numbers leaves none (the earlier ones are not its own)
+    sw.commit_run(bad_dir, {"notebook": "fx.ipynb", "parameters": bad_params, "status": "failed", "error": "x"}, {})
+    assert not (bad_dir / "results.json").exists()
+
+
 def test_run_names_are_readable_and_unique():
     a = sw.run_name({"x": 1, "name": "a/b"}, {"x": 1, "name": "a/b"})
     b = sw.run_name({"x": 1, "name": "a_b"}, {"x": 1, "name": "a_b"})

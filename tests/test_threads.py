@@ -1,4 +1,4 @@
-"""The kit's thread policy (issue 13): parsing, the environment override, the adaptive decision."""
+"""The kit's thread policy: parsing, the environment override, the adaptive decision."""
 
 from __future__ import annotations
 

@@ -336,7 +336,7 @@ def test_cached_activation_training_equals_frozen_lower_training(source, data):
     fine_tune(upper, acts, steps=3, lr=1e-2, seed=0)
     freeze_until(b, "body.0.block2")
     fine_tune(b, data, steps=3, lr=1e-2, seed=0)
-    set_batchnorm_eval(b, frozen_only=False)
+    set_batchnorm_eval(b)
     for (na, pa), (_, pb) in zip(a.named_parameters(), b.named_parameters(), strict=True):
         assert torch.allclose(pa, pb, atol=1e-5), na
 
@@ -354,13 +354,13 @@ def test_fine_tuned_accuracy_learns_and_leaves_model_unchanged():
     model = SmallCNN(num_classes=5, width=4)
     before = {k: v.clone() for k, v in model.state_dict().items()}
     acc = fine_tuned_accuracy(
-        model, _toy(24), _toy(40, seed=1), 2, steps=40, lr=1e-2, seed=0, freeze_bn_stats=False
+        model, _toy(24), _toy(40, seed=1), 2, steps=40, lr=1e-2, seed=0, batchnorm="train"
     )
     assert acc >= 0.9
     for k, v in model.state_dict().items():
         assert torch.equal(v, before[k]), k
     again = fine_tuned_accuracy(
-        model, _toy(24), _toy(40, seed=1), 2, steps=40, lr=1e-2, seed=0, freeze_bn_stats=False
+        model, _toy(24), _toy(40, seed=1), 2, steps=40, lr=1e-2, seed=0, batchnorm="train"
     )
     assert again == acc  # same seed, same result
     with pytest.raises(ValueError, match="lr"):

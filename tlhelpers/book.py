@@ -9,7 +9,9 @@ Nothing is executed: the pages are the executed copies ``make run`` left in
 (``nb_execution_mode = "off"``) and the sphinx-book-theme; the configuration is
 ``book/conf.py``. The front page is the README's course map; each chapter starts with
 its run (status, date, wall time, parameters, key numbers, checked claims) and links to
-download the notebook; a page lists the whole run. MathJax is copied into the site from
+download the notebook; a page lists the whole run. The reference pages
+(``book/reference/*.md``: set-up, data, sweeps, the teacher's walkthrough, ...) follow,
+listed on the front page. MathJax is copied into the site from
 the ``jupyter-server-mathjax`` package, so pages (formulas included) render offline.
 
 A notebook with no executed copy stops the build with the commands that make one (no
@@ -22,6 +24,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import posixpath
 import re
 import shutil
 import subprocess
@@ -36,8 +39,9 @@ from .runner import LOG_NAME, RUN_INFO, course_notebooks
 CONF_NAME = "conf.py"
 #: Folders of the staged sources: chapters, students' exercises, files to download.
 CHAPTERS, EXERCISES, FILES = "notebooks", "exercises", "files"
-#: The page with the README's exercises section (the teacher's walkthrough).
-TEACHING = "teaching"
+#: The reference pages: ``book/<REFERENCE>/*.md`` in the repository, staged as they are.
+REFERENCE = "reference"
+_LINK = re.compile(r"(?<!!)\[([^\]]+)\]\(([^)\s]+)\)")
 #: Where MathJax goes inside ``_static`` (``mathjax_path`` in ``book/conf.py`` agrees).
 MATHJAX_DIR = "mathjax"
 #: A failed run's page shows at most this many characters of the end of its log.
@@ -81,6 +85,28 @@ def _read_json(path: Path) -> Any:
         return None
 
 
+def _load_notebook(path: Path, advice: str) -> dict:
+    """A notebook's JSON; a truncated, non-UTF-8 or non-notebook file is refused naming it."""
+    try:
+        nb = json.loads(path.read_text(encoding="utf-8"))
+    except UnicodeDecodeError as err:
+        reason = f"not UTF-8 text at byte {err.start}"
+    except json.JSONDecodeError as err:
+        reason = f"invalid JSON at line {err.lineno}, column {err.colno}: {err.msg}"
+    else:
+        if isinstance(nb, dict) and isinstance(nb.get("cells", []), list):
+            return nb
+        reason = "JSON but not a notebook (no list of cells)"
+    raise ValueError(f"{path} is not a readable notebook ({reason}); {advice}")
+
+
+def _executed_advice(ch_source: Path, build: Path) -> str:
+    return (
+        "the run that wrote it was probably cut off: run it again with `.venv/bin/python -m "
+        f"tlhelpers.runner run notebooks/{ch_source.name} --build {build}` (or delete the file)."
+    )
+
+
 def _notebook_error(nb: dict) -> str:
     """``ename: evalue`` of the first error output of an executed notebook, or ``""``."""
     for cell in nb.get("cells", []):
@@ -122,13 +148,13 @@ def find_chapters(build: str | Path, notebooks: list[Path]) -> list[Chapter]:
         ch.wall_time_s = record.get("wall_time_s")
         ch.parameters = dict(record.get("parameters", {}))
         if executed.is_file():
-            nb = json.loads(executed.read_text())
+            nb = _load_notebook(executed, _executed_advice(source, build))
             pm = nb.get("metadata", {}).get("papermill", {})
             ch.executed = executed
             ch.finished = (pm.get("end_time") or "")[:16].replace("T", " ")
             failed = bool(pm.get("exception")) or ch.status in ("failed", "interrupted")
             ch.copy_has_no_error = ch.status == "failed" and not pm.get("exception")
-            ch.source_changed = _cells(json.loads(source.read_text())) != _cells(nb)
+            ch.source_changed = _cells(_load_notebook(source, "fix or restore it.")) != _cells(nb)
             ch.status = (ch.status if ch.status in ("failed", "interrupted") else "failed") \
                 if failed else "ok"  # fmt: skip
             ch.error = ch.error or _notebook_error(nb)
@@ -300,9 +326,9 @@ def _insert_under_title(cells: list[dict], cell: dict) -> None:
 def _chapter_notebook(ch: Chapter, info: dict) -> dict:
     """The staged page: the executed notebook with the run header under its title
     (a failed run without an executed copy: a notebook holding only the failure)."""
-    source = json.loads(ch.source.read_text())
+    source = _load_notebook(ch.source, "fix or restore it.")
     if ch.executed is not None:
-        nb = json.loads(ch.executed.read_text())
+        nb = _load_notebook(ch.executed, _executed_advice(ch.source, ch.executed.parent.parent))
     else:
         nb = {**source, "cells": [_markdown_cell(f"# {_title(source, ch.stem)}", "book-title")]}
         if ch.log_tail:
@@ -329,26 +355,61 @@ def _log_tail(build: Path, ch: Chapter) -> str:
     return log.read_text(errors="replace")[-LOG_TAIL_CHARS:].replace("```", "'''")
 
 
-def front_page(readme: str, chapters: list[Chapter], exercises: list[Path], info: dict) -> str:
-    """The README's title, introduction and course map, with links to the chapters."""
+def _book_links(text: str, where: str, chapters: set[str], pages: set[str]) -> str:
+    """``text`` (Markdown at ``where`` in the repository) with its links made to work in the
+    book: links to the web, to staged chapters and to reference pages are kept (pointed at
+    their staged copies); links to other repository files become plain text."""
+    up = "../" * where.removeprefix("book/").count("/")  # README -> index.md; reference/x.md
+
+    def link(match: re.Match) -> str:
+        label, target = match.group(1), match.group(2)
+        if re.match(r"https?://", target):
+            return match.group(0)
+        path = posixpath.normpath(posixpath.join(posixpath.dirname(where), target))
+        if path.startswith(f"{CHAPTERS}/") and posixpath.basename(path) in chapters:
+            return f"[{label}]({up}{path})"
+        if path.startswith(f"book/{REFERENCE}/") and posixpath.basename(path) in pages:
+            return f"[{label}]({up}{path.removeprefix('book/')})"
+        return label
+
+    return _LINK.sub(link, text)
+
+
+def reference_pages(book_dir: Path) -> list[Path]:
+    """The book's reference pages (``book/reference/*.md``), by name."""
+    folder = Path(book_dir) / REFERENCE
+    return sorted(folder.glob("*.md")) if folder.is_dir() else []
+
+
+def _page_title(path: Path) -> str:
+    first = next((ln for ln in path.read_text().splitlines() if ln.startswith("# ")), "")
+    return first[2:].strip() or path.stem
+
+
+def front_page(
+    readme: str,
+    chapters: list[Chapter],
+    exercises: list[Path],
+    info: dict,
+    references: list[Path] | None = None,
+) -> str:
+    """The README's title, introduction and course map, with links to the chapters, and the
+    list of reference pages."""
     sections = re.split(r"^(?=## )", readme, flags=re.M)
     intro = sections[0]
     course_map = next((s for s in sections if s.startswith("## Course map")), "")
     staged = {c.name for c in chapters}
+    references = references or []
+    pages = {p.name for p in references}
 
-    def link(match: re.Match) -> str:  # keep links to chapters and the web, drop the rest
-        text, target = match.group(1), match.group(2)
-        if re.match(r"https?://", target):
-            return match.group(0)
-        if target.startswith(f"{CHAPTERS}/") and Path(target).name in staged:
-            return f"[{text}]({target})"
-        return text
+    def link(text: str) -> str:
+        return _book_links(text, "README.md", staged, pages)
 
-    course_map = re.sub(r"(?<!!)\[([^\]]+)\]\(([^)\s]+)\)", link, course_map)
+    course_map = link(course_map)
     started = info.get("started")
     run = f" on {started}" if started else ""
     lines = [
-        re.sub(r"(?<!!)\[([^\]]+)\]\(([^)\s]+)\)", link, intro).rstrip(), "",
+        link(intro).rstrip(), "",
         "In symbols, each method minimises over the target model's weights $\\theta$",
         "", "$$",
         "\\mathcal{L}(\\theta) = \\mathcal{L}_{\\mathrm{target}}(\\theta)"
@@ -363,26 +424,16 @@ def front_page(readme: str, chapters: list[Chapter], exercises: list[Path], info
         "```{toctree}", ":hidden:", ":caption: Chapters", "",
         *[f"{CHAPTERS}/{c.stem}" for c in chapters], "```", "",
     ]  # fmt: skip
-    teaching = [TEACHING] if teaching_page(readme) else []
-    if exercises or teaching:
-        lines += ["```{toctree}", ":hidden:", ":caption: Exercises", "", *teaching,
+    if exercises:
+        lines += ["```{toctree}", ":hidden:", ":caption: Exercises", "",
                   *[f"{EXERCISES}/{p.stem}" for p in exercises], "```", ""]  # fmt: skip
     lines += ["```{toctree}", ":hidden:", ":caption: The run", "", "run", "```", ""]
+    if references:
+        lines += ["## Reference", "",
+                  *[f"- [{_page_title(p)}]({REFERENCE}/{p.name})" for p in references], "",
+                  "```{toctree}", ":hidden:", ":caption: Reference", "",
+                  *[f"{REFERENCE}/{p.stem}" for p in references], "```", ""]  # fmt: skip
     return "\n".join(lines)
-
-
-def teaching_page(readme: str) -> str:
-    """The README's exercises section (the teacher's walkthrough and the table of every
-    exercise's time and points) as a page of its own; empty when the README has none."""
-    sections = re.split(r"^(?=## )", readme, flags=re.M)
-    section = next((s for s in sections if s.startswith("## Exercises")), "")
-    if not section:
-        return ""
-    section = re.sub(r"^#(#+) ", r"\1 ", section, flags=re.M)  # ## -> #, ### -> ##
-    section = re.sub(r"<!--.*?-->\n?", "", section, flags=re.S)
-    # links into the repository do not exist in the book: keep their text only
-    section = re.sub(r"(?<!!)\[([^\]]+)\]\((?!https?://)[^)\s]+\)", r"\1", section)
-    return section.rstrip() + "\n"
 
 
 def run_page(chapters: list[Chapter], info: dict) -> str:
@@ -447,7 +498,7 @@ def stage(
     if exercises:
         (src / EXERCISES).mkdir()
     for path in exercises:
-        nb = json.loads(path.read_text())
+        nb = _load_notebook(path, "regenerate the students' copies (`python -m tlhelpers exercises generate`).")
         note = _markdown_cell(
             ":::{admonition} Exercise\n:class: tip\n"
             f"{{download}}`Download {path.name} <../{FILES}/exercises/{path.name}>` and "
@@ -458,9 +509,16 @@ def stage(
         _insert_under_title(cells, note)
         (src / EXERCISES / path.name).write_text(json.dumps(nb))
         shutil.copy(path, src / FILES / "exercises" / path.name)
-    if teaching := teaching_page(readme):
-        (src / f"{TEACHING}.md").write_text(teaching)
-    (src / "index.md").write_text(front_page(readme, chapters, exercises, info))
+    references = reference_pages(conf.parent)
+    if references:
+        (src / REFERENCE).mkdir()
+    staged, pages = {c.name for c in chapters}, {p.name for p in references}
+    for path in references:
+        where = f"book/{REFERENCE}/{path.name}"
+        (src / REFERENCE / path.name).write_text(
+            _book_links(path.read_text(), where, staged, pages)
+        )
+    (src / "index.md").write_text(front_page(readme, chapters, exercises, info, references))
     (src / "run.md").write_text(run_page(chapters, info))
 
 

@@ -2,7 +2,7 @@
 
 ::
 
-    python -m tlhelpers exercises generate            # exercises/source -> student/, solutions/, README table
+    python -m tlhelpers exercises generate            # exercises/source -> student/, solutions/, the teacher's table
     python -m tlhelpers exercises generate --check    # exit 1 if a generated copy is stale (CI)
     python -m tlhelpers exercises grade CLASS_DIR --exercise ex03 --workers 2 --timeout 120
 
@@ -96,7 +96,8 @@ def _source(cell) -> str:
 
 def _replace_solution_region(cell) -> bool:
     stub = (CODE_STUB if cell["cell_type"] == "code" else TEXT_STUB).split("\n")
-    out, inside, replaced = [], False, False
+    out: list[str] = []
+    inside = replaced = False
     for line in _source(cell).split("\n"):
         if _BEGIN.match(line):
             if inside:
@@ -225,16 +226,17 @@ def _expected(root: Path) -> dict[Path, str]:
 
 
 def _expected_with_readme(root: Path) -> dict[Path, str]:
-    """The copies, plus the README with its exercise table when the README has the block."""
+    """The copies, plus each of :data:`TABLE_PAGES` that holds the table's block, with the table."""
     out = _expected(root)
-    readme = _readme(root)
-    if readme.is_file() and TABLE_BEGIN in (text := readme.read_text(encoding="utf-8")):
-        out[readme] = readme_with_table(text, exercise_table(root))
+    for page in TABLE_PAGES:
+        path = root.parent / page
+        if path.is_file() and TABLE_BEGIN in (text := path.read_text(encoding="utf-8")):
+            out[path] = readme_with_table(text, exercise_table(root))
     return out
 
 
 def generate(root: Path | None = None) -> list[Path]:
-    """Write ``student/`` and ``solutions/`` from ``source/`` and the README's exercise table;
+    """Write ``student/`` and ``solutions/`` from ``source/`` and the teacher's exercise table;
     returns the files written."""
     root = Path(root or exercises_root())
     written = []
@@ -267,7 +269,7 @@ HEADING = re.compile(
     r"^## Exercise (?P<k>\d+) · (?P<title>.+) \(about (?P<minutes>\d+) min, "
     r"(?P<points>\d+(?:\.\d+)?) points?\)\s*$"
 )
-#: The README's generated block (``python -m tlhelpers exercises generate`` rewrites it).
+#: The generated block of the teacher's page (``python -m tlhelpers exercises generate`` rewrites it).
 TABLE_BEGIN = "<!-- exercise table: written by `python -m tlhelpers exercises generate` from exercises/source -->"
 TABLE_END = "<!-- end of the exercise table -->"
 
@@ -355,15 +357,17 @@ def exercise_table(root: Path | None = None) -> str:
     return "\n".join(lines) + "\n"
 
 
-def _readme(root: Path) -> Path:
-    return root.parent / "README.md"
+#: Pages that may hold the generated table (relative to the repository): the teacher's
+#: walkthrough, a reference page of the book that the README links to.
+TABLE_PAGES = ("book/reference/teacher.md", "README.md")
 
 
 def readme_with_table(readme: str, table: str) -> str:
-    """``readme`` with the text between :data:`TABLE_BEGIN` and :data:`TABLE_END` replaced."""
+    """``readme`` (a Markdown page) with the text between :data:`TABLE_BEGIN` and
+    :data:`TABLE_END` replaced by ``table``."""
     start, end = readme.find(TABLE_BEGIN), readme.find(TABLE_END)
     if start < 0 or end < start:
-        raise ValueError(f"README.md has no exercise table block ({TABLE_BEGIN} ... {TABLE_END}).")
+        raise ValueError(f"the page has no exercise table block ({TABLE_BEGIN} ... {TABLE_END}).")
     return readme[: start + len(TABLE_BEGIN)] + "\n" + table + readme[end:]
 
 
@@ -395,7 +399,7 @@ def _grade_ids(nb) -> set[str]:
 def _exercise_source(exercise: str, root: Path) -> Path:
     matches = [p for p in source_notebooks(root) if p.name.startswith(exercise + "_")]
     if not matches:
-        names = [EXERCISE_NAME.match(p.name).group(1) for p in source_notebooks(root)]
+        names = [m.group(1) for p in source_notebooks(root) if (m := EXERCISE_NAME.match(p.name))]
         raise ValueError(f"Unknown exercise {exercise!r}. Valid exercises: {', '.join(names)}.")
     return matches[0]
 
@@ -406,7 +410,7 @@ def _submissions(class_dir: Path) -> list[tuple[str, Path | None, str]]:
     A file is one student's submission (student = file stem); a folder is one student
     (nbgrader's ``submitted/<student>/``): its notebook, searched recursively.
     """
-    out = []
+    out: list[tuple[str, Path | None, str]] = []
     for entry in sorted(class_dir.iterdir()):
         if entry.name.startswith("."):
             continue

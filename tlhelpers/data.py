@@ -18,9 +18,9 @@ import gzip
 import pickle
 import shutil
 import warnings
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence, Sized
 from pathlib import Path
-from typing import NamedTuple
+from typing import NamedTuple, cast
 
 import numpy as np
 import torch
@@ -161,9 +161,13 @@ def _as_tensors(data: Data) -> tuple[torch.Tensor, torch.Tensor] | None:
     """``(inputs, targets)`` tensors when the data already live in memory, else None."""
     if isinstance(data, tuple) and len(data) == 2:
         return torch.as_tensor(data[0]), torch.as_tensor(data[1])
-    images = getattr(data, "images", None)
-    if isinstance(images, torch.Tensor) and getattr(data, "transform", None) is None:
-        return images, data.targets
+    images, targets = getattr(data, "images", None), getattr(data, "targets", None)
+    if (
+        isinstance(images, torch.Tensor)
+        and isinstance(targets, torch.Tensor)
+        and getattr(data, "transform", None) is None
+    ):
+        return images, targets
     if isinstance(data, TensorDataset) and len(data.tensors) == 2:
         return data.tensors[0], data.tensors[1]
     return None
@@ -171,7 +175,14 @@ def _as_tensors(data: Data) -> tuple[torch.Tensor, torch.Tensor] | None:
 
 def data_length(data: Data) -> int:
     """Number of examples in ``data`` (a dataset or an ``(inputs, targets)`` pair)."""
-    return len(data[1]) if isinstance(data, tuple) else len(data)
+    if isinstance(data, tuple):
+        return len(data[1])
+    if not isinstance(data, Sized):
+        raise TypeError(
+            "data must have a length (a map-style Dataset or an (inputs, targets) pair), "
+            f"got {type(data).__name__}."
+        )
+    return len(data)
 
 
 def check_data(name: str, data: Data, *, check_finite: bool = True) -> int:
@@ -236,7 +247,8 @@ def iterate_batches(
     check_int("batch_size", batch_size, minimum=1)
     tensors = _as_tensors(data)
     if tensors is None:
-        loader = DataLoader(data, batch_size=batch_size, shuffle=shuffle, generator=generator)
+        dataset = cast(Dataset, data)  # a pair (not a Dataset) has tensors above
+        loader = DataLoader(dataset, batch_size=batch_size, shuffle=shuffle, generator=generator)
         yield from loader
         return
     x, y = tensors
@@ -314,11 +326,11 @@ def _lfw_faces(split: str) -> TensorImageDataset:
     x = lfw_subset()  # (200, 25, 25) float64 in [0, 1]; first 100 are faces
     y = np.r_[np.ones(100, dtype=int), np.zeros(100, dtype=int)]
     rng = np.random.default_rng(LFW_FACES_SPLIT_SEED)
-    idx = []
+    halves = []
     for c in (0, 1):
         members = rng.permutation(np.flatnonzero(y == c))
-        idx.append(members[:50] if split == "train" else members[50:])
-    idx = np.sort(np.concatenate(idx))
+        halves.append(members[:50] if split == "train" else members[50:])
+    idx = np.sort(np.concatenate(halves))
     images = torch.from_numpy(x[idx]).float().unsqueeze(1)
     return TensorImageDataset(images, torch.from_numpy(y[idx]), ["non-face", "face"])
 
@@ -679,11 +691,28 @@ def few_shot_indices(
 
     The draw behind :func:`few_shot`; use it directly to pick rows of cached features.
     Raises ``ValueError`` naming the class (with its name from ``classes``) when it has
-    fewer than ``per_class`` items.
+    fewer than ``per_class`` items, and for empty, non-1-D or non-integer ``targets``
+    (NaN, 0.5, strings; whole-valued floats are accepted as labels).
     """
     check_int("per_class", per_class, minimum=1)
     check_int("seed", seed, minimum=0)
     t = np.asarray(targets)
+    if t.size == 0:
+        raise ValueError(
+            f"targets is empty (shape {t.shape}): few_shot_indices needs at least "
+            f"per_class={per_class} labelled items of every class."
+        )
+    if t.ndim != 1:
+        raise ValueError(f"targets must be 1-D class labels, got shape {t.shape}.")
+    if t.dtype.kind not in "iu":
+        whole = t.dtype.kind == "f" and bool(np.all(np.isfinite(t) & (t == np.round(t))))
+        if not whole:  # NaN, 0.5 or strings would give a misleading count or numpy's error
+            shown = t[~(np.isfinite(t) & (t == np.round(t)))][:3] if t.dtype.kind == "f" else t[:3]
+            raise ValueError(
+                f"targets must be integer class labels 0..K-1, got dtype {t.dtype} "
+                f"with values such as {shown.tolist()}."
+            )
+        t = t.astype(np.int64)
     n_classes = _number_of_classes(t, classes)
     rng = np.random.default_rng(seed)
     chosen = []
@@ -816,6 +845,8 @@ def prepare_images(
         x = x.expand(-1, channels, -1, -1)
     if normalization is None:
         return x
+    mean: Sequence[float]
+    std: Sequence[float]
     if isinstance(normalization, str):
         check_choice("normalization", normalization, ["imagenet"])
         mean, std = IMAGENET_MEAN, IMAGENET_STD
@@ -1340,7 +1371,8 @@ def shift_images(images: torch.Tensor, kind: str, seed: int = 0) -> torch.Tensor
     or ``"rotated"`` (an angle uniform in [30, 90] degrees per image, :func:`rotate_images`).
     The labels are unchanged: only the input distribution moves (a covariate shift). Random
     draws use a local generator seeded by ``seed`` (the same images for the same seed; the
-    global random stream is untouched). The output is a new tensor in [0, 1].
+    global random stream is untouched). The output is a new tensor in [0, 1]. Images with
+    NaN/inf pixels or values outside [0, 1] (0..255 scale, normalised images) are refused.
     """
     check_choice("kind", kind, SHIFTS)
     if not isinstance(images, torch.Tensor) or images.ndim != 4:
@@ -1348,6 +1380,24 @@ def shift_images(images: torch.Tensor, kind: str, seed: int = 0) -> torch.Tensor
         raise ValueError(f"images must be a (N, C, H, W) tensor, got {shape}.")
     if not images.is_floating_point():
         raise ValueError(f"images must be floating point in [0, 1], got dtype {images.dtype}.")
+    if images.shape[0] == 0:
+        raise ValueError(f"images is empty (shape {tuple(images.shape)}): nothing to shift.")
+    lo_t, hi_t = torch.aminmax(images.detach())  # one pass; NaN propagates into both
+    lo, hi = float(lo_t), float(hi_t)
+    if not (np.isfinite(lo) and np.isfinite(hi)):  # 'noisy', 'inverted' passed NaN on
+        bad = ~torch.isfinite(images)
+        where = tuple(int(i) for i in bad.nonzero()[0])
+        raise ValueError(
+            f"images contains NaN or inf values ({int(bad.sum())} pixels, the first at "
+            f"{where}); shifts need finite pixels in [0, 1]."
+        )
+    if lo < 0 or hi > 1:
+        hint = ("divide by 255 first" if hi > 1 and lo >= 0
+                else "shift the raw images, before normalising them")  # fmt: skip
+        raise ValueError(
+            f"images must lie in [0, 1], got values in [{lo:.4g}, {hi:.4g}]: {hint} "
+            "(the shifts and their output are defined on [0, 1])."
+        )
     check_int("seed", seed, minimum=0)
     g = torch.Generator().manual_seed(seed)
     n = len(images)

@@ -137,9 +137,16 @@ class Detections:
 
 
 def _boxes(name: str, boxes: Any) -> torch.Tensor:
-    b = torch.as_tensor(
-        np.asarray(boxes, dtype=np.float64) if not isinstance(boxes, torch.Tensor) else boxes
-    )
+    if isinstance(boxes, torch.Tensor):
+        b = boxes
+    else:
+        try:
+            b = torch.as_tensor(np.asarray(boxes, dtype=np.float64))
+        except (ValueError, TypeError):
+            raise ValueError(
+                f"{name} must be an (N, 4) array of numbers as (x1, y1, x2, y2), got a "
+                f"ragged or non-numeric {type(boxes).__name__} (every box needs 4 numbers)."
+            ) from None
     b = b.to(torch.float64).reshape(-1, 4) if b.numel() == 0 else b.to(torch.float64)
     if b.ndim != 2 or b.shape[1] != 4:
         raise ValueError(
@@ -150,6 +157,42 @@ def _boxes(name: str, boxes: Any) -> torch.Tensor:
     if (b[:, 2] < b[:, 0]).any() or (b[:, 3] < b[:, 1]).any():
         raise ValueError(f"{name} must satisfy x2 >= x1 and y2 >= y1 (xyxy format).")
     return b
+
+
+def _scores(name: str, scores: Any, n: int) -> torch.Tensor:
+    """``(n,)`` float64 scores, one per box, all finite (a NaN would rank first in NMS)."""
+    try:
+        s = torch.as_tensor(
+            scores if isinstance(scores, torch.Tensor) else np.asarray(scores, dtype=np.float64)
+        ).to(torch.float64).reshape(-1)
+    except (ValueError, TypeError):
+        raise ValueError(
+            f"{name} must be {n} numbers, one per box, got a ragged or non-numeric "
+            f"{type(scores).__name__}."
+        ) from None
+    if s.shape[0] != n:
+        raise ValueError(f"{name} must have one value per box ({n}), got {s.shape[0]}.")
+    bad = ~torch.isfinite(s)
+    if bad.any():
+        i = int(bad.nonzero()[0])
+        raise ValueError(
+            f"{name} must be finite numbers, got {s[i].item()} (NaN or inf) at index {i} "
+            f"({int(bad.sum())} of {n} non-finite); a NaN score cannot be ranked."
+        )
+    return s
+
+
+def _indices(name: str, idx: Any, n: int) -> torch.Tensor:
+    """Integer indices into ``n`` boxes (as :func:`nms` returns), each in ``0..n-1``."""
+    k = torch.as_tensor(idx if isinstance(idx, torch.Tensor) else np.asarray(idx)).reshape(-1)
+    if k.numel() and (k.is_floating_point() or k.dtype == torch.bool or k.is_complex()):
+        raise ValueError(f"{name} must be integer box indices (as nms returns), got dtype {k.dtype}.")
+    k = k.long()
+    if k.numel() and (k.min() < 0 or k.max() >= n):
+        raise ValueError(
+            f"{name} must be box indices in 0..{n - 1}, got {k.tolist()[:10]} ({n} boxes)."
+        )
+    return k
 
 
 def box_area(boxes: Any) -> torch.Tensor:
@@ -179,11 +222,10 @@ def nms(boxes: Any, scores: Any, iou_threshold: float = 0.3) -> torch.Tensor:
 
     Take the best-scoring box, drop every remaining box whose IoU with it is above
     ``iou_threshold``, repeat (as ``torchvision.ops.nms``; Felzenszwalb et al., 2010).
+    NaN or infinite scores are refused (a NaN cannot be ranked: it would come first).
     """
     b = _boxes("boxes", boxes)
-    s = torch.as_tensor(scores, dtype=torch.float64).reshape(-1)
-    if s.shape[0] != b.shape[0]:
-        raise ValueError(f"scores must have one value per box ({b.shape[0]}), got {s.shape[0]}.")
+    s = _scores("scores", scores, b.shape[0])
     if not 0 <= iou_threshold <= 1:
         raise ValueError(f"iou_threshold must lie in [0, 1], got {iou_threshold!r}.")
     order = torch.argsort(s, descending=True, stable=True)
@@ -208,12 +250,10 @@ def box_voting(boxes: Any, scores: Any, keep: Any, iou_threshold: float = 0.3) -
     Komodakis, 2015, "box voting"; OpenCV's ``groupRectangles`` averages the same way).
     """
     b = _boxes("boxes", boxes)
-    s = torch.as_tensor(scores, dtype=torch.float64).reshape(-1)
-    if s.shape[0] != b.shape[0]:
-        raise ValueError(f"scores must have one value per box ({b.shape[0]}), got {s.shape[0]}.")
+    s = _scores("scores", scores, b.shape[0])
     if (s < 0).any():
         raise ValueError("scores must be >= 0 to weight a mean (probabilities, not logits).")
-    k = torch.as_tensor(keep, dtype=torch.long).reshape(-1)
+    k = _indices("keep", keep, len(b))
     if len(k) == 0:
         return torch.zeros(0, 4, dtype=torch.float64)
     w = (box_iou(b[k], b) > iou_threshold).double() * s[None, :]  # (K, N)
@@ -307,6 +347,8 @@ class SlidingWindowDetector(Detector):
     window, :meth:`count_windows`; real detectors avoid most of them with a cascade
     (Viola-Jones, MTCNN) or with region proposals. ``voting=True`` replaces each box NMS
     keeps by the score-weighted mean of itself and the boxes overlapping it (:func:`box_voting`).
+    A ``score_fn`` that returns NaN or inf for any window is refused naming the window (a
+    broken classifier must not read as "no face").
     """
 
     name = "sliding window"
@@ -358,14 +400,37 @@ class SlidingWindowDetector(Detector):
     def score_windows(self, image: Any) -> tuple[torch.Tensor, torch.Tensor]:
         """Every window's box and score, before the threshold and NMS."""
         crops, boxes = self.windows(image)
-        scores = [torch.as_tensor(np.asarray(self.score_fn(crops[i : i + self.batch_size])), dtype=torch.float32)
-                  for i in range(0, len(crops), self.batch_size)]  # fmt: skip
-        scores = torch.cat(scores).reshape(-1) if scores else torch.zeros(0)
+        batches = [self._score_batch(crops[i : i + self.batch_size])
+                   for i in range(0, len(crops), self.batch_size)]  # fmt: skip
+        scores = torch.cat(batches).reshape(-1) if batches else torch.zeros(0)
         if scores.shape[0] != len(boxes):
             raise ValueError(
                 f"score_fn must return one score per crop ({len(boxes)}), got {scores.shape[0]}."
             )
+        bad = ~torch.isfinite(scores)
+        if bad.any():  # a broken classifier must not read as "no face"
+            raise ValueError(
+                f"score_fn returned NaN or inf for {int(bad.sum())} of {len(scores)} windows "
+                f"(first: window {int(bad.nonzero()[0])}, box "
+                f"{[round(v, 1) for v in boxes[int(bad.nonzero()[0])].tolist()]}); it must "
+                "return finite face probabilities. Check the classifier on those crops."
+            )
         return boxes, scores
+
+    def _score_batch(self, crops: torch.Tensor) -> torch.Tensor:
+        out = self.score_fn(crops)
+        if isinstance(out, torch.Tensor):
+            out = out.detach().cpu()
+        try:
+            arr = None if out is None else np.asarray(out, dtype=np.float32)
+        except (TypeError, ValueError):
+            arr = None
+        if arr is None or arr.ndim == 0:
+            raise ValueError(
+                f"score_fn must return {len(crops)} numbers (one face probability per crop), "
+                f"got {type(out).__name__} {str(out)[:80]}."
+            )
+        return torch.as_tensor(arr)
 
     def _detect(self, rgb: np.ndarray) -> Detections:
         boxes, scores = self.score_windows(rgb)
@@ -395,8 +460,9 @@ class HaarDetector(Detector):
         min_size: int = 24,
     ):
         import cv2
+        from cv2.data import haarcascades
 
-        path = cv2.data.haarcascades + cascade
+        path = haarcascades + cascade
         self._cascade = cv2.CascadeClassifier(path)
         if self._cascade.empty():
             raise ValueError(f"cascade {cascade!r} not found or unreadable at {path}.")

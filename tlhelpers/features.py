@@ -23,6 +23,7 @@ import hashlib
 import time
 import warnings
 from collections.abc import Callable, Sequence
+from typing import cast
 
 import numpy as np
 import torch
@@ -130,7 +131,7 @@ def extract_features(
             cached = _load_cached(path, key)
             if cached is not None:
                 return cached
-    out = predict(
+    feats, targets = predict(
         nn.Sequential(body, nn.Flatten()),
         data,
         batch_transform=batch_transform,
@@ -138,6 +139,7 @@ def extract_features(
         device=device,
         progress=progress,
     )
+    out = (cast(torch.Tensor, feats), targets)  # nn.Flatten returns one tensor
     if path is not None:
         payload = {"features": out[0], "targets": out[1], "key": key,
                    "sha256": _content_sha256(*out)}  # fmt: skip
@@ -206,7 +208,10 @@ def cache_activations(
     Top-k fine-tuning (:func:`tlhelpers.models.split_at_block`) runs the frozen ``lower``
     blocks once here instead of at every training step.
     """
-    return predict(lower, data, batch_size=batch_size, device=device)
+    outputs, targets = predict(lower, data, batch_size=batch_size, device=device)
+    if not isinstance(outputs, torch.Tensor):
+        raise TypeError(f"lower must return one tensor, got a tuple of {len(outputs)}.")
+    return outputs, targets
 
 
 def linear_probe(
@@ -435,13 +440,11 @@ def ridge_probe(
                 f"{part}_targets has {len(y_np)} values but {part}_features has {len(f_np)} rows."
             )
         sets[part] = (f_np, y_np)
-    best = None
+    fits = []
     for a in alphas:
         model = make_pipeline(StandardScaler(), Ridge(alpha=a)).fit(*sets["train"])
-        val_r2 = float(r2_score(sets["val"][1], model.predict(sets["val"][0])))
-        if best is None or val_r2 > best[1]:
-            best = (a, val_r2, model)
-    alpha, val_r2, model = best
+        fits.append((a, float(r2_score(sets["val"][1], model.predict(sets["val"][0]))), model))
+    alpha, val_r2, model = max(fits, key=lambda fit: fit[1])  # the first of equal maxima
     pred = model.predict(sets["test"][0])
     return {
         "alpha": float(alpha),

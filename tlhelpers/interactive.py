@@ -194,6 +194,7 @@ def initial_value(spec: Any, default: Any = NO_DEFAULT) -> Any:
 
 def initial_values(fn: Callable[..., Any], specs: dict[str, Any]) -> dict[str, Any]:
     """``{name: initial value}`` for each spec of ``interact(fn, **specs)`` (see :func:`initial_value`)."""
+    params: Mapping[str, inspect.Parameter]
     try:
         params = inspect.signature(fn).parameters
     except (TypeError, ValueError):  # builtins without a signature: no defaults to use

@@ -262,6 +262,15 @@ def _check_probs(probs: torch.Tensor | np.ndarray, targets: torch.Tensor | np.nd
     y = _labels_from("targets", targets)
     if y.shape[0] != p.shape[0]:
         raise ValueError(f"targets has {y.shape[0]} entries but probs has {p.shape[0]} rows.")
+    if p.size == 0:
+        raise ValueError(f"probs is empty (shape {p.shape}): no prediction to calibrate.")
+    k = p.shape[1]
+    if y.min() < 0 or y.max() >= k:  # an out-of-range label would only count as a mistake
+        bad = y[(y < 0) | (y >= k)]
+        raise ValueError(
+            f"targets must be labels in 0..{k - 1}, one per column of probs ({k} columns), "
+            f"got {bad[0]} ({bad.size} of {y.size} labels outside)."
+        )
     if p.min() < 0 or p.max() > 1 or not np.allclose(p.sum(1), 1.0, atol=1e-3):
         raise ValueError(
             "probs must be probabilities (rows in [0, 1] summing to 1; apply softmax to "
@@ -304,7 +313,8 @@ def expected_calibration_error(
     where :math:`B_m` holds the items whose confidence :math:`\max_k p_k` lies in
     :math:`((m-1)/M, m/M]` (:func:`reliability_bins`). 0 is perfectly calibrated; the value
     depends on the binning, so always report ``n_bins`` with it. ``probs`` are
-    probabilities ``(N, K)`` (softmax of the logits).
+    probabilities ``(N, K)`` (softmax of the logits); ``targets`` must be labels in
+    ``0..K-1`` (a label outside the columns is refused, not counted as a mistake).
     """
     b = reliability_bins(probs, targets, n_bins)
     nonempty = b["count"] > 0

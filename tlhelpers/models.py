@@ -29,7 +29,7 @@ from torch import nn
 from .data import TensorImageDataset, few_shot_indices, load_task, random_labels
 from .paths import data_dir, require_download, verify_file
 from .runtime import seeded
-from .validation import check_choice, check_int
+from .validation import check_choice, check_int, check_positive
 
 
 @dataclass(frozen=True)
@@ -437,7 +437,7 @@ def freeze_until(model: nn.Module, layer: str | None, *, include: bool = True) -
     ``ValueError`` listing valid names for an unknown layer.
 
     Frozen BatchNorm layers still update running statistics in ``train()`` mode;
-    call :func:`set_batchnorm_eval` to keep them fixed.
+    train with ``batchnorm="eval"`` (:func:`set_batchnorm_eval`) to keep them fixed.
     """
     for p in model.parameters():
         p.requires_grad_(True)
@@ -459,44 +459,79 @@ def freeze_until(model: nn.Module, layer: str | None, *, include: bool = True) -
     return frozen
 
 
-def set_batchnorm_eval(model: nn.Module, frozen_only: bool = True) -> nn.Module:
-    """Put BatchNorm layers (whose parameters are frozen, or all) into eval mode."""
+def set_batchnorm_eval(model: nn.Module) -> nn.Module:
+    """Put every BatchNorm layer of ``model`` into eval mode: it normalises with its stored
+    running statistics and stops updating them, while the rest of the model trains.
+
+    The kit's training loop does this each epoch for ``batchnorm="eval"``
+    (:class:`tlhelpers.training.Trainer`, the recipes' ``batchnorm`` field).
+    """
     for m in model.modules():
         if isinstance(m, nn.modules.batchnorm._BatchNorm):
-            params = list(m.parameters(recurse=False))
-            if not frozen_only or all(not p.requires_grad for p in params):
-                m.eval()
+            m.eval()
     return model
 
 
-def param_groups(model: nn.Module, lrs: dict[str, float], default_lr: float) -> list[dict]:
-    """Optimizer parameter groups with a learning rate per module prefix.
+def _under(name: str, prefix: str) -> bool:
+    return name == prefix or name.startswith(prefix + ".")
 
-    ``lrs`` maps a module name prefix (e.g. ``"body"``, ``"head"``) to its learning
-    rate; the longest matching prefix wins; unmatched trainable parameters use
-    ``default_lr``. Frozen parameters are left out. Example::
 
-        torch.optim.Adam(param_groups(model, {"body": 1e-4, "head": 1e-2}, 1e-3))
+def param_groups(
+    model: nn.Module,
+    lrs: float | Mapping[str, float],
+    default: float | None = None,
+    *,
+    include_frozen: bool = False,
+) -> list[dict]:
+    """Optimizer parameter groups with a learning rate per module prefix: the kit's one rule.
+
+    ``lrs`` is one rate for every parameter (one group, ``"all"``), or module prefix ->
+    rate (``{"body": 1e-3, "head": 1e-2}``: discriminative rates). A parameter goes to the
+    **longest** prefix it lies under (a prefix ends at a module boundary: ``"bod"`` does not
+    match ``body.0``); a parameter under no prefix goes to the group ``"default"`` at rate
+    ``default``, and without ``default`` it raises, naming it. A prefix that names no
+    module or parameter of ``model`` raises (a typo would otherwise train at the wrong
+    rate). Frozen parameters (``requires_grad=False``) are left out unless
+    ``include_frozen`` (for :class:`tlhelpers.optim.GradualUnfreezing`). Groups come in the
+    order of their first parameter; each is ``{"params", "lr", "name"}``. Example::
+
+        torch.optim.Adam(param_groups(model, {"body": 1e-4, "head": 1e-2}))
     """
+    if default is not None:
+        check_positive("default", default)
+    if isinstance(lrs, Mapping):
+        rates = dict(lrs)
+        for k, v in rates.items():
+            check_positive(f"lrs[{k!r}]", v)
+        known = {n for n, _ in model.named_modules()} | {n for n, _ in model.named_parameters()}
+        unknown = [k for k in rates if k not in known]
+        if unknown:
+            raise ValueError(
+                f"Unknown module prefix(es) {unknown}. Valid: {named_blocks(model)[:20]}..."
+            )
+    else:
+        check_positive("lrs", lrs)
+        rates = {"all": float(lrs)}
     groups: dict[str, list[nn.Parameter]] = {}
     for pname, p in model.named_parameters():
-        if not p.requires_grad:
+        if not (p.requires_grad or include_frozen):
             continue
-        match = max(
-            (k for k in lrs if pname == k or pname.startswith(k + ".")), key=len, default=None
-        )
-        groups.setdefault(match or "", []).append(p)
-    unknown = [
-        k
-        for k in lrs
-        if not any(n == k or n.startswith(k + ".") for n, _ in model.named_parameters())
-    ]
-    if unknown:
-        raise ValueError(
-            f"Unknown module prefix(es) {unknown}. Valid: {named_blocks(model)[:20]}..."
-        )
+        if not isinstance(lrs, Mapping):
+            key: str | None = "all"
+        else:
+            key = max((k for k in rates if _under(pname, k)), key=len, default=None)
+        if key is None:
+            if default is None:
+                raise ValueError(
+                    f"parameter {pname!r} matches no prefix of lrs {list(rates)}; give it "
+                    f"one, or a default rate. Valid prefixes: {named_blocks(model)[:12]}."
+                )
+            key = "default"
+        groups.setdefault(key, []).append(p)
+    if not groups:
+        raise ValueError("The model has no trainable parameters (all frozen?).")
     return [
-        {"params": ps, "lr": lrs.get(k, default_lr), "name": k or "default"}
+        {"params": ps, "lr": default if k == "default" else rates[k], "name": k}
         for k, ps in groups.items()
     ]
 
@@ -551,6 +586,11 @@ def split_at_block(model: SplitModel, k: int) -> tuple[nn.Module, SplitModel]:
     (notebook 04's top-k fine-tuning).
     """
     model = split_model(model)
+    if not isinstance(model.body, nn.Sequential) or len(model.body) < 2:
+        raise TypeError(
+            "split_at_block needs a SplitModel of the kit's SmallCNN (body = Sequential(features, "
+            f"pool)), got a body of type {type(model.body).__name__}."
+        )
     features, pool = model.body[0], model.body[1]
     blocks = list(features.named_children())
     check_int("k", k, minimum=0)

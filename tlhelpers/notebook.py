@@ -202,11 +202,13 @@ def save_results(
     ``claims`` (from :meth:`tlhelpers.stats.Comparison.expect`) are written with their
     sentence, expected verdict, verdict and whether they hold; *after* the file is
     written, :class:`tlhelpers.stats.ClaimFailed` is raised listing every claim that does
-    not hold, so a failed run still leaves its numbers to inspect. ``check=False`` (a
-    notebook's ``check_claims`` parameter, for sweeps over settings where a claim is not
-    expected to hold) records the verdicts without raising.
+    not hold, so a failed run still leaves its numbers to inspect: the file's ``"status"``
+    is then ``"failed"`` and its ``"error"`` the claims that failed, each with its numbers
+    (otherwise ``"ok"``). ``check=False`` (a notebook's ``check_claims`` parameter, for
+    sweeps over settings where a claim is not expected to hold) records the verdicts
+    without raising.
     """
-    from .stats import Claim, check_claims
+    from .stats import Claim, ClaimFailed, check_claims
 
     claims = list(claims)
     not_claims = [type(c).__name__ for c in claims if not isinstance(c, Claim)]
@@ -219,7 +221,10 @@ def save_results(
     missing = [k for k in key_numbers if k not in results]
     if missing:
         raise KeyError(f"key_numbers {missing} are not in results ({list(results)}).")
+    failed = [c for c in claims if not c.holds] if check else []
     doc = {
+        "status": "failed" if failed else "ok",
+        "error": str(ClaimFailed(failed)) if failed else "",
         "results": _jsonable(results),
         "key_numbers": list(key_numbers),
         "params": _jsonable(params or {}),

@@ -10,8 +10,9 @@
 - :func:`lr_find`: the learning-rate range test (Smith, "Cyclical Learning Rates for
   Training Neural Networks", WACV 2017; fastai's ``lr_find``).
 
-A hook ``on_step(step)`` of :func:`tlhelpers.training.fit` runs after every optimiser step;
-a scheduler's ``step`` and a :class:`GradualUnfreezing` both fit there.
+The training loop (:class:`tlhelpers.training.Trainer`) calls an ``OnStep(fn)`` callback's
+``fn(step)`` after every optimiser step; a scheduler's ``step`` and a
+:class:`GradualUnfreezing` both fit there.
 """
 
 from __future__ import annotations
@@ -26,7 +27,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from .data import Data, check_data, data_length, iterate_batches
-from .models import eval_mode, named_blocks
+from .models import eval_mode, named_blocks, param_groups
 from .runtime import seeded
 from .validation import check_choice, check_int, check_positive
 
@@ -57,6 +58,7 @@ def make_optimizer(
     model: nn.Module,
     lrs: float | Mapping[str, float],
     *,
+    default: float | None = None,
     weight_decay: float = 0.0,
     momentum: float = 0.9,
     include_frozen: bool = False,
@@ -64,8 +66,10 @@ def make_optimizer(
     r"""The optimiser ``name`` with one parameter group per prefix of ``lrs``.
 
     ``lrs`` is one rate for every parameter, or module prefix -> rate (``{"body": 1e-3,
-    "head": 1e-2}``: discriminative rates; the longest matching prefix wins, a parameter
-    no prefix matches raises). The update of parameter :math:`w` with gradient :math:`g`:
+    "head": 1e-2}``: discriminative rates); the groups follow the kit's one rule,
+    :func:`tlhelpers.models.param_groups` (the longest matching prefix wins; a parameter no
+    prefix matches gets ``default``, and raises without it). The update of parameter
+    :math:`w` with gradient :math:`g`:
 
     - ``"sgd"``: :math:`w \leftarrow w - \eta\,(g + \lambda w)`;
     - ``"sgd_momentum"``: :math:`v \leftarrow \mu v + g + \lambda w,\ w \leftarrow w - \eta v`
@@ -82,27 +86,8 @@ def make_optimizer(
     check_choice("optimizer", name, OPTIMIZERS)
     check_positive("weight_decay", weight_decay, strict=False)
     check_positive("momentum", momentum, strict=False)
-    rates = {"all": lrs} if isinstance(lrs, (int, float)) else dict(lrs)
-    for k, v in rates.items():
-        check_positive(f"lrs[{k!r}]", v)
-    groups: dict[str, list[nn.Parameter]] = {}
-    for pname, p in model.named_parameters():
-        if not (p.requires_grad or include_frozen):
-            continue
-        if "all" in rates and not isinstance(lrs, Mapping):
-            key = "all"
-        else:
-            key = max((k for k in rates if _matches(pname, k)), key=len, default=None)
-            if key is None:
-                raise ValueError(
-                    f"parameter {pname!r} matches no prefix of lrs {list(rates)}; "
-                    f"valid prefixes: {named_blocks(model)[:12]}."
-                )
-        groups.setdefault(key, []).append(p)
-    if not groups:
-        raise ValueError("The model has no trainable parameters (all frozen?).")
-    param_groups = [{"params": ps, "lr": rates[k], "name": k} for k, ps in groups.items()]
-    return build_optimizer(name, param_groups, weight_decay=weight_decay, momentum=momentum)
+    groups = param_groups(model, lrs, default, include_frozen=include_frozen)
+    return build_optimizer(name, groups, weight_decay=weight_decay, momentum=momentum)
 
 
 def build_optimizer(
@@ -199,7 +184,8 @@ class GradualUnfreezing:
     ``make_optimizer(..., include_frozen=True)`` so the later groups are in it from the start.
     Parameters under no group are left as they are. Freezing stops gradients only: the
     BatchNorm layers of a frozen group still follow the model's train/eval mode (see
-    :func:`tlhelpers.models.set_batchnorm_eval` and notebook 06's BatchNorm experiment).
+    ``batchnorm="eval"`` of :class:`tlhelpers.training.Trainer` and notebook 06's BatchNorm
+    experiment).
     """
 
     def __init__(self, model: nn.Module, groups: Sequence[str], *, every: int):
@@ -333,6 +319,7 @@ def lr_find(
     state = copy.deepcopy(model.state_dict())
     modes = [(m, m.training) for m in model.modules()]
     device = next(model.parameters()).device
+    opt: torch.optim.Optimizer
     if optimizer is None:
         opt = torch.optim.SGD([p for p in model.parameters() if p.requires_grad], lr=1.0)
     else:

@@ -74,12 +74,31 @@ def require_download(what: str, allow_download: bool) -> None:
         raise DownloadNotAllowedError(
             f"{what} is not available offline and downloads are off. "
             f"Pass allow_download=True or set {DOWNLOAD_ENV}=1 (needs internet), "
-            "or use one of the offline datasets/backbones listed in the README."
+            "or use one of the offline datasets/backbones listed in book/reference/data.md."
         )
 
 
 class HashMismatchError(ValueError):
     """A file exists but its sha256 differs from the published one (altered or corrupt)."""
+
+
+def read_text_file(path: str | Path, what: str, error: type[ValueError] = ValueError) -> str:
+    """The UTF-8 text of a file the user named (a leading BOM is dropped).
+
+    A missing file, a folder, a file that cannot be read or is not UTF-8 raises ``error``
+    naming ``what`` and ``path`` (``"--params file p.json is not UTF-8 text (byte 18: ...)"``).
+    """
+    path = Path(path)
+    try:
+        return path.read_text(encoding="utf-8-sig")
+    except FileNotFoundError:
+        raise error(f"{what} {path} does not exist.") from None
+    except OSError as err:  # a folder, no permission
+        raise error(f"{what} {path} cannot be read: {err.strerror}.") from None
+    except UnicodeDecodeError as err:
+        raise error(
+            f"{what} {path} is not UTF-8 text (byte {err.start}: {err.reason}); save it as UTF-8."
+        ) from None
 
 
 def sha256sum(path: str | Path, chunk: int = 1 << 20) -> str:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from typing import Any
 
 import numpy as np
 
@@ -223,7 +224,7 @@ def show_filters(weights, n: int = 32, ncols: int = 8, titles: Sequence[str] | N
 DETECTION_COLORS = ("lime", "red", "deepskyblue", "orange", "magenta")
 
 
-def show_detections(image, detections: Mapping[str, object], truth=None, ax=None, title: str = ""):
+def show_detections(image, detections: Mapping[str, Any], truth=None, ax=None, title: str = ""):
     """``image`` with each detector's boxes (``Detections``-like: ``.boxes`` ``(N, 4)`` xyxy,
     ``.scores`` ``(N,)``) in its own colour and the truth boxes ``(F, 4)`` dashed (notebook 08a).
 
@@ -236,7 +237,10 @@ def show_detections(image, detections: Mapping[str, object], truth=None, ax=None
     ax = _axes(ax, figsize=(5, 5))
     img = np.asarray(image)
     ax.imshow(img, cmap="gray" if img.ndim == 2 else None)
-    sets = ([("truth", np.asarray(truth, dtype=float).reshape(-1, 4), None)] if truth is not None else []) + [
+    sets: list[tuple[str, np.ndarray, np.ndarray | None]] = []
+    if truth is not None:
+        sets.append(("truth", np.asarray(truth, dtype=float).reshape(-1, 4), None))
+    sets += [
         (name, np.asarray(d.boxes, dtype=float).reshape(-1, 4), np.asarray(getattr(d, "scores", []), dtype=float))
         for name, d in detections.items()
     ]  # fmt: skip

@@ -8,7 +8,8 @@ while training, and the step budget as a function of the training-set size::
 
 so a few-shot set (5 images) still gets enough updates, and 50 images per class do not
 get 16 passes more than 1 per class does. Notebooks write ``recipe = get_recipe("scratch")``
-and ``recipe.fit(model, train, seed=s)``; where a notebook deviates it uses
+and ``recipe.fit(model, train, seed=s)`` (or ``recipe.trainer(model)``, the kit's training
+loop set up by the recipe, for a run to resume); where a notebook deviates it uses
 ``recipe.replace(...)`` and says why.
 
 The values were chosen on a validation split of Fashion-MNIST task B (classes 5-9) with
@@ -20,20 +21,28 @@ from __future__ import annotations
 
 import dataclasses
 import math
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 
 import torch
 from torch import Tensor, nn
 
-from .data import Data
-from .optim import OPTIMIZERS, SCHEDULES, GradualUnfreezing, build_optimizer, make_scheduler
-from .training import History, fine_tune
+from .data import Data, check_data
+from .losses import TransferObjective
+from .optim import OPTIMIZERS, SCHEDULES, GradualUnfreezing, make_optimizer, make_scheduler
+from .training import (
+    BATCHNORM_MODES,
+    Callback,
+    History,
+    OnStep,
+    TrackDistance,
+    Trainer,
+    check_class_labels,
+)
 from .validation import check_choice, check_int, check_positive
 
 __all__ = ["Recipe", "RECIPES", "get_recipe"]
 
-BATCHNORM_MODES = ("train", "eval")
 TRAINS = ("all", "head")
 
 
@@ -117,18 +126,85 @@ class Recipe:
         return dataclasses.replace(self, **changes)
 
     def make_optimizer(self, model: nn.Module) -> torch.optim.Optimizer:
-        """The recipe's optimiser with one parameter group per part (``"body"``, ``"head"``),
-        frozen ones left out (:func:`tlhelpers.optim.build_optimizer`)."""
-        groups: dict[str, list[nn.Parameter]] = {"body": [], "head": []}
-        for name, p in model.named_parameters():
-            if p.requires_grad:
-                groups["head" if name.startswith("head.") else "body"].append(p)
-        lrs = {"body": self.lr_body, "head": self.lr_head}
-        param_groups = [{"params": ps, "lr": lrs[k], "name": k} for k, ps in groups.items() if ps]
-        if not param_groups:
-            raise ValueError("The model has no trainable parameters (all frozen?).")
-        return build_optimizer(
-            self.optimizer, param_groups, weight_decay=self.weight_decay, momentum=self.momentum
+        """The recipe's optimiser over the trainable parameters, by the kit's one grouping
+        rule (:func:`tlhelpers.models.param_groups`): ``lr_head`` under ``head``,
+        ``lr_body`` under ``body`` and for every other parameter (a model without the
+        ``body``/``head`` split trains at ``lr_body`` throughout)."""
+        parts = {name for name, _ in model.named_children()}
+        rates = {"body": self.lr_body, "head": self.lr_head}
+        return make_optimizer(
+            self.optimizer,
+            model,
+            {k: v for k, v in rates.items() if k in parts},
+            default=self.lr_body,
+            weight_decay=self.weight_decay,
+            momentum=self.momentum,
+        )
+
+    def trainer(
+        self,
+        model: nn.Module,
+        *,
+        objective: Callable | None = None,
+        steps: int | None = None,
+        seed: int = 0,
+        reference: Mapping[str, Tensor] | None = None,
+        batch_transform: Callable[[Tensor], Tensor] | None = None,
+        device: str | torch.device | None = None,
+        callbacks: Sequence[Callback] = (),
+    ) -> Trainer:
+        """A :class:`~tlhelpers.training.Trainer` set up by this recipe, to run and resume.
+
+        With ``trains="head"`` the body is frozen first (``model.body.requires_grad_(False)``);
+        the optimiser is :meth:`make_optimizer`'s (built before gradual unfreezing freezes
+        the lower groups), BatchNorm follows ``batchnorm``, batches are ``batch_size``.
+        The ``schedule`` and ``unfreeze`` are callbacks over ``steps`` optimiser steps (so
+        they need ``steps``), run before ``callbacks``. ``objective`` defaults to
+        :class:`tlhelpers.losses.TransferObjective` (cross-entropy logged as ``train/task``);
+        ``reference`` adds ``train/weight_distance``
+        (:class:`~tlhelpers.training.TrackDistance`). The trainer keeps the optimiser
+        between :meth:`~tlhelpers.training.Trainer.fit` calls: notebook 10's resumable runs.
+        """
+        if steps is None and (self.schedule != "constant" or self.unfreeze):
+            raise ValueError(
+                f"recipe {self.name!r} has schedule={self.schedule!r} and "
+                f"unfreeze={self.unfreeze!r}, which are laid out over the run's steps: "
+                "pass steps=."
+            )
+        if steps is not None:
+            check_int("steps", steps, minimum=1)
+        if self.trains == "head":
+            body = getattr(model, "body", None)
+            if not isinstance(body, nn.Module):
+                raise ValueError(
+                    f"recipe {self.name!r} trains the head only: the model needs a .body "
+                    f"(a SplitModel), got {type(model).__name__}."
+                )
+            body.requires_grad_(False)
+        optimizer = self.make_optimizer(model)  # before unfreezing freezes the lower groups
+        steps_callbacks: list[Callback] = []
+        if steps is not None:
+            scheduler = make_scheduler(optimizer, self.schedule, steps, warmup=self.warmup)
+            if scheduler is not None:
+                steps_callbacks.append(OnStep(lambda _step: scheduler.step()))
+            if self.unfreeze:
+                every = max(1, round(self.unfreeze_every * steps))
+                steps_callbacks.append(OnStep(GradualUnfreezing(model, self.unfreeze, every=every)))
+        obj = objective if objective is not None else TransferObjective()
+        if reference is not None:
+            obj = TrackDistance(obj, reference)
+        return Trainer(
+            model,
+            obj,
+            optimizer=optimizer,
+            lr=self.lr_body,
+            batch_size=self.batch_size,
+            batchnorm=self.batchnorm,
+            seed=seed,
+            batch_transform=batch_transform,
+            device=device,
+            callbacks=[*steps_callbacks, *callbacks],
+            progress=False,
         )
 
     def fit(
@@ -143,57 +219,32 @@ class Recipe:
         batch_transform: Callable[[Tensor], Tensor] | None = None,
         device: str | torch.device | None = None,
         on_step: Callable[[int], object] | None = None,
+        callbacks: Sequence[Callback] = (),
     ) -> History:
         """Train ``model`` on ``data`` with this recipe; returns the per-term :class:`History`.
 
-        ``steps`` defaults to :meth:`steps_for` of the training-set size. With
-        ``trains="head"`` the body is frozen first (``model.body.requires_grad_(False)``).
-        ``objective`` (default cross-entropy), ``reference`` and ``batch_transform`` are
-        those of :func:`tlhelpers.training.fine_tune`, which runs the loop. ``device``:
-        ``None`` = where the model is (:func:`tlhelpers.runtime.resolve_device`).
-        The recipe's ``schedule`` steps after every optimiser step, then ``on_step(step)``
-        (e.g. a :class:`tlhelpers.optim.GradualUnfreezing`) is called.
+        ``steps`` defaults to :meth:`steps_for` of the training-set size; one run of
+        :meth:`trainer` (see there for the other arguments). The recipe's ``schedule``
+        steps after every optimiser step, then gradual unfreezing, ``callbacks`` and
+        ``on_step(step)``. ``device``: ``None`` = where the model is
+        (:func:`tlhelpers.runtime.resolve_device`).
         """
-        n = len(data[1]) if isinstance(data, tuple) else len(data)
+        n = check_data("data", data)
         steps = self.steps_for(n) if steps is None else check_int("steps", steps, minimum=1)
-        if self.trains == "head":
-            body = getattr(model, "body", None)
-            if not isinstance(body, nn.Module):
-                raise ValueError(
-                    f"recipe {self.name!r} trains the head only: the model needs a .body "
-                    f"(a SplitModel), got {type(model).__name__}."
-                )
-            body.requires_grad_(False)
-        optimizer = self.make_optimizer(model)  # before unfreezing freezes the lower groups
-        scheduler = make_scheduler(optimizer, self.schedule, steps, warmup=self.warmup)
-        unfreezer = None
-        if self.unfreeze:
-            every = max(1, round(self.unfreeze_every * steps))
-            unfreezer = GradualUnfreezing(model, self.unfreeze, every=every)
-
-        def after_step(step: int) -> None:
-            if scheduler is not None:
-                scheduler.step()
-            if unfreezer is not None:
-                unfreezer(step)
-            if on_step is not None:
-                on_step(step)
-
-        return fine_tune(
+        if objective is None:
+            check_class_labels("data", data)
+        callbacks = [*callbacks, *([OnStep(on_step)] if on_step is not None else [])]
+        trainer = self.trainer(
             model,
-            data,
             objective=objective,
             steps=steps,
-            lr=self.lr_body,
-            batch_size=self.batch_size,
             seed=seed,
-            bn_eval=self.batchnorm == "eval",
             reference=reference,
-            optimizer=optimizer,
             batch_transform=batch_transform,
             device=device,
-            on_step=after_step,
+            callbacks=callbacks,
         )
+        return trainer.fit(data, steps=steps)
 
 
 #: The course's named training recipes.
@@ -266,7 +317,7 @@ RECIPES: dict[str, Recipe] = {
             ),
         ),
         Recipe(
-            name="fine_tune_frozen_bn",
+            name="fine_tune_bn_eval",
             trains="all",
             lr_body=1e-3,
             lr_head=1e-2,

@@ -11,9 +11,11 @@ Parameter sweeps (a grid, resumable, in parallel or on a Dask cluster) are
 Unknown notebooks and parameter names are refused before anything runs
 (papermill itself only warns). Each notebook runs in a child process of its own:
 Ctrl-C stops the runner at once and ends the notebook's kernel, and a failing
-notebook is recorded while the others still run. A notebook's earlier
-``results.json`` is replaced only by a complete new one; ``summary.json`` is
-rewritten after every notebook, so nothing finished is lost.
+notebook is recorded while the others still run. A run that fails (or is stopped)
+after writing its numbers keeps them: its ``results.json`` gets ``"status": "failed"``
+and the error, and ``summary.md`` shows them marked as a failed run's; a run that
+fails before writing any leaves no numbers (those of an earlier run are not its own).
+``summary.json`` is rewritten after every notebook, so nothing finished is lost.
 """
 
 from __future__ import annotations
@@ -34,8 +36,9 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from .fingerprint import cpu_model
 from .interactive import WIDGETS_ENV
-from .paths import repo_root
+from .paths import read_text_file, repo_root
 from .threads import child_environment
 
 #: Thread-count variables of the numeric libraries; a run sets them all to ``threads``.
@@ -89,8 +92,32 @@ def check_parameter_names(path: str | Path, parameters: Mapping[str, Any]) -> No
 def _key_numbers(results: Path) -> dict[str, Any]:
     if not results.is_file():
         return {}
-    doc = json.loads(results.read_text())
-    return {k: doc["results"].get(k) for k in doc.get("key_numbers", [])}
+    try:
+        doc = json.loads(results.read_text())
+        return {k: doc["results"].get(k) for k in doc.get("key_numbers", [])}
+    except (json.JSONDecodeError, KeyError, TypeError, AttributeError):
+        return {}
+
+
+def mark_results(results: Path, status: str, error: str, dest: Path | None = None) -> bool:
+    """Write ``results`` (a run's ``results.json``) to ``dest`` with its run's ``status`` and ``error``.
+
+    The numbers of a failed or stopped run are kept, marked as such, instead of being
+    thrown away: a failed check is a finding. Returns False (and writes nothing) when
+    ``results`` is missing or not a JSON object.
+    """
+    try:
+        doc = json.loads(results.read_text())
+    except (OSError, json.JSONDecodeError):
+        return False
+    if not isinstance(doc, dict):
+        return False
+    doc["status"], doc["error"] = status, error
+    dest = dest or results
+    tmp = dest.with_name(f".{dest.name}.tmp")
+    tmp.write_text(json.dumps(doc, indent=2, allow_nan=True))
+    tmp.replace(dest)
+    return True
 
 
 def _package_root() -> str:
@@ -175,7 +202,7 @@ def execute_isolated(
         wall = round(time.perf_counter() - start, 2)
         if stopped:
             return Outcome("interrupted", wall, "stopped before the notebook finished")
-        outcome = Path(spec["outcome"])
+        outcome = Path(str(spec["outcome"]))
         if not outcome.is_file():
             return Outcome("failed", wall, f"the run's process ended with code {proc.returncode}")
         doc = json.loads(outcome.read_text())
@@ -251,9 +278,12 @@ def run_notebook(
     """Execute one notebook into ``out_dir`` (executed copy + its ``results.json``).
 
     The notebook's ``out_dir`` parameter is set to a staging folder inside ``out_dir``;
-    its files replace those in ``out_dir`` only once the run has finished, so an
-    interrupted run leaves the previous ``results.json`` as it was. A failed run
-    removes it (its numbers belong to another run). Unknown parameter names raise
+    its files replace those in ``out_dir`` only once the run has finished. A run that
+    fails or is stopped after writing ``results.json`` keeps it, with ``"status"``
+    (``"failed"``/``"interrupted"``) and ``"error"`` added, and its record shows its key
+    numbers; one that wrote none leaves no numbers of its own: a failed one removes the
+    previous ``results.json`` (another run's numbers), an interrupted one leaves it as it
+    was. Unknown parameter names raise
     ``ValueError`` before execution; an execution failure is returned as a
     ``"failed"`` record with the error; ``KeyboardInterrupt`` ends the kernel and
     propagates.
@@ -264,6 +294,7 @@ def run_notebook(
     out = Path(out_dir).resolve()
     out.mkdir(parents=True, exist_ok=True)
     stage = Path(tempfile.mkdtemp(prefix=".attempt-", dir=out))
+    own = False  # did a run that did not finish leave numbers of its own?
     run_params = dict(parameters)
     if "out_dir" in notebook_parameters(path):
         run_params.setdefault("out_dir", str(stage))
@@ -278,13 +309,15 @@ def run_notebook(
             executed = stage / path.name
             if executed.is_file():  # keep the failing notebook for its traceback
                 executed.replace(out / path.name)
-            results.unlink(missing_ok=True)  # never report numbers of an earlier run
+            own = mark_results(stage / "results.json", outcome.status, outcome.error, results)
+            if not own and outcome.status == "failed":
+                results.unlink(missing_ok=True)  # never report numbers of an earlier run
     finally:
         shutil.rmtree(stage, ignore_errors=True)
     return RunRecord(
         notebook=path.name, status=outcome.status, wall_time_s=round(outcome.wall_time_s, 1),
         parameters=parameters,
-        key_numbers=_key_numbers(results) if outcome.status == "ok" else {},
+        key_numbers=_key_numbers(results) if outcome.status == "ok" or own else {},
         output=str(out / path.name), error=outcome.error,
     )  # fmt: skip
 
@@ -315,25 +348,32 @@ def machine_info() -> dict[str, Any]:
     """The machine a run is on: OS, CPU model, core count, Python (no host name)."""
     import platform
 
-    cpu = platform.processor() or platform.machine()
-    cpuinfo = Path("/proc/cpuinfo")
-    if cpuinfo.is_file():  # Linux: platform.processor() is often empty or just "x86_64"
-        models = re.findall(r"^model name\s*:\s*(.+)$", cpuinfo.read_text(), re.M)
-        cpu = models[0].strip() if models else cpu
     return {
-        "os": platform.platform(terse=True), "cpu": cpu, "cores": os.cpu_count(),
+        "os": platform.platform(terse=True), "cpu": cpu_model(), "cores": os.cpu_count(),
         "python": platform.python_version(),
     }  # fmt: skip
 
 
+def _cell(text: str) -> str:
+    """One line of a markdown table cell (no newlines, no column breaks)."""
+    return " ".join(text.split()).replace("|", "\\|")
+
+
 def _write_summary(records: list[RunRecord], build: Path) -> None:
+    """``summary.json`` and ``summary.md``; a failed run's numbers are marked as such, with its error."""
     (build / "summary.json").write_text(json.dumps([asdict(r) for r in records], indent=2))
     lines = ["| notebook | status | wall time (s) | key numbers |", "|---|---|---|---|"]
     for r in records:
         nums = ", ".join(
             f"{k}={v:.3f}" if isinstance(v, float) else f"{k}={v}" for k, v in r.key_numbers.items()
         )
-        lines.append(f"| {r.notebook} | {r.status} | {r.wall_time_s} | {nums or r.error[:80]} |")
+        if r.status == "ok":
+            shown = nums
+        elif nums:
+            shown = f"**from a {r.status} run:** {nums}; error: {_cell(r.error)[:200]}"
+        else:
+            shown = _cell(r.error)[:200]
+        lines.append(f"| {r.notebook} | {r.status} | {r.wall_time_s} | {shown} |")
     (build / "summary.md").write_text("\n".join(lines) + "\n")
 
 
@@ -387,25 +427,36 @@ def run_all(
     for p in paths:
         print(f"running {p.name} ...", flush=True)
         rec = run_notebook(p, build / p.stem, parameters.get(p.stem, {}), timeout=timeout)
-        print(f"  {rec.status} in {rec.wall_time_s} s {rec.key_numbers or rec.error[:200]}",
-              flush=True)  # fmt: skip
+        shown = rec.key_numbers if rec.status == "ok" else (
+            f"{rec.key_numbers} (from a {rec.status} run) " if rec.key_numbers else "") + rec.error[:400]
+        print(f"  {rec.status} in {rec.wall_time_s} s {shown}", flush=True)
         records.append(rec)
         _write_summary(records, build)
     return records
 
 
 def load_params_file(path: str | Path) -> dict[str, Any]:
-    """Read a ``--params`` JSON file; a syntax error names the file, line and column."""
+    """Read a ``--params`` JSON file: an object ``{notebook stem: {name: value}}``.
+
+    A syntax error names the file, line and column; a file that is not UTF-8 or holds
+    something other than an object (``null``, a list, a number) is refused naming the file.
+    """
     path = Path(path)
+    expected = 'Expected {"notebook stem": {"name": value}}.'
+    text = read_text_file(path, "--params file")  # a BOM (Notepad) is fine
     try:
-        return json.loads(path.read_text())
-    except FileNotFoundError:
-        raise ValueError(f"--params file {path} does not exist.") from None
+        doc = json.loads(text)
     except json.JSONDecodeError as err:
         raise ValueError(
             f"--params file {path} is not valid JSON (line {err.lineno}, column {err.colno}: "
-            f'{err.msg}). Expected {{"notebook stem": {{"name": value}}}}.'
+            f"{err.msg}). {expected}"
         ) from None
+    if not isinstance(doc, dict):  # null, a list, a number: nothing to run with
+        raise ValueError(
+            f"--params file {path} must hold a JSON object, got {json.dumps(doc)[:80]}. "
+            f"{expected}"
+        )
+    return doc
 
 
 def obey_sigint() -> None:

@@ -107,21 +107,27 @@ def resolve_device(
 
     ``None``: where ``model``'s parameters (else buffers) are, CPU if it has none (or no
     model). ``"auto"``: :func:`get_device` (cuda > mps > cpu). Otherwise
-    ``torch.device(device)``; a malformed name raises ``ValueError`` listing the usual ones.
+    ``torch.device(device)``; a malformed name raises ``ValueError`` listing the usual ones,
+    and ``"cuda"``/``"mps"`` without that accelerator raise :func:`get_device`'s
+    ``RuntimeError`` before any work.
     """
     if device is None:
         if model is not None:
             for t in (*model.parameters(), *model.buffers()):
                 return t.device
         return torch.device("cpu")
-    if isinstance(device, torch.device):
-        return device
     if device == "auto":
         return get_device()
-    try:
-        return torch.device(device)
-    except (RuntimeError, TypeError):
-        shown = ", ".join(repr(d) for d in DEVICES)
-        raise ValueError(
-            f"Unknown device {device!r}. Valid values: {shown} (or 'cuda:N')."
-        ) from None
+    if isinstance(device, torch.device):
+        dev = device
+    else:
+        try:
+            dev = torch.device(device)
+        except (RuntimeError, TypeError):
+            shown = ", ".join(repr(d) for d in DEVICES)
+            raise ValueError(
+                f"Unknown device {device!r}. Valid values: {shown} (or 'cuda:N')."
+            ) from None
+    if dev.type in ("cuda", "mps"):
+        get_device(dev.type)  # an accelerator that is not there: get_device's clear message
+    return dev

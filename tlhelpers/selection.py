@@ -45,6 +45,8 @@ from collections.abc import Callable, Hashable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+import numpy as np
+
 from .validation import check_int
 
 __all__ = [
@@ -147,6 +149,11 @@ def _check_factor(factor: Any) -> int:
 
 
 def _check_candidates(candidates: Sequence[Hashable]) -> tuple:
+    if isinstance(candidates, (str, bytes)):  # tuple("abc") would be three candidates
+        raise ValueError(
+            f"candidates must be a list of candidates, got the {type(candidates).__name__} "
+            f"{candidates!r}; write [{candidates!r}] for a single one."
+        )
     cands = tuple(candidates)
     if not cands:
         raise ValueError(
@@ -154,10 +161,26 @@ def _check_candidates(candidates: Sequence[Hashable]) -> tuple:
         )
     seen: set = set()
     for c in cands:
+        try:
+            hash(c)
+        except TypeError:
+            raise ValueError(
+                f"candidates must be hashable (they key the scores), got {c!r} "
+                f"({type(c).__name__}); write it as a tuple, e.g. {_as_tuple(c)!r}."
+            ) from None
         if c in seen:
             raise ValueError(f"candidates must be distinct, got {c!r} more than once.")
         seen.add(c)
     return cands
+
+
+def _as_tuple(c: Any) -> Any:
+    """A hashable spelling of an unhashable candidate (lists and dicts become tuples)."""
+    if isinstance(c, dict):
+        return tuple((k, _as_tuple(v)) for k, v in c.items())
+    if isinstance(c, (list, set, tuple)):
+        return tuple(_as_tuple(v) for v in c)
+    return c
 
 
 def _ilog(x: int, base: int) -> int:
@@ -226,10 +249,28 @@ def _score(advance: Advance, candidate: Any, resource: int, cost: Compute, charg
     cost.seconds += time.process_time() - t_cpu
     cost.wall_seconds += time.perf_counter() - t_wall
     cost.steps += charged
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+    return _score_value(value, f"advance({candidate!r}, {resource})")
+
+
+def _score_value(value: Any, call: str) -> float:
+    """A finite Python float from a number, a NumPy scalar or a one-element tensor/array."""
+    kind = type(value).__name__
+    if hasattr(value, "shape") and hasattr(value, "ndim") and not isinstance(value, np.generic):
+        if math.prod(value.shape) != 1:  # a tensor or array of several values
+            raise ValueError(
+                f"{call} returned a {kind} of shape {tuple(value.shape)}; it must return one "
+                "number, the validation score (higher is better)."
+            )
+        value = value.reshape(-1)[0].item()
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, (int, float, np.integer, np.floating)):
         raise ValueError(
-            f"advance({candidate!r}, {resource}) returned {value!r}; it must return a finite "
-            "validation score (higher is better)."
+            f"{call} returned {value!r}; it must return a number, the validation score "
+            f"(higher is better), got {kind}."
+        )
+    if not math.isfinite(value):
+        raise ValueError(
+            f"{call} returned {value!r}; it must return a finite validation score (higher "
+            "is better), got a non-finite one (a diverged run?)."
         )
     return float(value)
 
@@ -264,8 +305,9 @@ def successive_halving(
 
     Args:
         candidates: distinct, hashable configurations, e.g. ``("l2sp", 0.1)``.
-        advance: ``advance(candidate, resource) -> validation score``; with ``resume``
-            it continues that candidate's run to ``resource`` steps in total.
+        advance: ``advance(candidate, resource) -> validation score``, a finite number (a
+            NumPy scalar or a one-element tensor counts as one); with ``resume`` it
+            continues that candidate's run to ``resource`` steps in total.
         min_resource, max_resource: :math:`r_0` and :math:`R` (steps).
         factor: :math:`\\eta`, an integer >= 2.
         budget: if given, the schedule's total steps (:func:`schedule_steps`) must not

@@ -41,7 +41,7 @@ from __future__ import annotations
 import math
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 
@@ -57,6 +57,8 @@ __all__ = [
     "UnpairedComparison",
     "print_verdicts",
     "check_claims",
+    "Equivalence",
+    "equivalence",
 ]
 
 #: The possible verdicts of ``a`` relative to ``b``.
@@ -135,10 +137,17 @@ class Comparison(_Interval):
         """The verdict as one sentence; ``width`` pads ``name_a`` (for aligned tables)."""
         pct = f"{100 * self.confidence:g}%"
         metric = f"{self.metric}, lower is better" if self.lower_is_better else self.metric
+        why = ""
+        d = np.asarray(self.differences)
+        if np.ptp(d) <= 1e-12 * max(1.0, float(np.abs(d).max())):  # s_d = 0 up to rounding
+            why = (
+                f"; zero width because every paired difference was the same "
+                f"({_fmt(self.differences[0])}), common with small test sets"
+            )
         return (
             f"{self.name_a:<{width}} vs {self.name_b} ({metric}, {self.n} paired seeds): "
-            f"{_fmt(self.diff_mean)} ({pct} CI {_fmt(self.ci_low)} to {_fmt(self.ci_high)}): "
-            f"{self.verdict}."
+            f"{_fmt(self.diff_mean)} ({pct} CI {_fmt(self.ci_low)} to {_fmt(self.ci_high)}"
+            f"{why}): {self.verdict}."
         )
 
     def to_dict(self) -> dict[str, Any]:
@@ -182,7 +191,7 @@ def _claim(comparison: _Interval, verdict: str) -> Claim:
     if verdict not in comparison.verdicts:
         shown = ", ".join(repr(v) for v in comparison.verdicts)
         raise ValueError(f"Unknown expected verdict {verdict!r}. Valid values: {shown}.")
-    return Claim(comparison, verdict)
+    return Claim(cast("Comparison | UnpairedComparison", comparison), verdict)  # its only kinds
 
 
 def _f3(v: float) -> str:
@@ -313,7 +322,8 @@ def compare(
     ``a`` and ``b`` hold one value per seed, the same seeds in the same order (n >= 2).
     The interval is :math:`\bar d \pm t_{(1+c)/2,n-1}\, s_d/\sqrt n`
     (``scipy.stats.ttest_rel``'s). When every difference is the same, :math:`s_d = 0` and
-    the interval is that single point. ``lower_is_better`` (e.g. a loss, a distance)
+    the interval is that single point; the sentence then says so (on a small test set
+    two methods often differ by the same number of items on every seed). ``lower_is_better`` (e.g. a loss, a distance)
     makes an interval below 0 read ``"better"``. ``neutral`` (a bias, a gap: larger is
     neither better nor worse) words the verdict ``"larger"`` / ``"smaller"``; it cannot be
     combined with ``lower_is_better``.
@@ -403,6 +413,82 @@ def compare_unpaired(
         lower_is_better=bool(lower_is_better),
         neutral=bool(neutral),
     )
+
+
+@dataclass(frozen=True)
+class Equivalence:
+    """Two one-sided tests that paired differences lie within ``(-margin, margin)`` (see :func:`equivalence`)."""
+
+    name: str
+    differences: tuple[float, ...]
+    margin: float
+    ci_low: float
+    ci_high: float
+    alpha: float
+
+    @property
+    def n(self) -> int:
+        return len(self.differences)
+
+    @property
+    def diff_mean(self) -> float:
+        return float(np.mean(self.differences))
+
+    @property
+    def equivalent(self) -> bool:
+        """Both one-sided tests reject: the whole interval lies inside the margin."""
+        return -self.margin < self.ci_low and self.ci_high < self.margin or (
+            self.margin == 0 and self.ci_low == self.ci_high == 0
+        )
+
+    def __str__(self) -> str:
+        pct = f"{100 * (1 - 2 * self.alpha):g}%"
+        word = "within" if self.equivalent else "NOT within"
+        ci = (f"{pct} CI {_f3(self.ci_low)} to {_f3(self.ci_high)}" if self.n > 1
+              else "one value: no interval")  # fmt: skip
+        return (f"{self.name}: mean difference {_f3(self.diff_mean)} over {self.n} paired "
+                f"value(s) ({ci}), {word} the equivalence margin +/-{self.margin:.3f}.")  # fmt: skip
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"name": self.name, "differences": list(self.differences), "margin": self.margin,
+                "ci_low": self.ci_low, "ci_high": self.ci_high, "alpha": self.alpha, "n": self.n,
+                "diff_mean": self.diff_mean, "equivalent": self.equivalent, "sentence": str(self)}  # fmt: skip
+
+
+def equivalence(
+    a: Sequence[float], b: Sequence[float], margin: float, *, alpha: float = 0.05, name: str = ""
+) -> Equivalence:
+    r"""Are paired values equivalent within ``margin``? Two one-sided tests (Schuirmann, 1987).
+
+    With :math:`d_i = a_i - b_i`, equivalence at level :math:`\alpha` holds when both
+    :math:`H_0^-: \mu_d \le -\delta` and :math:`H_0^+: \mu_d \ge \delta` are rejected, i.e.
+    when the :math:`1 - 2\alpha` t-interval :math:`\bar d \pm t_{1-\alpha,n-1} s_d/\sqrt n`
+    lies inside :math:`(-\delta, \delta)`. The opposite of :func:`compare`'s question: not
+    "is there a difference?" but "is any difference smaller than :math:`\delta`?", so an
+    interval that includes 0 is not enough. One pair has no interval: its difference
+    itself must lie inside the margin (the interval is that point, as when every
+    difference is the same). A margin of 0 accepts only differences that are all 0.
+
+    Raises ``ValueError`` for lengths that differ, no values, non-finite values, a
+    negative ``margin`` or ``alpha`` outside (0, 0.5).
+    """
+    from scipy import stats
+
+    va, vb = _values("a", a), _values("b", b)
+    if len(va) != len(vb) or len(va) == 0:
+        raise ValueError(f"a and b must be paired values of the same length >= 1, got {len(va)} "
+                         f"and {len(vb)}.")  # fmt: skip
+    if isinstance(margin, bool) or not isinstance(margin, (int, float)) or not margin >= 0:
+        raise ValueError(f"margin must be a number >= 0, got {margin!r}.")
+    if isinstance(alpha, bool) or not isinstance(alpha, (int, float)) or not 0 < alpha < 0.5:
+        raise ValueError(f"alpha must be in (0, 0.5), got {alpha!r}.")
+    d = va - vb
+    mean, n = float(np.mean(d)), len(d)
+    half = 0.0
+    if n > 1:
+        half = float(stats.t.ppf(1 - alpha, n - 1)) * float(np.std(d, ddof=1)) / math.sqrt(n)
+    return Equivalence(str(name), tuple(float(x) for x in d), float(margin), mean - half,
+                       mean + half, float(alpha))  # fmt: skip
 
 
 def compare_all(

@@ -57,6 +57,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from .paths import read_text_file
 from .runner import (
     STOP_GRACE_S,
     execute_isolated,
@@ -131,10 +132,9 @@ def load_grid(path: str | Path) -> dict[str, Any]:
 
     path = Path(path)
     example = "see sweeps/welcome_grid.yaml for the format"
+    text = read_text_file(path, "grid file", SweepError)
     try:
-        doc = yaml.safe_load(path.read_text())
-    except FileNotFoundError:
-        raise SweepError(f"grid file {path} does not exist.") from None
+        doc = yaml.load(text, Loader=_yaml_loader())  # noqa: S506 (a SafeLoader subclass)
     except yaml.YAMLError as err:
         mark = getattr(err, "problem_mark", None)
         where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
@@ -158,22 +158,47 @@ def load_grid(path: str | Path) -> dict[str, Any]:
     return doc
 
 
-def parse_cli_grid(items: Sequence[str]) -> dict[str, list[Any]]:
-    """``["seed=0,1", "lr=1e-3"]`` -> ``{"seed": [0, 1], "lr": [0.001]}`` (values as Python literals)."""
-    import ast
+def _yaml_loader():
+    """PyYAML's safe loader, with YAML 1.2 floats: ``1e-3`` is a number (YAML 1.1 reads a string)."""
+    import re as _re
 
+    import yaml
+
+    class Loader(yaml.SafeLoader):
+        pass
+
+    Loader.add_implicit_resolver(
+        "tag:yaml.org,2002:float",
+        _re.compile(r"^[-+]?(?:[0-9][0-9_]*)(?:\.[0-9_]*)?[eE][-+]?[0-9]+$"),
+        list("-+0123456789"),
+    )
+    return Loader
+
+
+def parse_value(text: str) -> Any:
+    """One value as the grid file reads it: a YAML scalar (``false`` -> False, ``3`` -> 3, ``1e-3`` -> 0.001)."""
+    import yaml
+
+    try:
+        value = yaml.load(text, Loader=_yaml_loader())  # noqa: S506 (a SafeLoader subclass)
+    except yaml.YAMLError:
+        return text
+    return text if value is None and text.strip() not in ("null", "~", "Null", "NULL") else value
+
+
+def parse_cli_grid(items: Sequence[str]) -> dict[str, list[Any]]:
+    """``["seed=0,1", "lr=1e-3", "check_claims=false"]`` -> ``{"seed": [0, 1], "lr": [0.001], "check_claims": [False]}``.
+
+    Each comma-separated value is read as a YAML scalar, exactly as a value in a grid file
+    (:func:`load_grid`): ``true``/``false`` are bools, numbers are numbers, ``null`` is None,
+    anything else a string.
+    """
     grid: dict[str, list[Any]] = {}
     for item in items:
         if "=" not in item:
             raise SweepError(f"-p expects name=value[,value...], got {item!r}.")
         name, values = item.split("=", 1)
-        parsed = []
-        for v in values.split(","):
-            try:
-                parsed.append(ast.literal_eval(v))
-            except (ValueError, SyntaxError):
-                parsed.append(v)
-        grid[name.strip()] = parsed
+        grid[name.strip()] = [parse_value(v) for v in values.split(",")]
     return grid
 
 
@@ -503,16 +528,37 @@ def is_complete(run_dir: Path, params: Mapping[str, Any], notebook: str) -> bool
     return not rec.get("has_results") or (run_dir / "results.json").is_file()
 
 
+def _marked(data: bytes, status: str, error: str) -> bytes:
+    """A failed or stopped run's ``results.json`` with its ``status`` and ``error`` added."""
+    try:
+        doc = json.loads(data)
+    except (json.JSONDecodeError, UnicodeDecodeError):
+        return data
+    if not isinstance(doc, dict):
+        return data
+    doc["status"], doc["error"] = status, error
+    return json.dumps(doc, indent=2, allow_nan=True).encode()
+
+
 def commit_run(run_dir: Path, record: dict[str, Any], files: Mapping[str, bytes]) -> None:
-    """Write a run's files, then its ``run.json``, each atomically (``results.json`` only if ok)."""
+    """Write a run's files, then its ``run.json``, each atomically.
+
+    A failed or stopped run's ``results.json`` is kept, marked with its ``status`` and
+    ``error`` (a failed check is a finding); an earlier one the run did not replace is
+    removed (its numbers are not this run's). Only an ``ok`` run counts as complete
+    (:func:`is_complete`), so the next sweep runs the point again and a success replaces them.
+    """
     run_dir.mkdir(parents=True, exist_ok=True)
     ok = record["status"] == "ok"
+    if "results.json" not in files:
+        (run_dir / "results.json").unlink(missing_ok=True)
     for name in sorted(files, key=lambda n: n == "results.json"):
-        if name == "results.json" and not ok:
-            continue  # numbers of a failed or stopped run are not results
         if "/" in name or name.startswith(".") or name == "run.json":
             continue
-        _write_atomic(run_dir / name, files[name])
+        data = files[name]
+        if name == "results.json" and not ok:
+            data = _marked(data, record["status"], record.get("error", ""))
+        _write_atomic(run_dir / name, data)
     _write_atomic(run_dir / "run.json", json.dumps(record, indent=2, default=str))
 
 
@@ -676,7 +722,7 @@ def _run(plan, out, client, workers, threads, timeout, log) -> SweepResult:
                     return
                 files = res.get("files", {})
                 key_numbers = {}
-                if status == "ok" and "results.json" in files:
+                if "results.json" in files:  # a failed run's numbers too, marked by its status
                     try:
                         doc = json.loads(files["results.json"])
                         key_numbers = {k: doc["results"].get(k) for k in doc.get("key_numbers", [])}
@@ -696,7 +742,8 @@ def _run(plan, out, client, workers, threads, timeout, log) -> SweepResult:
                 elapsed = time.perf_counter() - start
                 left = len(todo) - done
                 eta = f", ~{_fmt_time(elapsed / done * left)} left" if done and left else ""
-                what = key_numbers or record["error"][-160:]
+                what = key_numbers if status == "ok" else (
+                    f"{key_numbers} (from a {status} run) " if key_numbers else "") + record["error"][-160:]
                 log(f"[{done}/{len(todo)}] {status:<10} {_label(point)}  "
                     f"{record['wall_time_s']} s  {what}\n"
                     f"    done {counts['ok']} ok, {counts['failed']} failed, {left} remaining; "
@@ -771,7 +818,7 @@ def _result(fut) -> dict[str, Any]:
     except Exception as err:  # a worker that died, a task that could not be unpickled
         error = f"{type(err).__name__}: {err}"
         if "tlhelpers" in error and isinstance(err, ModuleNotFoundError):
-            error += " (install the kit on every worker: README, 'Sweeps on a Dask cluster')"
+            error += " (install the kit on every worker: see book/reference/sweeps.md, Dask cluster)"
         return {"name": name, "status": "failed", "error": error[-2000:], "files": {}}
 
 
@@ -821,8 +868,8 @@ def collect(
         )
         row: dict[str, Any] = {**point, "status": status, "wall_time_s": rec.get("wall_time_s"),
                                "run": run_dir.name, "error": rec.get("error", "")[-200:]}  # fmt: skip
-        if status == "ok" and (run_dir / "results.json").is_file():
-            doc = json.loads((run_dir / "results.json").read_text())
+        if status in ("ok", "failed", "incomplete") and (run_dir / "results.json").is_file():
+            doc = json.loads((run_dir / "results.json").read_text())  # a failed run's: marked by status
             for k, v in _scalars(doc).items():
                 k = k if k not in point and k not in _ROW_KEYS else f"results.{k}"  # no clash
                 row[k] = v
@@ -853,7 +900,7 @@ def collect(
         log(
             f"note: no numeric result {metric!r} to plot; numeric results: {', '.join(numeric) or 'none'}."
         )
-    if groups:
+    if groups and metric is not None:  # groups exist only for a numeric metric
         others = [n for n in swept if n != plan.seed_param]
         md += [f"## {metric}: mean and 95% interval over {plan.seed_param}", "",
                "| " + " | ".join(others + ["runs", "mean", "± 95% CI"]) + " |",
@@ -869,9 +916,12 @@ def collect(
     md += ["## Runs", "", "| " + " | ".join(swept + ["status", "wall time (s)", metric or "error"]) + " |",
            "|" + "---|" * (len(swept) + 3)]  # fmt: skip
     for r in rows:
-        value = r.get(metric) if r["status"] == "ok" and metric else r["error"][:80]
+        value = r.get(metric) if metric else None
         if isinstance(value, float):
             value = f"{value:.4f}"
+        if r["status"] != "ok":  # a failed run's number, if it left one, is shown as such
+            error = " ".join(str(r["error"]).split())[:80].replace("|", "\\|")
+            value = f"{value} (from a {r['status']} run; {error})" if value is not None else error
         md.append("| " + " | ".join([*(str(r[n]) for n in swept), r["status"],
                                      str(r["wall_time_s"] or ""), str(value or "")]) + " |")  # fmt: skip
     _write_atomic(paths["md"], "\n".join(md) + "\n")
@@ -949,7 +999,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("notebook")
     parser.add_argument("--grid", help="YAML grid file (grid/fixed/metric/x/seed_param)")
     parser.add_argument("-p", "--param", action="append", default=[],
-                        help="name=v1,v2,... (adds a swept parameter)")  # fmt: skip
+                        help="name=v1,v2,... (adds a swept parameter; each value read as in a grid file: YAML, so false is a bool)")  # fmt: skip
     parser.add_argument("--out", help="output folder (default: build/sweeps/<notebook>)")
     parser.add_argument("--workers", type=int, default=None,
                         help="runs at a time on this machine (default 1)")  # fmt: skip

@@ -1,9 +1,9 @@
-"""How many CPU threads torch uses: the kit's thread policy (issue 13; printed in notebook 00).
+"""How many CPU threads torch uses: the kit's thread policy (printed in notebook 00).
 
 A student runs the course beside a browser. On a 2-core laptop, PyTorch's default (one
 intra-op thread per core, OpenMP threads that spin while they wait) is fastest on a quiet
 machine but collapses as soon as another program is busy: a thread that is descheduled
-holds up every other one at each barrier. Measured on a 2-core machine (issue 13; s for
+holds up every other one at each barrier. Measured on a 2-core machine (s for
 100 full-batch steps of SmallCNN, ms per image for MobileNetV2 at 64 px):
 
 ============================  =================  ===========  ====================
@@ -26,7 +26,7 @@ Policies (argument ``policy`` of :func:`configure_threads`, or the environment v
 - ``"adaptive"`` (default): ``max(1, min(cap, cores - busy))``, ``busy`` the cores other
   processes used since the last decision (from ``/proc/stat``), rounded up from
   :data:`BUSY_THRESHOLD`; ``cap`` = PyTorch's own default count.
-- ``"pytorch"``: leave PyTorch's default alone (the behaviour before issue 13).
+- ``"pytorch"``: leave PyTorch's default alone (what torch does without the kit).
 - ``"single"``: one thread (bit-for-bit the same numbers whatever the load).
 - ``"cores-1"``: all cores but one (at least one), leaving a core to the browser.
 - ``"passive"``: PyTorch's count with ``OMP_WAIT_POLICY=PASSIVE`` (threads sleep instead
@@ -208,8 +208,8 @@ def configure_threads(
         source = "argument"
         policy = parse_policy(policy)
     if _torch_default is None:
-        _torch_default = torch.get_num_threads()
-    cap = _torch_default
+        _torch_default = int(torch.get_num_threads())
+    cap: int = _torch_default
     if source == "argument":  # processes started from here follow it too
         os.environ[THREADS_ENV] = str(policy)
     if policy == "passive":
@@ -223,12 +223,15 @@ def configure_threads(
                 RuntimeWarning,
                 stacklevel=2,
             )
-    count = {
-        "pytorch": cap,
-        "passive": cap,
-        "single": 1,
-        "cores-1": max(1, available_cores() - 1),
-    }.get(policy, policy if isinstance(policy, int) else cap)
+    if isinstance(policy, int):
+        count = policy
+    else:
+        count = {
+            "pytorch": cap,
+            "passive": cap,
+            "single": 1,
+            "cores-1": max(1, available_cores() - 1),
+        }.get(policy, cap)
     _state = ThreadState(policy=policy, source=source, cap=cap, applied=count)
     torch.set_num_threads(count)
     if policy == "adaptive":  # decided at the first heavy call, from the load since now

@@ -33,7 +33,7 @@ Aircraft), so notebook 02 measures it on its own tasks with
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 import numpy as np
@@ -107,6 +107,17 @@ def _features(features: Any) -> np.ndarray:
     if f.shape[1] < 1:
         raise ValueError(f"features must have at least one column, got shape {f.shape}.")
     return np.asarray(f, dtype=np.float64)
+
+
+def _unit_scale(f: np.ndarray) -> np.ndarray:
+    """``f / max|f|``: the largest entry becomes 1.
+
+    For scores that are invariant to a uniform scaling of the features (H-score, its
+    shrinkage form, the Ledoit-Wolf intensity): features of size 1e200 or 1e-200 would
+    otherwise overflow or underflow in ``f^T f`` and give an error or a wrong score.
+    """
+    top = float(np.max(np.abs(f))) if f.size else 0.0
+    return f / top if top > 0 else f
 
 
 def _features_and_labels(features: Any, target_labels: Any):
@@ -414,7 +425,9 @@ def h_score(features: Any, target_labels: Any, *, rcond: float | None = None) ->
     ``matrix_rank`` tolerance); it is computed from ``eigh`` of the covariance when
     :math:`n \ge D` (same as ``np.linalg.pinv(cov, hermitian=True)``) and from the
     SVD of the centred features when :math:`n < D`. A class with a single sample is
-    fine (its mean is that sample).
+    fine (its mean is that sample). The score is invariant to scaling the features, so
+    they are divided by their largest absolute entry first: features of any size (1e-200
+    or 1e200) give the same score without overflow.
 
     Args:
         features: ``(n, D)`` features of the ``n`` target images. Finite values only.
@@ -429,6 +442,7 @@ def h_score(features: Any, target_labels: Any, *, rcond: float | None = None) ->
     if rcond is None:
         rcond = max(n, d) * _EPS
     check_positive("rcond", rcond)
+    f = _unit_scale(f)  # H is scale-invariant; keeps f^T f finite at any feature size
     fc = f - f.mean(axis=0)
     onehot = _one_hot(codes, n_classes)
     counts = onehot.sum(axis=0)
@@ -472,7 +486,7 @@ def ledoit_wolf_shrinkage(features: Any) -> float:
     Returns:
         :math:`\alpha` as a Python float (0 when :math:`S = \mu I` exactly).
     """
-    f = _features(features)
+    f = _unit_scale(_features(features))  # alpha is scale-invariant; no overflow in x^4
     x = f - f.mean(axis=0)
     n, p = x.shape
     s = x.T @ x / n
@@ -519,6 +533,7 @@ def h_score_shrinkage(features: Any, target_labels: Any) -> float:
         :math:`\mathcal{H}_\alpha` as a Python float, in :math:`[0, C - 1]`.
     """
     f, codes, n_classes = _features_and_labels(features, target_labels)
+    f = _unit_scale(f)  # invariant to uniform scaling; keeps f^T f finite
     n, d = f.shape
     fc = f - f.mean(axis=0)
     s = fc.T @ fc / n
@@ -541,7 +556,7 @@ def h_score_shrinkage(features: Any, target_labels: Any) -> float:
 # --------------------------------------------------------------------------- ranking
 
 
-_SCORE_FUNCS = {
+_SCORE_FUNCS: dict[str, Callable[..., float]] = {
     "logme": logme,
     "h_score": h_score,
     "h_score_shrinkage": h_score_shrinkage,
@@ -742,17 +757,17 @@ def rank_correlation_interval(
         raise ValueError("scores and mean accuracies must not be constant (tau undefined).")
     tau = float(stats.kendalltau(x, means).statistic)
     rng = np.random.default_rng(seed)
-    m, s = acc.shape
-    taus = []
+    m, s = int(acc.shape[0]), int(acc.shape[1])
+    boot: list[float] = []
     for _ in range(n_boot):
-        models = rng.integers(0, m, m)
-        cols = rng.integers(0, s, (m, s))
+        models = rng.integers(0, m, size=m)
+        cols = rng.integers(0, s, size=(m, s))
         resampled = acc[models[:, None], cols].mean(axis=1)
         xs = x[models]
         if np.ptp(xs) == 0 or np.ptp(resampled) == 0:
             continue
-        taus.append(stats.kendalltau(xs, resampled).statistic)
-    taus = np.asarray(taus, dtype=np.float64)
+        boot.append(stats.kendalltau(xs, resampled).statistic)
+    taus = np.asarray(boot, dtype=np.float64)
     taus = taus[np.isfinite(taus)]
     low, high = np.quantile(taus, [(1 - confidence) / 2, (1 + confidence) / 2])
     verdict = "positive" if low > 0 else "negative" if high < 0 else "not distinguishable"

@@ -9,10 +9,12 @@ from __future__ import annotations
 
 import math
 from collections.abc import Iterable
-from typing import Any
+from typing import Any, TypeVar
 
 import numpy as np
 import torch
+
+_T = TypeVar("_T")
 
 
 def check_choice(name: str, value: Any, valid: Iterable[Any]) -> Any:
@@ -28,7 +30,7 @@ def check_choice(name: str, value: Any, valid: Iterable[Any]) -> Any:
     return value
 
 
-def check_positive(name: str, value: float, *, strict: bool = True) -> float:
+def check_positive(name: str, value: _T, *, strict: bool = True) -> _T:
     """Raise ``ValueError`` unless ``value`` is a finite number ``> 0`` (``>= 0`` when
     ``strict=False``).
 

@@ -81,6 +81,19 @@ def _check_normalize(fn, hidden: bool) -> str:
         out = tensor(out, "the normalised batch", shape=shape, device="cpu")
         m, s = torch.tensor(mean).view(1, 3, 1, 1), torch.tensor(std).view(1, 3, 1, 1)
         want = (x - m) / s
+        if out.dtype != x.dtype and not close(out, want, rtol=1e-4, atol=1e-5):
+            # a right formula in a dtype that cannot hold the answer: say so, not broadcasting
+            why = (
+                "an integer tensor cannot hold normalised values (they are fractions, some "
+                "negative)"
+                if not out.is_floating_point()
+                else f"{out.dtype} keeps too few digits"
+            )
+            raise Wrong(
+                f"the normalised batch has dtype {out.dtype}, but the images are {x.dtype}: "
+                f"{why}; {worst_entry(out, want)}. Return the images' dtype: no .long(), "
+                ".int() or .half(), and build mean and std with dtype=images.dtype."
+            )
         if not close(out, want, rtol=1e-4, atol=1e-5):
             per_image = (x - x.mean(dim=(1, 2, 3), keepdim=True)) / x.std(
                 dim=(1, 2, 3), keepdim=True

@@ -454,7 +454,7 @@ class DomainAdaptationObjective(nn.Module):
     target comes from that, which ``source_only`` does not get (compare with AdaBN).
     Call :meth:`on_step` after every optimiser step (``fit(on_step=objective.on_step)``) to
     advance the DANN schedule. The DANN domain classifier is a submodule: give its
-    parameters to the optimiser (``tlhelpers.training.adapt`` does).
+    parameters to the optimiser (``tlhelpers.adaptation.adapt`` does).
 
     Args:
         method: one of :data:`ADAPTATION_METHODS`.

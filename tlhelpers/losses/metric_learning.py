@@ -167,8 +167,10 @@ class _MetricLoss(nn.Module):
         """Keyword arguments passed to the functional form."""
         return {"margin": self.margin, "reduction": self.reduction}
 
-    def forward(self, *inputs: Tensor) -> Tensor:
-        return type(self)._loss(*inputs, **self.hparams(), check_finite=self.check_finite)
+    def forward(self, *inputs: Any, **kwargs: Any) -> Tensor:
+        return type(self)._loss(
+            *inputs, **kwargs, **self.hparams(), check_finite=self.check_finite
+        )
 
     def extra_repr(self) -> str:
         return ", ".join(f"{k}={v!r}" for k, v in self.hparams().items())

@@ -459,8 +459,8 @@ class FeatureMapDistance(nn.Module):
     Call :meth:`remove` to detach the hooks when done. The source stays in eval mode, so
     with BatchNorm layers the distance is not exactly 0 at the start of training while the
     student (train mode) normalises with batch statistics; keep the student's BN layers in
-    eval mode (e.g. ``fit(..., train_mode=lambda m: set_batchnorm_eval(m, frozen_only=False))``
-    from ``tlhelpers.models``) for a distance that starts at 0.
+    eval mode (``batchnorm="eval"`` of ``tlhelpers.training.fit`` or a recipe) for a
+    distance that starts at 0.
 
     Args:
         student: the model being fine-tuned.
