@@ -17,7 +17,7 @@ from ..models import load_backbone, scratch_model, split_model
 from ._challenge import FewShotChallenge
 from ._core import Exercise, Wrong, call_student, close, diagnose, off_by, tensor
 
-__all__ = ["top_images", "anb", "triplet", "challenge"]
+__all__ = ["top_images", "anb", "triplet", "challenge", "challenge_data"]
 
 BLOCKS = ("block1", "block2", "block3")
 

@@ -17,7 +17,7 @@ from ..transferability import logme
 from ._challenge import FewShotChallenge
 from ._core import Exercise, Wrong, call_student
 
-__all__ = ["schedule", "halving", "ranking", "challenge"]
+__all__ = ["schedule", "halving", "ranking", "challenge", "challenge_data"]
 
 
 # ------------------------------------------------------------------ 1. the halving schedule
