@@ -184,6 +184,9 @@ def test_every_reference_page_is_staged_and_listed_on_the_front_page(site):
         assert f"reference/{page.stem}.html" in hrefs, page.name
     teacher = _text(site / "reference" / "teacher.html")
     assert "make grade" in teacher and "nbgrader" in teacher
+    from tlhelpers.classroom import exercise_rows  # the generated table, every exercise notebook
+
+    assert all(r.notebook in teacher for r in exercise_rows())
 
 
 def test_readme_links_every_reference_page_and_each_exists():
@@ -443,3 +446,4 @@ def test_real_course_chapter(tmp_path):
     assert pngs >= 1 and len(imgs) == pngs
     assert "Course map" in _text(site / "index.html")
     assert 'class="math' in page.read_text()
+

@@ -286,3 +286,50 @@ def test_command_line(tmp_path, capsys):
     assert main(["exercises", "generate", "--check"]) == 0
     assert main(["exercises", "grade", str(tmp_path), "--exercise", "ex99"]) == 2
     assert "Unknown exercise 'ex99'" in capsys.readouterr().err
+
+
+# ---------------------------------------------------------------- the teacher's exercise table
+
+
+def test_the_teachers_table_lists_every_exercise_with_its_time_and_points():
+    page = (ROOT / "book" / "reference" / "teacher.md").read_text()
+    table = classroom.exercise_table()
+    assert classroom.TABLE_BEGIN in page
+    assert classroom.readme_with_table(page, table) == page, "run `make exercises`"
+    assert "reference/teacher.md" in (ROOT / "README.md").read_text()  # the README links to it
+    rows = classroom.exercise_rows()
+    from tlhelpers.exercises import all_exercises
+
+    ids = [r.id for r in rows]
+    assert len(ids) == len(set(ids)) and set(ids) <= set(all_exercises())
+    for path in classroom.source_notebooks():  # every check cell is a row
+        nb = nbformat.read(str(path), as_version=4)
+        assert [r.id for r in rows if r.notebook == path.stem] == list(classroom._test_cells(nb))
+    for r in rows:
+        assert f"| {r.number} | {r.title} | {r.minutes} min | {r.points:g} |" in table
+    assert f"| {sum(r.minutes for r in rows)} min" in table
+
+
+def test_every_task_heading_states_the_checkers_minutes_and_the_cells_points():
+    assert classroom.heading_problems() == []
+
+
+def test_a_new_notebook_joins_the_table_and_a_wrong_heading_is_named(tmp_path):
+    root = tmp_path / "exercises"
+    (root / "source").mkdir(parents=True)
+    src = next((EXERCISES / "source").glob("ex01_*.ipynb"))
+    (root / "source" / src.name).write_text(src.read_text())
+    readme = tmp_path / "README.md"
+    readme.write_text(f"# Kit\n\n{classroom.TABLE_BEGIN}\nold\n{classroom.TABLE_END}\n\nmore\n")
+    assert "README.md (exercise table)" in stale_copies(root)
+    classroom.generate(root)
+    text = readme.read_text()
+    assert "old" not in text and "| `ex01_preprocessing` | 01 | 1 |" in text and "more" in text
+    assert stale_copies(root) == []
+    nb = json.loads((root / "source" / src.name).read_text())
+    for cell in nb["cells"]:
+        if "".join(cell["source"]).startswith("## Exercise 2 "):
+            cell["source"] = "".join(cell["source"]).replace("about 5 min", "about 7 min")
+    (root / "source" / src.name).write_text(json.dumps(nb))
+    (problem,) = classroom.heading_problems(root)
+    assert "ex01_normalize" in problem and "7 min" in problem and "expected exercise 2, 5 min" in problem

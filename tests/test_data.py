@@ -31,6 +31,7 @@ from tlhelpers.data import (
     select_classes,
     target_normalization,
 )
+from tlhelpers.data import datasets as DS
 from tlhelpers.paths import DownloadNotAllowedError, HashMismatchError, repo_root
 
 
@@ -83,8 +84,8 @@ def test_fashion_mnist_unpacked_cache_is_reused(fmnist_train, monkeypatch):
     def no_unpack(*args, **kwargs):
         raise AssertionError("re-unpacked")
 
-    monkeypatch.setattr(D.gzip, "open", no_unpack)
-    monkeypatch.setattr(D, "verify_file", no_unpack)
+    monkeypatch.setattr(DS.gzip, "open", no_unpack)
+    monkeypatch.setattr(DS, "verify_file", no_unpack)
     D.fashion_mnist_raw_dir()
     assert len(load_dataset("fashion_mnist", "test")) == 10000
     assert {f.name: f.stat().st_mtime_ns for f in raw.iterdir()} == before

@@ -324,7 +324,7 @@ def test_face_photos_load_offline_with_their_boxes():
             (p.faces[:, 2] <= w) & (p.faces[:, 3] <= h) & (p.faces[:, :2] >= 0).all(dim=1)
         ).all(), name
     assert list(face_photos(["coffee", "astronaut"])) == ["coffee", "astronaut"]
-    with pytest.raises(ValueError, match="Unknown photo 'lena'"):
+    with pytest.raises(ValueError, match="Unknown photo names='lena'"):
         face_photos(["lena"])
 
 

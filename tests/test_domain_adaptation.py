@@ -162,18 +162,18 @@ def _blobs(n: int, seed: int, shift: float = 0.0):
 def test_reverse_validation_is_high_for_right_labels_and_chance_for_random_ones():
     ft, yt = _blobs(300, 0, shift=0.5)  # a small shift: the right labels transfer back
     fs, ys = _blobs(300, 1)
-    good = reverse_validation(ft, yt, fs, ys)
+    good = reverse_validation(fs, ys, ft, yt)
     assert good > 0.95
     # independent check: the same by hand with scikit-learn on the raw features
     from sklearn.linear_model import LogisticRegression
 
     by_hand = np.mean(LogisticRegression(max_iter=1000).fit(ft, yt).predict(fs) == ys)
     assert abs(good - by_hand) < 0.03
-    rand = reverse_validation(ft, np.random.default_rng(2).integers(3, size=300), fs, ys)
+    rand = reverse_validation(fs, ys, ft, np.random.default_rng(2).integers(3, size=300))
     assert rand < 0.6
-    assert reverse_validation(ft, np.full(300, 1), fs, ys) == pytest.approx(np.mean(ys == 1))
+    assert reverse_validation(fs, ys, ft, np.full(300, 1)) == pytest.approx(np.mean(ys == 1))
     with pytest.raises(ValueError, match="one label per row"):
-        reverse_validation(ft, yt[:10], fs, ys)
+        reverse_validation(fs, ys, ft, yt[:10])
 
 
 # ------------------------------------------------------------------ the adaptation step

@@ -10,8 +10,10 @@ import torch
 import torch.nn.functional as F
 
 from tlhelpers.exercises import (
+    CHAPTERS,
     FAILED,
     GRADE_FILE_ENV,
+    NBGRADER_ENV,
     NOT_ATTEMPTED,
     PASSED,
     STRICT_ENV,
@@ -23,23 +25,43 @@ from tlhelpers.exercises import (
     ex04,
 )
 from tlhelpers.losses import l2sp
-from tlhelpers.models import transfer_model
+from tlhelpers.models import scratch_model, transfer_model
 from tlhelpers.recipes import get_recipe
 
 EXERCISES = all_exercises()
-FAST = [k for k in EXERCISES if not k.endswith("_challenge")]  # challenges: slow tests
+#: Challenges train a model (slow tests of their own); everything else is fast.
+FAST = [k for k in EXERCISES if not k.endswith("_challenge")]
+
+
+def _setup_namespace(chapter: str) -> dict:
+    """The names a chapter's solutions run with: its source notebook's setup cell, executed."""
+    from tlhelpers.classroom import _nbg, _source, source_notebooks
+
+    ns = {"torch": torch, "F": F, "np": np, "l2sp": l2sp, "transfer_model": transfer_model,
+          "get_recipe": get_recipe, "scratch_model": scratch_model}  # fmt: skip
+    for path in source_notebooks():
+        if path.name.startswith(chapter + "_"):
+            import nbformat
+
+            nb = nbformat.read(str(path), as_version=4)
+            for cell in nb.cells:
+                if _nbg(cell).get("grade_id") == f"{chapter}_setup":
+                    exec(_source(cell), ns)
+    return ns
 
 
 def _solution(ex):
-    ns = {"torch": torch, "F": F, "np": np, "l2sp": l2sp, "transfer_model": transfer_model,
-          "get_recipe": get_recipe}  # fmt: skip
+    chapter = ex.id.split("_")[0]
+    ns = _setup_namespace(chapter)
     for other in EXERCISES.values():  # a solution may call an earlier one (leep uses leep_tables)
-        exec(other.solution_code, ns)
+        if other.id.startswith(chapter + "_"):
+            exec(other.solution_code, ns)
     return ns[ex.answer_name]
 
 
 def test_every_chapter_has_at_least_three_exercises_with_hints_and_estimates():
-    for chapter in ("ex01", "ex02", "ex03", "ex04"):
+    assert len(CHAPTERS) >= 5, CHAPTERS
+    for chapter in CHAPTERS:
         mine = [e for k, e in EXERCISES.items() if k.startswith(chapter + "_")]
         assert len(mine) >= 3, chapter
         for e in mine:
@@ -389,6 +411,130 @@ def test_a_loop_is_stopped_by_the_time_limit(monkeypatch):
 
     r = ex03.bss.run_check(loops)
     assert r.status == FAILED and "did not finish within 0.3 s" in r.message
+
+
+LOOPS = r"""
+import json, sys, time
+from tlhelpers.exercises import _core, ex03
+_core.LIMIT_S = 0.3
+
+def bare_except(features, k):  # swallows the alarm wherever it lands
+    while True:
+        try:
+            [i * i for i in range(1000)]
+        except:  # noqa: E722
+            pass
+
+def base_exception_continue(features, k):
+    n = 0
+    while True:
+        try:
+            n += sum([i for i in range(10000)])
+        except BaseException:
+            continue
+
+def keeps_the_exception(features, k):  # holds a reference: no __del__ when swallowed
+    kept = []
+    while True:
+        try:
+            [i for i in range(100)]
+        except BaseException as err:  # noqa: BLE001
+            kept.append(err)
+
+def swallowed_at_two_levels(features, k):
+    def inner():
+        while True:
+            try:
+                [i for i in range(100)]
+            except:  # noqa: E722
+                pass
+    while True:
+        try:
+            inner()
+        except:  # noqa: E722
+            try:
+                pass
+            except:  # noqa: E722
+                pass
+
+def loops_in_its_handler(features, k):
+    try:
+        while True:
+            pass
+    except:  # noqa: E722
+        while True:
+            try:
+                pass
+            except:  # noqa: E722
+                pass
+
+def torch_in_a_loop(features, k):
+    while True:
+        try:
+            features @ features.T
+        except:  # noqa: E722
+            pass
+
+out = {}
+for fn in (bare_except, base_exception_continue, keeps_the_exception, swallowed_at_two_levels,
+           loops_in_its_handler, torch_in_a_loop):
+    start = time.perf_counter()
+    r = ex03.bss.run_check(fn)
+    out[fn.__name__] = [r.status, r.message, time.perf_counter() - start]
+solution = {}
+exec(ex03.bss.solution_code, {"torch": __import__("torch")}, solution)
+out["after"] = [ex03.bss.run_check(solution["bss_penalty"]).status, sys.gettrace() is None, 0]
+print(json.dumps(out))
+"""
+
+
+def test_a_loop_that_swallows_the_alarm_is_stopped_whatever_it_catches(tmp_path):
+    import subprocess
+    import sys
+
+    script = tmp_path / "loops.py"
+    script.write_text(LOOPS)
+    done = subprocess.run([sys.executable, str(script)], capture_output=True, text=True,
+                          timeout=120)  # fmt: skip
+    assert done.returncode == 0, done.stderr[-2000:]
+    out = json.loads(done.stdout.strip().splitlines()[-1])
+    assert out.pop("after") == [PASSED, True, 0]  # the next check runs untraced and passes
+    for name, (status, message, seconds) in out.items():
+        assert status == FAILED and "did not finish within 0.3 s" in message, (name, message)
+        assert seconds < 10, (name, seconds)
+
+
+def test_under_nbgrader_a_check_that_does_not_pass_raises(monkeypatch, capsys):
+    monkeypatch.delenv(STRICT_ENV, raising=False)
+    monkeypatch.setattr(_core, "_NBGRADER_AT_IMPORT", "")
+
+    def stub(*args):
+        raise NotImplementedError()
+
+    for mode in ("autograde", "validate"):  # what nbgrader's autograde and validate set
+        monkeypatch.setenv(NBGRADER_ENV, mode)
+        with pytest.raises(AssertionError, match="did not divide"):
+            ex01.normalize.check(norm_no_std)
+        with pytest.raises(AssertionError, match="Not attempted yet"):
+            ex01.normalize.check(stub)
+        assert ex01.normalize.check(_solution(ex01.normalize)).passed
+    assert "Not yet" in capsys.readouterr().out  # the feedback is printed before the raise
+
+
+def test_nbgrader_seen_at_import_survives_a_student_deleting_the_variable(monkeypatch):
+    monkeypatch.delenv(STRICT_ENV, raising=False)
+    monkeypatch.delenv(NBGRADER_ENV, raising=False)
+    monkeypatch.setattr(_core, "_NBGRADER_AT_IMPORT", "autograde")
+    with pytest.raises(AssertionError, match="did not divide"):
+        ex01.normalize.check(norm_no_std)
+
+
+def test_a_student_alone_gets_printed_feedback_and_no_exception(monkeypatch, capsys):
+    for name in (STRICT_ENV, NBGRADER_ENV, GRADE_FILE_ENV):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setattr(_core, "_NBGRADER_AT_IMPORT", "")
+    r = ex01.normalize.check(norm_no_std)
+    assert r.status == FAILED and "did not divide" in capsys.readouterr().out
 
 
 @pytest.mark.parametrize("answer", [None, 3, "def f(): pass"])

@@ -19,6 +19,7 @@ from tlhelpers import data as D
 from tlhelpers import features as FE
 from tlhelpers import models as M
 from tlhelpers.data import TensorImageDataset, few_shot, few_shot_indices, load_dataset
+from tlhelpers.data import datasets as DS
 from tlhelpers.features import extract_features
 from tlhelpers.models import SmallCNN, split_model
 from tlhelpers.notebook import ParameterError, ParameterGuard, environment
@@ -117,13 +118,13 @@ def test_full_disk_while_unpacking_leaves_nothing_and_names_the_file(fresh_cache
         dst.write(src.read(1000))
         raise OSError(errno.ENOSPC, "No space left on device")
 
-    monkeypatch.setattr(D.shutil, "copyfileobj", copy_then_disk_full)
+    monkeypatch.setattr(DS.shutil, "copyfileobj", copy_then_disk_full)
     with pytest.raises(OSError, match="idx") as info:
         D.fashion_mnist_raw_dir()
     assert info.value.errno == errno.ENOSPC
     assert str(fresh_cache) in str(info.value)
     assert list(fresh_cache.iterdir()) == []  # no .tmp left behind
-    monkeypatch.setattr(D.shutil, "copyfileobj", real_copy)
+    monkeypatch.setattr(DS.shutil, "copyfileobj", real_copy)
     D.fashion_mnist_raw_dir()  # works once there is room again
     assert len(list(fresh_cache.iterdir())) == 4
 

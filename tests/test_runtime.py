@@ -63,6 +63,12 @@ def test_get_device_unknown_name():
     assert "Valid values: 'auto', 'cpu', 'cuda', 'mps'" in str(err.value)
 
 
+def test_get_device_refuses_none_which_means_the_models_device_elsewhere():
+    """``device=None`` has one meaning in the kit (where the model is); get_device has no model."""
+    with pytest.raises(ValueError, match="device"):
+        get_device(None)
+
+
 def test_get_device_unavailable_accelerator(monkeypatch):
     monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
     monkeypatch.setattr(torch.backends.mps, "is_available", lambda: False)

@@ -1,5 +1,5 @@
 """Unsupervised domain adaptation: train on labelled source data and unlabelled target
-images (notebook 09).
+images.
 
 :func:`adapt` minimises source cross-entropy plus ``strength`` times an alignment term
 (:class:`tlhelpers.losses.DomainAdaptationObjective`: MMD, CORAL or DANN) with the kit's

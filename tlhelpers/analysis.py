@@ -1,4 +1,4 @@
-"""Looking at what transfer did: weight-space paths, domain gap, forgetting, latency (notebooks 01-04).
+"""Looking at what transfer did: weight-space paths, domain gap, forgetting, latency.
 
 - :func:`interpolate_state`, :func:`loss_along_path` (notebook 03): the target loss on the
   straight line between the source and the fine-tuned weights.
@@ -30,6 +30,16 @@ from .models import SplitModel, eval_mode
 from .runtime import resolve_device
 from .training import evaluate
 from .validation import check_int, check_positive, to_numpy
+
+__all__ = [
+    "domain_gap",
+    "interpolate_state",
+    "loss_along_path",
+    "measure_latency",
+    "old_task_accuracy",
+    "proxy_a_distance",
+    "reverse_validation",
+]
 
 # ------------------------------------------------------------------ interpolation
 
@@ -211,10 +221,10 @@ def proxy_a_distance(
 
 
 def reverse_validation(
-    target_features: torch.Tensor | np.ndarray,
-    target_pseudo_labels: torch.Tensor | np.ndarray,
     source_features: torch.Tensor | np.ndarray,
     source_labels: torch.Tensor | np.ndarray,
+    target_features: torch.Tensor | np.ndarray,
+    target_pseudo_labels: torch.Tensor | np.ndarray,
     *,
     C: float = 1.0,
 ) -> float:
@@ -229,6 +239,7 @@ def reverse_validation(
     (inverse strength ``C``) on standardised ``target_features`` with
     ``target_pseudo_labels`` (the adapted model's argmax), scored on a held-out source
     validation set (``source_features``, ``source_labels``) in the same feature space.
+    Source first, then target, as in :func:`proxy_a_distance` and the alignment losses.
     When the pseudo-labels hold a single class, the reverse classifier is that constant
     (its score is that class's share of the source labels). Higher is better.
     """

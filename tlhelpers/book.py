@@ -35,6 +35,24 @@ from typing import Any
 
 from .runner import LOG_NAME, RUN_INFO, course_notebooks
 
+__all__ = [
+    "build_book",
+    "Chapter",
+    "check_runs",
+    "CONF_NAME",
+    "find_chapters",
+    "front_page",
+    "LOG_TAIL_CHARS",
+    "main",
+    "MATHJAX_DIR",
+    "MissingRunsError",
+    "PAPERMILL_TAGS",
+    "run_page",
+    "stage",
+    "student_exercises",
+    "reference_pages",
+]
+
 #: The Sphinx configuration the staged sources are built with.
 CONF_NAME = "conf.py"
 #: Folders of the staged sources: chapters, students' exercises, files to download.
@@ -571,6 +589,7 @@ def build_book(
 
 
 def main(argv: list[str] | None = None) -> int:
+    """``python -m tlhelpers.book``: stage the executed notebooks and build the site."""
     parser = argparse.ArgumentParser(prog="python -m tlhelpers.book", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)  # fmt: skip
     parser.add_argument("--build", default="build", help="make run's folder (default: build)")

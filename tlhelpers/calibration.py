@@ -1,4 +1,4 @@
-"""Calibration after training: temperature scaling (notebook 07).
+"""Calibration after training: temperature scaling.
 
 A classifier's confidence (its largest softmax probability) should match how often it is
 right. :func:`fit_temperature` fits the one scalar of temperature scaling on a validation

@@ -2,7 +2,7 @@
 
 ::
 
-    python -m tlhelpers exercises generate            # exercises/source -> student/, solutions/
+    python -m tlhelpers exercises generate            # exercises/source -> student/, solutions/, the teacher's table
     python -m tlhelpers exercises generate --check    # exit 1 if a generated copy is stale (CI)
     python -m tlhelpers exercises grade CLASS_DIR --exercise ex03 --workers 2 --timeout 120
 
@@ -19,8 +19,9 @@
   ``deletable: false, editable: false``;
 - outputs and execution counts are cleared.
 
-What nbgrader adds and this does not: the ``checksum`` of each graded cell and its
-database records (``nbgrader generate_assignment`` run on the same source adds them).
+What nbgrader adds and this does not: ``checksum`` and ``cell_type`` in every cell's
+``metadata.nbgrader``, and its database records (``tests/test_nbgrader.py`` runs
+``nbgrader generate_assignment`` on every source and compares).
 Copies are written with sorted keys and no outputs, so they are byte-for-byte
 reproducible. The solution copy is the source with outputs cleared.
 
@@ -54,9 +55,32 @@ from .runner import execute_isolated
 from .validation import check_int, check_positive
 
 __all__ = [
-    "clear_solutions", "clear_hidden_tests", "lock_cells", "clear_output", "student_version",
-    "solution_version", "generate", "stale_copies", "Grade", "grade_class", "write_table",
-]  # fmt: skip
+    "clear_hidden_tests",
+    "clear_output",
+    "clear_solutions",
+    "CODE_STUB",
+    "EXERCISE_NAME",
+    "exercise_rows",
+    "exercise_table",
+    "ExerciseRow",
+    "exercises_root",
+    "generate",
+    "Grade",
+    "grade_class",
+    "heading_problems",
+    "is_grade",
+    "is_locked",
+    "is_solution",
+    "lock_cells",
+    "main",
+    "readme_with_table",
+    "solution_version",
+    "source_notebooks",
+    "stale_copies",
+    "student_version",
+    "TEXT_STUB",
+    "write_table",
+]
 
 CODE_STUB = "# YOUR CODE HERE\nraise NotImplementedError()"
 TEXT_STUB = "YOUR ANSWER HERE"
@@ -73,10 +97,12 @@ def _nbg(cell) -> dict:
 
 
 def is_solution(cell) -> bool:
+    """Whether nbgrader marks ``cell`` as a solution cell (replaced by a stub for students)."""
     return bool(_nbg(cell).get("solution", False))
 
 
 def is_grade(cell) -> bool:
+    """Whether nbgrader marks ``cell`` as a grade (autograded test) cell."""
     return bool(_nbg(cell).get("grade", False))
 
 
@@ -203,6 +229,7 @@ def solution_version(nb):
 
 
 def exercises_root() -> Path:
+    """The repository's ``exercises/`` folder; ``FileNotFoundError`` outside a clone."""
     root = repo_root()
     if root is None:
         raise FileNotFoundError("Run from a clone of the repository (exercises/ not found).")
@@ -210,6 +237,7 @@ def exercises_root() -> Path:
 
 
 def source_notebooks(root: Path | None = None) -> list[Path]:
+    """The exercise sources (``exercises/source/exNN_*.ipynb``) under ``root``, sorted."""
     root = Path(root or exercises_root())
     return sorted(p for p in (root / "source").glob("*.ipynb") if EXERCISE_NAME.match(p.name))
 
@@ -223,11 +251,22 @@ def _expected(root: Path) -> dict[Path, str]:
     return out
 
 
+def _expected_with_readme(root: Path) -> dict[Path, str]:
+    """The copies, plus each of :data:`TABLE_PAGES` that holds the table's block, with the table."""
+    out = _expected(root)
+    for page in TABLE_PAGES:
+        path = root.parent / page
+        if path.is_file() and TABLE_BEGIN in (text := path.read_text(encoding="utf-8")):
+            out[path] = readme_with_table(text, exercise_table(root))
+    return out
+
+
 def generate(root: Path | None = None) -> list[Path]:
-    """Write ``student/`` and ``solutions/`` from ``source/``; returns the files written."""
+    """Write ``student/`` and ``solutions/`` from ``source/`` and the teacher's exercise table;
+    returns the files written."""
     root = Path(root or exercises_root())
     written = []
-    for path, text in _expected(root).items():
+    for path, text in _expected_with_readme(root).items():
         path.parent.mkdir(parents=True, exist_ok=True)
         if not path.is_file() or path.read_text(encoding="utf-8") != text:
             path.write_text(text, encoding="utf-8")
@@ -238,14 +277,124 @@ def generate(root: Path | None = None) -> list[Path]:
 def stale_copies(root: Path | None = None) -> list[str]:
     """Generated copies that are missing, differ from their source, or have no source."""
     root = Path(root or exercises_root())
-    expected = _expected(root)
-    stale = [str(p.relative_to(root)) for p, t in expected.items()
+    expected = _expected_with_readme(root)
+    stale = [str(p.relative_to(root)) if p.is_relative_to(root) else f"{p.name} (exercise table)"
+             for p, t in expected.items()
              if not p.is_file() or p.read_text(encoding="utf-8") != t]  # fmt: skip
     for sub in ("student", "solutions"):
         for p in sorted((root / sub).glob("*.ipynb")):
             if p not in expected:
                 stale.append(f"{sub}/{p.name} (no source)")
     return stale
+
+
+# ------------------------------------------------------------------- the teacher's table
+
+#: ``## Exercise K · Title (about M min, P point[s])``: the first line of every task cell.
+HEADING = re.compile(
+    r"^## Exercise (?P<k>\d+) · (?P<title>.+) \(about (?P<minutes>\d+) min, "
+    r"(?P<points>\d+(?:\.\d+)?) points?\)\s*$"
+)
+#: The generated block of the teacher's page (``python -m tlhelpers exercises generate`` rewrites it).
+TABLE_BEGIN = "<!-- exercise table: written by `python -m tlhelpers exercises generate` from exercises/source -->"
+TABLE_END = "<!-- end of the exercise table -->"
+
+
+@dataclass(frozen=True)
+class ExerciseRow:
+    """One exercise of one notebook, as the teacher's table lists it."""
+
+    notebook: str
+    chapters: tuple[str, ...]
+    number: int
+    id: str
+    title: str
+    minutes: int
+    points: float
+
+
+def exercise_rows(root: Path | None = None) -> list[ExerciseRow]:
+    """Every exercise of every source notebook, in order: title and minutes from its checker
+    (:class:`tlhelpers.exercises.Exercise`), points from its check cell."""
+    from .exercises import all_exercises
+
+    known = all_exercises()
+    rows = []
+    for src in source_notebooks(root):
+        nb = _read(src)
+        intro = _source(nb["cells"][0]) if nb["cells"] else ""
+        chapters = tuple(dict.fromkeys(re.findall(r"notebooks/(\w+)\.ipynb", intro)))
+        for k, (gid, cell) in enumerate(_test_cells(nb).items(), start=1):
+            if gid not in known:
+                raise ValueError(f"{src.name}: check cell {gid!r} has no checker in "
+                                 f"tlhelpers.exercises (known: {', '.join(known)}).")  # fmt: skip
+            ex = known[gid]
+            rows.append(ExerciseRow(src.stem, chapters, k, gid, ex.title, ex.minutes,
+                                    float(_nbg(cell).get("points", 0))))  # fmt: skip
+    return rows
+
+
+def heading_problems(root: Path | None = None) -> list[str]:
+    """Task headings whose minutes or points differ from the checker's and the check cell's."""
+    rows = {r.id: r for r in exercise_rows(root)}
+    problems = []
+    for src in source_notebooks(root):
+        nb = _read(src)
+        heading = None
+        for cell in nb["cells"]:
+            first = _source(cell).split("\n", 1)[0]
+            if cell["cell_type"] == "markdown" and first.startswith("## Exercise"):
+                heading = first
+            gid = _nbg(cell).get("grade_id")
+            if gid in rows and is_grade(cell) and not is_solution(cell):
+                r, m = rows[gid], HEADING.match(heading or "")
+                if m is None:
+                    problems.append(f"{src.name}: {gid}: no heading `## Exercise {r.number} · "
+                                    f"Title (about M min, P points)` above it, got {heading!r}")  # fmt: skip
+                elif (int(m["k"]), int(m["minutes"]), float(m["points"])) != (
+                    r.number, r.minutes, r.points
+                ):
+                    problems.append(
+                        f"{src.name}: {gid}: heading says exercise {m['k']}, {m['minutes']} min, "
+                        f"{m['points']} points; expected exercise {r.number}, {r.minutes} min "
+                        f"(its checker), {r.points:g} points (its check cell)"
+                    )
+                heading = None
+    return problems
+
+
+def exercise_table(root: Path | None = None) -> str:
+    """The teacher's table: every exercise with its time and points, one row each (Markdown)."""
+    rows = exercise_rows(root)
+    lines = ["| notebook | chapter | # | exercise | time | points |", "|---|---|---|---|---|---|"]
+    last = None
+    for r in rows:
+        first = r.notebook != last
+        last = r.notebook
+        nb = f"`{r.notebook}`" if first else ""
+        ch = ", ".join(c.split("_")[0] for c in r.chapters) if first else ""
+        title = r.title.replace("|", "\\|")
+        lines.append(f"| {nb} | {ch} | {r.number} | {title} | {r.minutes} min | {r.points:g} |")
+    notebooks = len({r.notebook for r in rows})
+    minutes = sum(r.minutes for r in rows)
+    points = sum(r.points for r in rows)
+    lines.append(f"| **{notebooks} notebooks** | | {len(rows)} | | {minutes} min "
+                 f"(~{minutes / 60:.1f} h) | {points:g} |")  # fmt: skip
+    return "\n".join(lines) + "\n"
+
+
+#: Pages that may hold the generated table (relative to the repository): the teacher's
+#: walkthrough, a reference page of the book that the README links to.
+TABLE_PAGES = ("book/reference/teacher.md", "README.md")
+
+
+def readme_with_table(readme: str, table: str) -> str:
+    """``readme`` (a Markdown page) with the text between :data:`TABLE_BEGIN` and
+    :data:`TABLE_END` replaced by ``table``."""
+    start, end = readme.find(TABLE_BEGIN), readme.find(TABLE_END)
+    if start < 0 or end < start:
+        raise ValueError(f"the page has no exercise table block ({TABLE_BEGIN} ... {TABLE_END}).")
+    return readme[: start + len(TABLE_BEGIN)] + "\n" + table + readme[end:]
 
 
 # ------------------------------------------------------------------------------ grading
@@ -481,6 +630,7 @@ def write_table(grades: Iterable[Grade], out: Path) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
+    """``python -m tlhelpers exercises ...``: generate copies or grade a class."""
     import argparse
 
     parser = argparse.ArgumentParser(prog="python -m tlhelpers exercises", description=__doc__,

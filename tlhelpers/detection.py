@@ -1,5 +1,5 @@
 """From a classifier to a detector: boxes, IoU, non-maximum suppression, an image pyramid with
-sliding windows, and one interface for three face detectors (notebook 08a).
+sliding windows, and one interface for three face detectors.
 
 Every detector here has ``detect(image) -> Detections``: boxes ``(N, 4)`` as
 ``(x1, y1, x2, y2)`` in pixels of the image it was given, and one score per box.
@@ -28,6 +28,26 @@ import torch
 import torch.nn.functional as F
 
 from tlhelpers.validation import check_int, check_positive
+
+__all__ = [
+    "box_area",
+    "box_iou",
+    "box_voting",
+    "check_image",
+    "Detections",
+    "Detector",
+    "GREY_WEIGHTS",
+    "HaarDetector",
+    "IMAGE_CHANNELS",
+    "MIN_IMAGE_SIDE",
+    "MTCNN_INSTALL",
+    "MTCNNDetector",
+    "nms",
+    "pyramid_windows",
+    "sliding_windows",
+    "SlidingWindowDetector",
+    "to_grey",
+]
 
 #: The smallest image side any detector accepts (a face needs more than a few pixels).
 MIN_IMAGE_SIDE = 16

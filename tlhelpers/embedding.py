@@ -1,5 +1,5 @@
 """Embeddings for verification: train one on frozen features, measure it, find its worst
-mistakes (notebooks 05b and 08b).
+mistakes.
 
 A verification system answers "same identity or not?" for two images of people (or
 classes) it never saw in training: it embeds both and accepts the pair when their cosine

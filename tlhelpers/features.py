@@ -1,4 +1,4 @@
-"""Frozen features: what a frozen source model computes on target data (notebooks 00-04).
+"""Frozen features: what a frozen source model computes on target data.
 
 Feature extraction is the expensive part of a linear probe; training a head on
 cached features costs milliseconds. Every function here runs the model through
@@ -29,11 +29,26 @@ import numpy as np
 import torch
 from torch import nn
 
-from .data import Data, _as_tensors, few_shot_indices, iterate_batches
+from .data import Data, as_tensors, few_shot_indices, iterate_batches
 from .models import split_model
 from .paths import CacheRebuiltWarning, atomic_write, cache_dir
 from .training import predict
 from .validation import check_choice, check_int, to_numpy
+
+__all__ = [
+    "activation_maps",
+    "cache_activations",
+    "extract_features",
+    "linear_probe",
+    "probe_over_seeds",
+    "REDUCTIONS",
+    "RIDGE_ALPHAS",
+    "ridge_probe",
+    "source_outputs",
+    "timed_features",
+    "top_activating",
+    "unit_activations",
+]
 
 #: Bumped when the cache layout or the fingerprint changes (old files are then unused).
 _CACHE_VERSION = "2"
@@ -57,7 +72,7 @@ def _fingerprint(model: nn.Module, data: Data, transform) -> str:
     for name, t in model.state_dict().items():
         h.update(name.encode())
         _hash_tensor(h, t)
-    tensors = _as_tensors(data)
+    tensors = as_tensors(data)
     batches = [tensors] if tensors is not None else iterate_batches(data, 256)
     for x, y in batches:
         _hash_tensor(h, torch.as_tensor(x))

@@ -1,4 +1,4 @@
-"""What a stored number was computed on: the platform fingerprint and the code version (notebook 05a).
+"""What a stored number was computed on: the platform fingerprint and the code version.
 
 PyTorch does not promise the same floating-point results across CPUs, kernel sets or
 library builds (its reproducibility notes): the same seed on another machine can pick

@@ -1,4 +1,4 @@
-"""Widgets that also run headless: ``interact`` and lazy widget specs (every notebook's demo).
+"""Widgets that also run headless: ``interact`` and lazy widget specs.
 
 In JupyterLab, :func:`interact` shows ``ipywidgets`` controls above the function's
 output. In headless runs (papermill, nbval, ``make run``/``make test``, which set
@@ -25,6 +25,21 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from .validation import check_choice
+
+__all__ = [
+    "Choice",
+    "Fixed",
+    "initial_value",
+    "initial_values",
+    "interact",
+    "LABEL_STYLE",
+    "LogSlider",
+    "MULTI_SELECT_HINT",
+    "MultiChoice",
+    "NO_DEFAULT",
+    "widgets_enabled",
+    "WIDGETS_ENV",
+]
 
 #: Set to 0/false/no/off to run ``interact`` without widgets.
 WIDGETS_ENV = "TLHELPERS_WIDGETS"

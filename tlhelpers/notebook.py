@@ -25,7 +25,15 @@ from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from .paths import repo_root
+from .paths import atomic_write, repo_root
+
+__all__ = [
+    "environment",
+    "ParameterError",
+    "ParameterGuard",
+    "resolve_out_dir",
+    "save_results",
+]
 
 if TYPE_CHECKING:
     from .stats import Claim
@@ -233,9 +241,8 @@ def save_results(
         "claims": [c.to_dict() for c in claims],
     }
     path = out / "results.json"
-    tmp = path.with_suffix(".tmp")
-    tmp.write_text(json.dumps(doc, indent=2, allow_nan=True))
-    tmp.replace(path)
+    with atomic_write(path) as tmp:
+        tmp.write_text(json.dumps(doc, indent=2, allow_nan=True))
     if check:
         check_claims(claims)
     return path
@@ -255,7 +262,7 @@ def environment(short: bool = False) -> dict[str, Any]:
         "torch": torch.__version__,
         "torchvision": torchvision.__version__,
         "numpy": numpy.__version__,
-        "device": str(get_device()),
+        "device": str(get_device("auto")),
         "threads": torch.get_num_threads(),
         "thread_policy": policy,
     }

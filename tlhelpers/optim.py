@@ -1,4 +1,4 @@
-"""Optimisation helpers: optimisers by name, schedules, gradual unfreezing, LR range test (notebook 06).
+"""Optimisation helpers: optimisers by name, schedules, gradual unfreezing, LR range test.
 
 - :func:`make_optimizer`: SGD, SGD with momentum, Adam or AdamW over parameter groups with
   per-layer (discriminative) learning rates.
@@ -83,7 +83,7 @@ def make_optimizer(
     (for :class:`GradualUnfreezing`: a parameter without a gradient is skipped by every
     optimiser step, decay included, until it is unfrozen).
     """
-    check_choice("optimizer", name, OPTIMIZERS)
+    check_choice("name", name, OPTIMIZERS, what="optimizer")
     check_positive("weight_decay", weight_decay, strict=False)
     check_positive("momentum", momentum, strict=False)
     groups = param_groups(model, lrs, default, include_frozen=include_frozen)
@@ -95,7 +95,7 @@ def build_optimizer(
 ) -> torch.optim.Optimizer:
     """The optimiser ``name`` (see :func:`make_optimizer`) over ready parameter groups, each
     with its own ``"lr"`` (the recipes of :mod:`tlhelpers.recipes` build theirs this way)."""
-    check_choice("optimizer", name, OPTIMIZERS)
+    check_choice("name", name, OPTIMIZERS, what="optimizer")
     check_positive("weight_decay", weight_decay, strict=False)
     check_positive("momentum", momentum, strict=False)
     if not param_groups:
@@ -133,7 +133,7 @@ def schedule_factor(
       cosine-shaped; the same numbers as ``torch.optim.lr_scheduler.OneCycleLR`` (two
       phases, ``anneal_strategy="cos"``). Momentum is not cycled here.
     """
-    check_choice("schedule", kind, SCHEDULES)
+    check_choice("kind", kind, SCHEDULES, what="schedule")
     total = check_int("total", total, minimum=1)
     step = check_int("step", step, minimum=0)
     if step >= total:
@@ -163,7 +163,7 @@ def make_scheduler(
     ``"constant"``). Call its ``step()`` after each optimiser step (``fit(on_step=...)``);
     discriminative rates keep their ratio.
     """
-    check_choice("schedule", kind, SCHEDULES)
+    check_choice("kind", kind, SCHEDULES, what="schedule")
     check_int("total_steps", total_steps, minimum=1)
     if kind == "constant":
         return None

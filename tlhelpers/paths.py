@@ -1,4 +1,4 @@
-"""Where the kit finds its data, caches and weights, and how it checks files (every notebook).
+"""Where the kit finds its data, caches and weights, and how it checks files.
 
 Notebooks and tests call these instead of relative paths, so a notebook runs
 the same under JupyterLab (kernel in ``notebooks/``), papermill (caller's
@@ -13,6 +13,24 @@ import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+
+__all__ = [
+    "atomic_write",
+    "cache_dir",
+    "CACHE_ENV",
+    "CacheRebuiltWarning",
+    "data_dir",
+    "DATA_ENV",
+    "download_allowed",
+    "DOWNLOAD_ENV",
+    "DownloadNotAllowedError",
+    "HashMismatchError",
+    "repo_root",
+    "require_download",
+    "sha256sum",
+    "verify_file",
+    "read_text_file",
+]
 
 #: Environment variable that points the kit at another ``data/`` folder.
 DATA_ENV = "TLHELPERS_DATA"

@@ -9,6 +9,19 @@ import numpy as np
 
 from .metrics import mean_ci
 
+__all__ = [
+    "DETECTION_COLORS",
+    "plot_bars",
+    "plot_confusion_matrix",
+    "plot_history",
+    "plot_learning_curves",
+    "plot_reliability",
+    "readable_log_axis",
+    "show_detections",
+    "show_filters",
+    "show_images",
+]
+
 
 def _axes(ax, figsize=(5, 3.5)):
     import matplotlib.pyplot as plt

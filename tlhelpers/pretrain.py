@@ -26,6 +26,12 @@ from .paths import data_dir, sha256sum
 from .runtime import seeded
 from .training import adabn, evaluate, fit
 
+__all__ = [
+    "build",
+    "main",
+    "train_recipe",
+]
+
 
 def train_recipe(recipe: SourceRecipe, progress: bool = True) -> tuple[SmallCNN, dict[str, float]]:
     """Train a fresh :class:`SmallCNN` by ``recipe``; return it and its test metrics.
@@ -79,6 +85,7 @@ def build(source: str, out_dir: Path | None = None, progress: bool = True) -> di
 
 
 def main(argv: list[str] | None = None) -> None:
+    """``python -m tlhelpers.pretrain [SOURCES]``: train and save the kit's source checkpoints."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("sources", nargs="*", default=list(SOURCE_RECIPES), help="recipes to build")
     parser.add_argument("--out-dir", type=Path, default=None)

@@ -1,4 +1,4 @@
-"""The training recipes of the course, defined once and named in every notebook.
+"""The training recipes of the course, defined once and called by name.
 
 A :class:`Recipe` fixes what is trained (all layers or the head), the optimiser (Adam),
 the learning rates of body and head, weight decay, the batch size, the BatchNorm mode
@@ -342,5 +342,5 @@ RECIPES: dict[str, Recipe] = {
 
 def get_recipe(name: str) -> Recipe:
     """The named recipe of :data:`RECIPES`; ``ValueError`` listing the names otherwise."""
-    check_choice("recipe", name, RECIPES)
+    check_choice("name", name, RECIPES, what="recipe")
     return RECIPES[name]

@@ -38,8 +38,32 @@ from typing import Any
 
 from .fingerprint import cpu_model
 from .interactive import WIDGETS_ENV
-from .paths import read_text_file, repo_root
+from .paths import atomic_write, read_text_file, repo_root
 from .threads import child_environment
+
+__all__ = [
+    "check_parameter_names",
+    "check_params_file",
+    "course_notebooks",
+    "default_notebooks",
+    "execute_isolated",
+    "load_params_file",
+    "LOG_NAME",
+    "machine_info",
+    "main",
+    "NOTEBOOK_NAME",
+    "notebook_parameters",
+    "obey_sigint",
+    "Outcome",
+    "run_all",
+    "run_environment",
+    "RUN_INFO",
+    "run_notebook",
+    "RunRecord",
+    "STOP_GRACE_S",
+    "THREAD_ENV",
+    "mark_results",
+]
 
 #: Thread-count variables of the numeric libraries; a run sets them all to ``threads``.
 THREAD_ENV = ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS", "NUMEXPR_NUM_THREADS")
@@ -252,9 +276,8 @@ def _child(spec_path: str) -> int:
         status, error = "interrupted", "stopped before the notebook finished"
     except Exception as err:
         status, error = "failed", _error_text(err)
-    tmp = Path(spec["outcome"] + ".tmp")
-    tmp.write_text(json.dumps({"status": status, "error": error}))
-    tmp.replace(spec["outcome"])
+    with atomic_write(spec["outcome"]) as tmp:
+        tmp.write_text(json.dumps({"status": status, "error": error}))
     return 0 if status == "ok" else 1
 
 
@@ -471,6 +494,7 @@ def obey_sigint() -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
+    """``python -m tlhelpers.runner run ...``: run the course's notebooks; returns the exit status."""
     argv = list(sys.argv[1:] if argv is None else argv)
     if argv[:1] == ["_child"]:
         return _child(argv[1])

@@ -1,4 +1,4 @@
-"""Seeds and devices: the one place that decides what ``seed`` and ``device`` mean (notebook 00).
+"""Seeds and devices: the one place that decides what ``seed`` and ``device`` mean.
 
 - :func:`seed_everything` is the only function in the kit that changes global random
   state, and that is its whole job (called at the top of a notebook).
@@ -78,26 +78,28 @@ def _mps_available() -> bool:
     return bool(getattr(torch.backends, "mps", None) and torch.backends.mps.is_available())
 
 
-def get_device(prefer: str | None = None) -> torch.device:
-    """Pick a device: ``prefer`` if given (``"cpu"``, ``"cuda"``, ``"mps"``), else cuda > mps > cpu.
+def get_device(device: str = "auto") -> torch.device:
+    """The device named by ``device``: ``"auto"`` = cuda > mps > cpu, else ``"cpu"``, ``"cuda"``
+    or ``"mps"``.
 
-    Raises ``ValueError`` for an unknown name and ``RuntimeError`` if the requested
-    accelerator is not available.
+    Raises ``ValueError`` for an unknown name (``None`` included: in the kit ``device=None``
+    means "where the model is", see :func:`resolve_device`) and ``RuntimeError`` if the
+    requested accelerator is not available.
     """
-    if prefer is None or prefer == "auto":
+    check_choice("device", device, DEVICES)
+    if device == "auto":
         if torch.cuda.is_available():
             return torch.device("cuda")
         if _mps_available():
             return torch.device("mps")
         return torch.device("cpu")
-    check_choice("device", prefer, DEVICES)
-    if prefer == "cuda" and not torch.cuda.is_available():
+    if device == "cuda" and not torch.cuda.is_available():
         raise RuntimeError(
             "device='cuda' requested but no CUDA GPU is visible; use 'auto' or 'cpu'."
         )
-    if prefer == "mps" and not _mps_available():
+    if device == "mps" and not _mps_available():
         raise RuntimeError("device='mps' requested but MPS is not available; use 'auto' or 'cpu'.")
-    return torch.device(prefer)
+    return torch.device(device)
 
 
 def resolve_device(
@@ -117,7 +119,7 @@ def resolve_device(
                 return t.device
         return torch.device("cpu")
     if device == "auto":
-        return get_device()
+        return get_device("auto")
     if isinstance(device, torch.device):
         dev = device
     else:

@@ -1,4 +1,4 @@
-r"""Paired comparisons over seeds, their verdicts, and claims that can fail (every notebook).
+r"""Paired comparisons over seeds, their verdicts, and claims that can fail.
 
 Two methods run on the same seeds (same few-shot draw, same head initialisation) give
 paired values :math:`a_i, b_i`. The paired differences :math:`d_i = a_i - b_i` remove
@@ -107,11 +107,42 @@ class _Interval:
         """
         return _verdict(self.ci_low, self.ci_high, self.lower_is_better, self.neutral)
 
+    @property
+    def diff_mean(self) -> float:
+        """The estimate of ``a - b`` the interval is around."""
+        raise NotImplementedError
+
+    def sizes(self) -> dict[str, int]:
+        """How many values each side holds (``{"n": ...}`` when paired)."""
+        raise NotImplementedError
+
     def sentence(self, width: int = 0) -> str:
+        """The verdict as one sentence; ``width`` pads ``name_a`` (for aligned tables)."""
         raise NotImplementedError
 
     def __str__(self) -> str:
         return self.sentence()
+
+    def to_dict(self) -> dict[str, Any]:
+        """Everything as plain JSON types, for ``results.json``."""
+        return {
+            "name_a": self.name_a,
+            "name_b": self.name_b,
+            "metric": self.metric,
+            "confidence": self.confidence,
+            "a": list(self.a),
+            "b": list(self.b),
+            **self.sizes(),
+            "mean_a": self.mean_a,
+            "mean_b": self.mean_b,
+            "diff_mean": self.diff_mean,
+            "ci_low": self.ci_low,
+            "ci_high": self.ci_high,
+            "lower_is_better": self.lower_is_better,
+            "neutral": self.neutral,
+            "verdict": self.verdict,
+            "sentence": str(self),
+        }
 
     def expect(self, verdict: str) -> Claim:
         """A :class:`Claim` that this comparison's verdict is ``verdict`` (checked later)."""
@@ -124,7 +155,11 @@ class Comparison(_Interval):
 
     @property
     def n(self) -> int:
+        """The number of paired seeds."""
         return len(self.a)
+
+    def sizes(self) -> dict[str, int]:
+        return {"n": self.n}
 
     @property
     def differences(self) -> tuple[float, ...]:
@@ -151,27 +186,6 @@ class Comparison(_Interval):
             f"{_fmt(self.diff_mean)} ({pct} CI {_fmt(self.ci_low)} to {_fmt(self.ci_high)}"
             f"{why}): {self.verdict}."
         )
-
-    def to_dict(self) -> dict[str, Any]:
-        """Everything as plain JSON types, for ``results.json``."""
-        return {
-            "name_a": self.name_a,
-            "name_b": self.name_b,
-            "metric": self.metric,
-            "n": self.n,
-            "confidence": self.confidence,
-            "a": list(self.a),
-            "b": list(self.b),
-            "mean_a": self.mean_a,
-            "mean_b": self.mean_b,
-            "diff_mean": self.diff_mean,
-            "ci_low": self.ci_low,
-            "ci_high": self.ci_high,
-            "lower_is_better": self.lower_is_better,
-            "neutral": self.neutral,
-            "verdict": self.verdict,
-            "sentence": str(self),
-        }
 
 
 def _verdict(ci_low: float, ci_high: float, lower_is_better: bool, neutral: bool) -> str:
@@ -212,6 +226,9 @@ class UnpairedComparison(_Interval):
     def n_b(self) -> int:
         return len(self.b)
 
+    def sizes(self) -> dict[str, int]:
+        return {"n_a": self.n_a, "n_b": self.n_b}
+
     @property
     def diff_mean(self) -> float:
         return float(np.mean(self.a) - np.mean(self.b))
@@ -225,28 +242,6 @@ class UnpairedComparison(_Interval):
             f"unpaired): {_f3(self.diff_mean)} ({pct} Welch CI {_f3(self.ci_low)} to "
             f"{_f3(self.ci_high)}): {self.verdict}."
         )
-
-    def to_dict(self) -> dict[str, Any]:
-        """Everything as plain JSON types, for ``results.json``."""
-        return {
-            "name_a": self.name_a,
-            "name_b": self.name_b,
-            "metric": self.metric,
-            "confidence": self.confidence,
-            "a": list(self.a),
-            "b": list(self.b),
-            "n_a": self.n_a,
-            "n_b": self.n_b,
-            "mean_a": self.mean_a,
-            "mean_b": self.mean_b,
-            "ci_low": self.ci_low,
-            "ci_high": self.ci_high,
-            "lower_is_better": self.lower_is_better,
-            "neutral": self.neutral,
-            "diff_mean": self.diff_mean,
-            "verdict": self.verdict,
-            "sentence": str(self),
-        }
 
 
 @dataclass(frozen=True)

@@ -57,7 +57,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from .paths import read_text_file
+from .paths import atomic_write, read_text_file
 from .runner import (
     STOP_GRACE_S,
     execute_isolated,
@@ -65,6 +65,30 @@ from .runner import (
     obey_sigint,
     run_environment,
 )
+
+__all__ = [
+    "check_out_dir",
+    "check_values",
+    "collect",
+    "commit_run",
+    "connect",
+    "CONNECT_TIMEOUT_S",
+    "execute_run",
+    "GRID_KEYS",
+    "is_complete",
+    "load_grid",
+    "main",
+    "MANIFEST",
+    "parse_cli_grid",
+    "plan_sweep",
+    "read_run",
+    "run_name",
+    "run_sweep",
+    "SweepError",
+    "SweepPlan",
+    "SweepResult",
+    "parse_value",
+]
 
 #: Keys a grid file may hold.
 GRID_KEYS = ("grid", "fixed", "metric", "x", "seed_param")
@@ -505,9 +529,8 @@ def _alive(pid: int) -> bool:
 
 
 def _write_atomic(path: Path, data: bytes | str) -> None:
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    tmp.write_bytes(data.encode() if isinstance(data, str) else data)
-    os.replace(tmp, path)
+    with atomic_write(path) as tmp:
+        tmp.write_bytes(data.encode() if isinstance(data, str) else data)
 
 
 def read_run(run_dir: Path) -> dict[str, Any] | None:

@@ -1,4 +1,4 @@
-"""How many CPU threads torch uses: the kit's thread policy (printed in notebook 00).
+"""How many CPU threads torch uses: the kit's thread policy.
 
 A student runs the course beside a browser. On a 2-core laptop, PyTorch's default (one
 intra-op thread per core, OpenMP threads that spin while they wait) is fastest on a quiet
@@ -51,6 +51,29 @@ import warnings
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
+
+__all__ = [
+    "adapt_threads",
+    "available_cores",
+    "BUSY_THRESHOLD",
+    "child_environment",
+    "configure_threads",
+    "decide_threads",
+    "DEFAULT_POLICY",
+    "fixed_threads",
+    "hold_threads",
+    "LoadProbe",
+    "MAX_WINDOW_S",
+    "parse_policy",
+    "POLICIES",
+    "prepare_environment",
+    "read_cpu_times",
+    "RECHECK_S",
+    "SAMPLE_S",
+    "thread_report",
+    "THREADS_ENV",
+    "ThreadState",
+]
 
 #: The environment variable that sets the policy (the runner's kernels inherit it).
 THREADS_ENV = "TLHELPERS_THREADS"
@@ -277,8 +300,8 @@ def adapt_threads() -> None:
 def hold_threads(hold: bool = True) -> int:
     """Hold (``hold=True``) or release the current thread count across cells; returns it.
 
-    :func:`fixed_threads` for code that spans notebook cells: notebook 03a holds the count
-    from its plain loop to ``fit``, whose weights must agree bit for bit.
+    :func:`fixed_threads` for code that spans notebook cells, e.g. from a plain loop to
+    ``fit`` when their weights must agree bit for bit.
     """
     if _state is None:
         configure_threads()
@@ -293,7 +316,7 @@ def fixed_threads(count: int | None = None) -> Iterator[int]:
 
     ``count=None`` holds the current count; an integer sets that many threads for the block
     and restores the previous count after it. For runs that must agree bit for bit (a plain
-    loop against ``fit``, notebook 03a; a live re-run against stored numbers, notebook 05a):
+    loop against ``fit``; a live re-run against stored numbers):
     the thread count can change float summation order.
     """
     if count is not None and (isinstance(count, bool) or not isinstance(count, int) or count < 1):

@@ -1,5 +1,5 @@
 """Training and running models: the one training loop (:class:`Trainer`) and its presets,
-``predict``, ``evaluate``, AdaBN (notebooks 00-10).
+``predict``, ``evaluate``, AdaBN.
 
 The course looks at transfer learning through the loss, so the loop logs every named term
 of the objective separately (task loss, L2-SP, distillation, ...), epoch by epoch, in a
@@ -55,6 +55,7 @@ __all__ = [
     "Callback",
     "EarlyStopping",
     "History",
+    "Objective",
     "OnStep",
     "TrackDistance",
     "Trainer",

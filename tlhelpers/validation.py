@@ -14,11 +14,22 @@ from typing import Any, TypeVar
 import numpy as np
 import torch
 
+__all__ = [
+    "check_choice",
+    "check_int",
+    "check_positive",
+    "to_numpy",
+]
+
 _T = TypeVar("_T")
 
 
-def check_choice(name: str, value: Any, valid: Iterable[Any]) -> Any:
+
+def check_choice(name: str, value: Any, valid: Iterable[Any], *, what: str | None = None) -> Any:
     """Return ``value`` if it is one of ``valid``, else raise a ``ValueError`` listing them.
+
+    ``name`` is the argument's name; ``what`` the kind of thing when the name does not say
+    it (``load_dataset(name=...)``: "Unknown dataset name='x'").
 
     >>> check_choice("split", "train", ["train", "test"])
     'train'
@@ -26,7 +37,8 @@ def check_choice(name: str, value: Any, valid: Iterable[Any]) -> Any:
     valid = list(valid)
     if value not in valid:
         shown = ", ".join(repr(v) for v in valid)
-        raise ValueError(f"Unknown {name} {value!r}. Valid values: {shown}.")
+        label = f"{what} {name}={value!r}" if what else f"{name} {value!r}"
+        raise ValueError(f"Unknown {label}. Valid values: {shown}.")
     return value
 
 

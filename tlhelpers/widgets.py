@@ -1,4 +1,4 @@
-"""The notebooks' interactive demos: callbacks for :func:`tlhelpers.interactive.interact` (notebooks 01-04).
+"""The notebooks' interactive demos: callbacks for :func:`tlhelpers.interactive.interact`.
 
 Each ``*_demo`` draws one figure for one choice of its arguments; the notebook hands
 it to ``interact`` with the widget specs. They run headless too (``TLHELPERS_WIDGETS=0``
@@ -25,6 +25,15 @@ from .models import parameter_state, transfer_model, weight_distance
 from .plots import plot_learning_curves
 from .training import History, evaluate, fine_tune
 from .validation import check_choice, check_int, check_positive
+
+__all__ = [
+    "make_curves_demo",
+    "make_l2sp_demo",
+    "normalization_demo",
+    "ranking_demo",
+    "SCORE_LABELS",
+    "short",
+]
 
 
 def short(x: float) -> str:

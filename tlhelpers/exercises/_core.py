@@ -7,12 +7,18 @@ past its time limit into a message (``SIGALRM``: a loop is stopped, not waited f
 Findings are raised as :class:`Wrong` with the text the student sees; an unexpected error
 inside a checker is reported as such, never as a traceback.
 
-Two environment variables connect a check to grading (``python -m tlhelpers exercises
-grade``, or nbgrader):
+A check that does not pass raises ``AssertionError`` with its message (how nbgrader's
+autograder withholds a test cell's points) whenever nbgrader runs it: ``nbgrader autograde``
+and ``nbgrader validate`` set ``NBGRADER_EXECUTION`` (``"autograde"``/``"validate"``, nbgrader's
+``converters/autograde.py`` and ``validator.py``) in the kernel's environment; it is read when
+this module is imported too, so a student's code that deletes it later changes nothing. A
+student working alone gets the feedback printed and no exception.
+
+Two more environment variables connect a check to the kit's own grading (``python -m
+tlhelpers exercises grade``) and tests:
 
 - ``TLHELPERS_GRADE_FILE``: every result is appended to this file as one JSON line.
-- ``TLHELPERS_EXERCISES_STRICT=1``: a check that does not pass raises ``AssertionError``
-  with its message (what nbgrader's autograder needs to withhold a test cell's points).
+- ``TLHELPERS_EXERCISES_STRICT=1``: raise as under nbgrader (the tests of the solution copies).
 """
 
 from __future__ import annotations
@@ -35,6 +41,9 @@ import torch
 
 GRADE_FILE_ENV = "TLHELPERS_GRADE_FILE"
 STRICT_ENV = "TLHELPERS_EXERCISES_STRICT"
+#: Set by nbgrader (``autograde``, ``validate``) in the environment of the kernels it runs.
+NBGRADER_ENV = "NBGRADER_EXECUTION"
+_NBGRADER_AT_IMPORT = os.environ.get(NBGRADER_ENV, "")
 
 PASSED, FAILED, NOT_ATTEMPTED = "passed", "failed", "not attempted"
 STATUSES = (PASSED, FAILED, NOT_ATTEMPTED)
@@ -54,7 +63,15 @@ class NotAttempted(Exception):
 
 
 class _OverTime(BaseException):
-    """Raised by the alarm; a BaseException so that a student's ``except Exception`` lets it by."""
+    """Raised by the alarm; a BaseException so that a student's ``except Exception`` lets it by.
+
+    A student's bare ``except:`` that swallows it drops the last reference to it: then it
+    traces the student's frames again (see :func:`time_limit`) so that it is raised anew.
+    """
+
+    def __del__(self) -> None:
+        if _STOPPING[0]:
+            _trace_student_frames(sys._getframe(1))
 
 
 @dataclass
@@ -82,9 +99,81 @@ class Result:
         return None
 
 
+#: Seconds between repeated alarms once a student's code has swallowed the first one.
+_REPEAT_S = 0.05
+
+
+def _in_kit_or_library(filename: str) -> bool:
+    return (
+        filename.startswith(_PACKAGE_DIR) or "site-packages" in filename or "/lib/python" in filename
+    )
+
+
+def _catching_ranges(code) -> list[tuple[int, int]]:
+    """Byte ranges of ``code`` whose exceptions a ``try`` of the same code may catch.
+
+    Python 3.11+ exception table: entries without ``lasti`` are ``try`` bodies (an ``except``
+    or ``finally`` handler); entries with it are clean-ups that re-raise (handler bodies, ``with``).
+    """
+    try:
+        import dis
+
+        entries = dis._parse_exception_table(code)  # type: ignore[attr-defined]
+    except Exception:  # Python 3.10 (no exception table): treat every place as catching-free
+        return []
+    return [(e.start, e.end) for e in entries if not e.lasti]
+
+
+_RANGES: dict[Any, list[tuple[int, int]]] = {}
+
+
+def _would_escape(frame) -> bool:
+    """True when an exception raised now leaves ``frame`` (no ``try`` of its own covers it)."""
+    ranges = _RANGES.get(frame.f_code)
+    if ranges is None:
+        ranges = _RANGES[frame.f_code] = _catching_ranges(frame.f_code)
+    return not any(start <= frame.f_lasti < end for start, end in ranges)
+
+
+def _stopper(frame, event, arg):
+    """Trace function: raise :class:`_OverTime` where no ``try`` of the student's code can catch it."""
+    if event == "call":
+        if _in_kit_or_library(frame.f_code.co_filename):
+            return None  # the kit's and libraries' own frames run untraced
+        frame.f_trace_opcodes = True
+    elif (
+        event in ("opcode", "line")
+        and not _in_kit_or_library(frame.f_code.co_filename)
+        and _would_escape(frame)
+    ):
+        raise _OverTime()  # CPython turns tracing off after a trace function raises
+    return _stopper
+
+
+#: True while a student's code that swallowed the alarm is being stopped.
+_STOPPING = [False]
+
+
+def _trace_student_frames(frame) -> None:
+    """Trace (opcode by opcode) the student's frames from ``frame`` up to :func:`call_student`."""
+    f = frame
+    while f is not None and f.f_code.co_filename != __file__:
+        if not _in_kit_or_library(f.f_code.co_filename):
+            f.f_trace = _stopper
+            f.f_trace_opcodes = True
+        f = f.f_back
+    sys.settrace(_stopper)
+
+
 @contextlib.contextmanager
 def time_limit(seconds: float | None) -> Iterator[None]:
-    """Raise :class:`_OverTime` in the main thread after ``seconds`` (no limit elsewhere)."""
+    """Raise :class:`_OverTime` in the main thread after ``seconds`` (no limit elsewhere).
+
+    A student's code may catch the first alarm (a bare ``except:`` or ``except BaseException``
+    inside a loop). The alarm then repeats every :data:`_REPEAT_S` seconds and also traces
+    the student's frames opcode by opcode, raising again at the first instruction that no
+    ``try`` of theirs covers: the exception leaves their code whatever it catches.
+    """
     usable = (
         seconds is not None
         and hasattr(signal, "setitimer")
@@ -93,25 +182,33 @@ def time_limit(seconds: float | None) -> Iterator[None]:
     if not usable or seconds is None:
         yield
         return
+    fired = [0]
+    old_trace = sys.gettrace()
 
     def _alarm(signum, frame):
+        fired[0] += 1
+        if fired[0] > 1:  # the first one was swallowed: trace until it escapes
+            _STOPPING[0] = True
+            _trace_student_frames(frame)
         raise _OverTime()
 
     old = signal.signal(signal.SIGALRM, _alarm)
-    signal.setitimer(signal.ITIMER_REAL, float(seconds))
+    signal.setitimer(signal.ITIMER_REAL, float(seconds), _REPEAT_S)
     try:
         yield
     finally:
         signal.setitimer(signal.ITIMER_REAL, 0)
         signal.signal(signal.SIGALRM, old)
+        if fired[0] > 1:
+            _STOPPING[0] = False
+            sys.settrace(old_trace)
 
 
 def _student_line(err: BaseException) -> str:
     """' (line N of your code)' for the deepest frame outside the kit and the libraries."""
     frames = traceback.extract_tb(err.__traceback__)
     for f in reversed(frames):
-        name = f.filename or ""
-        if name.startswith(_PACKAGE_DIR) or "site-packages" in name or "/lib/python" in name:
+        if _in_kit_or_library(f.filename or ""):
             continue
         text = (f.line or "").strip()
         return f" (line {f.lineno} of your code" + (f": `{text}`)" if text else ")")
@@ -310,13 +407,14 @@ class Exercise:
     def check(self, answer: Any, *, hidden: bool = False) -> Result:
         """Check ``answer``, print the feedback, record it for grading; return the :class:`Result`.
 
-        With ``TLHELPERS_EXERCISES_STRICT=1`` a result other than "passed" raises
-        ``AssertionError`` (nbgrader's autograder withholds the cell's points).
+        Under nbgrader (see :func:`strict`) a result other than "passed" raises
+        ``AssertionError``: nbgrader's autograder withholds the cell's points.
         """
+        __tracebackhide__ = True  # IPython (and nbgrader's report) shows the cell, not this frame
         result = self.run_check(answer, hidden)
         print(result)
         _record(result)
-        if os.environ.get(STRICT_ENV, "") not in ("", "0") and not result.passed:
+        if not result.passed and strict():
             raise AssertionError(str(result))
         return result
 
@@ -333,6 +431,16 @@ class Exercise:
     def solution(self) -> None:
         """Print the reference answer."""
         print(f"[{self.id}] Solution:\n{self.solution_code}")
+
+
+def strict() -> bool:
+    """Whether a check that does not pass raises: under nbgrader, or ``TLHELPERS_EXERCISES_STRICT=1``.
+
+    nbgrader is recognised by ``NBGRADER_EXECUTION``, now or when this module was imported.
+    """
+    if os.environ.get(NBGRADER_ENV) or _NBGRADER_AT_IMPORT:
+        return True
+    return os.environ.get(STRICT_ENV, "") not in ("", "0")
 
 
 def _record(result: Result) -> None:

@@ -5,23 +5,22 @@
 
 from __future__ import annotations
 
-import copy
-import time
-from typing import TypedDict
-
-import numpy as np
 import torch
 import torch.nn.functional as F
-from torch import nn
 
-from ..data import few_shot, load_task
 from ..losses import distillation_loss
-from ..models import SmallCNN, load_backbone, scratch_model, split_model
-from ..recipes import get_recipe
-from ..training import evaluate
+from ..models import SmallCNN, load_backbone, split_model
+from ._challenge import FewShotChallenge
 from ._core import Exercise, Wrong, call_student, close, diagnose, off_by, tensor
 
-__all__ = ["freeze", "distill", "challenge"]
+__all__ = [
+    "BLOCKS",
+    "CHALLENGE",
+    "challenge",
+    "challenge_data",
+    "distill",
+    "freeze",
+]
 
 BLOCKS = ("block1", "block2", "block3")
 
@@ -179,125 +178,25 @@ distill = Exercise(
 
 # ----------------------------------------------------------------------- the open challenge
 
-class _Challenge(TypedDict):
-    """The open challenge's settings, one type per key."""
-
-    task: str
-    source: str
-    per_class: int
-    seed: int
-    budget_s: float
-    n_eval: int
-    margin: float
+def _source() -> tuple:
+    return (load_backbone("small_cnn", source="fmnist_mixed_a").eval(),)
 
 
 #: The challenge: fmnist_mixed_b at 5 labels per class, notebook 04's source.
-CHALLENGE: _Challenge = {
-    "task": "fmnist_mixed_b",
-    "source": "fmnist_mixed_a",
-    "per_class": 5,
-    "seed": 0,
-    "budget_s": 30.0,
-    "n_eval": 1000,
-    "margin": 0.02,
-}
-_cache: dict = {}
+CHALLENGE = FewShotChallenge("fmnist_mixed_b", per_class=5, answer_name="train_few_shot",
+                             extras=_source, budget_s=30.0, val_seed=7, test_seed=2026)  # fmt: skip
 
 
 def challenge_data() -> tuple:
     """``(train, source)``: the 25 labelled images and the source model the student gets."""
-    train = few_shot(
-        load_task(CHALLENGE["task"], "train"), CHALLENGE["per_class"], seed=CHALLENGE["seed"]
-    )
-    source = load_backbone("small_cnn", source=CHALLENGE["source"]).eval()
-    return train, source
-
-
-def _eval_split(hidden: bool):
-    """Validation: 1000 training-pool images outside the 25; hidden: 1000 test images."""
-    if hidden:
-        pool = load_task(CHALLENGE["task"], "test")
-        idx = np.random.default_rng(2026).choice(len(pool), CHALLENGE["n_eval"], replace=False)
-    else:
-        pool = load_task(CHALLENGE["task"], "train")
-        train_idx = set(np.flatnonzero(np.isin(np.arange(len(pool)), _train_indices(pool))))
-        rest = np.array([i for i in range(len(pool)) if i not in train_idx])
-        idx = np.random.default_rng(7).choice(rest, CHALLENGE["n_eval"], replace=False)
-    return pool.subset(np.sort(idx))
-
-
-def _train_indices(pool):
-    from ..data import few_shot_indices
-
-    return few_shot_indices(pool.targets, CHALLENGE["per_class"], CHALLENGE["seed"], pool.classes)
-
-
-def _baseline(split: str, data) -> float:
-    """The scratch recipe's accuracy on ``data`` (cached per split)."""
-    if split not in _cache:
-        if "scratch_model" not in _cache:
-            train, _ = challenge_data()
-            model = scratch_model(5, seed=CHALLENGE["seed"])
-            get_recipe("scratch").fit(model, train, seed=CHALLENGE["seed"])
-            _cache["scratch_model"] = model.eval()
-        _cache[split] = evaluate(_cache["scratch_model"], data)["accuracy"]
-    return _cache[split]
-
-
-def _check_challenge(fn, hidden: bool) -> str:
-    last = _cache.get("last")
-    if hidden and last is not None and last[0] is fn:  # score the model the visible check trained
-        _, model, seconds = last
-    else:
-        train, source = challenge_data()
-        source_copy = copy.deepcopy(source)
-        start = time.perf_counter()
-        model = call_student(
-            fn, train, source_copy, name="train_few_shot", limit_s=CHALLENGE["budget_s"]
-        )
-        seconds = time.perf_counter() - start
-        if model is None:
-            raise Wrong("`train_few_shot` returned None: return the trained model.")
-        if not isinstance(model, nn.Module):
-            raise Wrong(
-                f"`train_few_shot` should return an nn.Module, got a {type(model).__name__}."
-            )
-        _cache["last"] = (fn, model, seconds)
-    data = _eval_split(hidden)
-    try:
-        device = next(model.parameters()).device
-    except StopIteration:
-        raise Wrong("the returned model has no parameters.") from None
-    if device != torch.device("cpu"):
-        raise Wrong(
-            f"the returned model is on {device}; the check runs on the CPU: return model.cpu()."
-        )
-    with torch.no_grad():
-        model.eval()
-        logits = model(data.images[:4])
-    tensor(logits, "the model's output", shape=(4, 5), device="cpu")
-    acc = evaluate(model, data)["accuracy"]
-    base = _baseline("test" if hidden else "val", data)
-    where = (
-        "the hidden test split" if hidden else "a validation split (1000 unlabelled-pool images)"
-    )
-    if acc < base + CHALLENGE["margin"]:
-        raise Wrong(
-            f"accuracy {acc:.3f} on {where}; the scratch baseline gets {base:.3f}. Beat it by "
-            f"{CHALLENGE['margin']:.2f} (your training took {seconds:.1f} s of "
-            f"{CHALLENGE['budget_s']:g})."
-        )
-    return (
-        f"accuracy {acc:.3f} on {where}, scratch baseline {base:.3f}, "
-        f"{seconds:.1f} s of {CHALLENGE['budget_s']:g}."
-    )
+    return CHALLENGE.data()
 
 
 challenge = Exercise(
     id="ex04_challenge",
     title="Open challenge: beat scratch at 5 labels per class in 30 s",
     minutes=40,
-    checker=_check_challenge,
+    checker=CHALLENGE.check,
     answer_name="train_few_shot",
     hints=[
         "You have a source trained on related classes: start from its weights, not from random ones.",

@@ -28,7 +28,7 @@ from ._core import (
     worst_entry,
 )
 
-__all__ = ["iou", "nms", "match", "verification", "challenge"]
+__all__ = ["iou", "nms", "match", "verification", "challenge", "challenge_data"]
 
 
 def _random_boxes(seed: int, n: int, spread: float = 100.0) -> torch.Tensor:

@@ -17,7 +17,7 @@ from ..losses import coral as _coral
 from ..models import SmallCNN, split_model
 from ._core import Exercise, Wrong, call_student, close, diagnose, off_by, tensor
 
-__all__ = ["grl", "coral", "adabn", "challenge"]
+__all__ = ["grl", "coral", "adabn", "challenge", "challenge_data"]
 
 
 # ---------------------------------------------------------------------------- 1. GRL

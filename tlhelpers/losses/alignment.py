@@ -1,4 +1,4 @@
-"""Domain alignment losses (cross-domain transfer): MMD, CORAL (notebook 01's domain gap) and DANN.
+"""Domain alignment losses (cross-domain transfer): MMD, CORAL and DANN.
 
 These compare a *source* batch with a *target* batch of features, so they are used
 in a domain-adaptation loop that draws one batch from each domain, not through

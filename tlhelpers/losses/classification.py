@@ -1,6 +1,7 @@
 """Classification losses for the target task: focal loss and label smoothing.
 
-Not used by notebooks 00-04 yet (reserved for a chapter on imbalanced or small targets).
+Reserved for a chapter on imbalanced or small targets (the generated tables of ARCHITECTURE.md
+say which notebooks import it).
 """
 
 from __future__ import annotations

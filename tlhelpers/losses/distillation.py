@@ -1,4 +1,4 @@
-"""Knowledge transfer losses: Hinton distillation and Learning without Forgetting (LwF) (notebooks 03-04)."""
+"""Knowledge transfer losses: Hinton distillation and Learning without Forgetting (LwF)."""
 
 from __future__ import annotations
 

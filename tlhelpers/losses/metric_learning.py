@@ -1,6 +1,6 @@
 """Target-task losses for recognition by embedding (cross-type transfer, e.g. faces).
 
-Used by notebooks 05b and 08b (through :mod:`tlhelpers.embedding`); tested against
+Used directly and through :mod:`tlhelpers.embedding`; tested against
 pytorch-metric-learning and ``torch.nn.TripletMarginLoss``.
 
 Margin softmax losses (ArcFace, CosFace) learn class centres on the unit sphere;

@@ -1,4 +1,4 @@
-"""Composition of a transfer-learning objective: task loss + weighted regularisers (notebook 03).
+"""Composition of a transfer-learning objective: task loss + weighted regularisers.
 
 ``TransferObjective`` is a callable ``(model, x, y) -> dict[str, Tensor]`` that the kit's
 ``fit`` loop accepts directly; it logs every key of the dict. :func:`make_objective`
@@ -16,7 +16,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from tlhelpers.data import Data, _as_tensors, check_data
+from tlhelpers.data import Data, as_tensors, check_data
 from tlhelpers.losses.distillation import LwF
 from tlhelpers.losses.regularization import L2, L2SP, BatchSpectralShrinkage, FeatureMapDistance
 from tlhelpers.models import MultiTaskModel, SplitModel, split_model
@@ -176,7 +176,7 @@ class TransferObjective(nn.Module):
 
     def set_weight(self, name: str, weight: float) -> None:
         """Change a term's weight, e.g. for a warm-up schedule."""
-        check_choice("term name", name, self._order)
+        check_choice("name", name, self._order, what="term")
         self.weights[name] = _check_weight(name, weight)
 
     def context(self, model: nn.Module, inputs: Any, targets: Any) -> TermContext:
@@ -354,7 +354,7 @@ class MultiTaskObjective(nn.Module):
         self.weight = check_positive("weight", weight, strict=False)
         self.batch_size = check_int("batch_size", batch_size, minimum=1)
         check_data("source_data", source_data)
-        tensors = _as_tensors(source_data)
+        tensors = as_tensors(source_data)
         if tensors is None:
             raise ValueError(
                 "source_data must live in memory (a TensorImageDataset or an (inputs, "

@@ -1,4 +1,4 @@
-"""Fine-tuning regularisers (same-type / parameter transfer): L2, L2-SP, BSS and DELTA (notebook 03).
+"""Fine-tuning regularisers (same-type / parameter transfer): L2, L2-SP, BSS and DELTA.
 
 Each regulariser has a ``term_inputs`` attribute naming the
 :class:`~tlhelpers.losses.TermContext` fields its ``forward`` takes, so it can be passed
