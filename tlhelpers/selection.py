@@ -3,9 +3,10 @@
 Taught in notebook 10 ("adaptive transfer"), where a candidate is a transfer method and its
 strength (linear probe, fine-tuning, L2-SP, LwF) and the resource is optimiser steps.
 
-Successive halving (Jamieson & Talwalkar, "Non-stochastic Best Arm Identification and
-Hyperparameter Optimization", AISTATS 2016; the inner loop of Hyperband, Li et al., JMLR
-2018) gives every one of :math:`n` candidates a small resource :math:`r_0`, keeps the best
+Successive halving (Karnin, Koren & Somekh, "Almost Optimal Exploration in Multi-Armed
+Bandits", ICML 2013, for best-arm identification; Jamieson & Talwalkar, "Non-stochastic Best
+Arm Identification and Hyperparameter Optimization", AISTATS 2016, for hyper-parameter
+search; the inner loop of Hyperband, Li et al., JMLR 2018) gives every one of :math:`n` candidates a small resource :math:`r_0`, keeps the best
 :math:`\\lceil n_i / \\eta \\rceil` by validation score and multiplies their resource by
 :math:`\\eta` (``factor``), until one candidate is left or the next resource would exceed
 ``max_resource``:
