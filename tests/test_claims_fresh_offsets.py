@@ -30,6 +30,11 @@ NOTEBOOKS = {
         ["optimism, reported minus fresh accuracy", "verification ROC AUC"],
         ["test ECE, 15 bins"],
     ),
+    "05b_task_hierarchy": (
+        {},
+        ["task B test accuracy, 5 per class", "task B validation accuracy", "LogME"],
+        ["recall@1, unseen classes", "task A accuracy"],
+    ),
 }
 
 
@@ -47,6 +52,7 @@ def test_asserted_claims_hold_at_fresh_seed_offsets(name: str, offset: int, tmp_
     assert sorted(c["metric"] for c in claims if c["check"]) == sorted(checked)
     assert sorted(c["metric"] for c in claims if not c["check"]) == sorted(found)
     for c in claims:
+        print(f"{name} seed {offset}: {c['sentence']} chance {c['chance']:.3f}, asserted {c['asserted']}")
         assert 0.0 <= c["chance"] <= 1.0 and c["min_chance"] == MIN_CHANCE
         assert c["asserted"] == (c["check"] and c["holds"] and c["chance"] >= MIN_CHANCE)
         if c["check"]:
