@@ -447,3 +447,13 @@ def test_real_course_chapter(tmp_path):
     assert "Course map" in _text(site / "index.html")
     assert 'class="math' in page.read_text()
 
+
+def test_a_finding_is_listed_as_a_finding_with_its_chance():
+    from tlhelpers.book import _claim_status
+
+    assert _claim_status({"holds": True}) == "holds"  # results.json written before chances existed
+    assert _claim_status({"holds": False, "asserted": True, "chance": 0.99}) == "DOES NOT HOLD"
+    assert _claim_status({"holds": True, "asserted": True, "chance": 0.99}) == "holds"
+    found = _claim_status({"holds": True, "asserted": False, "chance": 0.598})
+    assert found == "finding, not asserted: holds here; chance to hold at a fresh seed offset 0.60"
+    assert "does not hold here" in _claim_status({"holds": False, "asserted": False, "chance": 0.2})

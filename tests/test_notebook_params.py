@@ -216,3 +216,22 @@ def test_every_notebook_lets_sweeps_record_claims_without_failing():
         src = "\n".join(c.source for c in nbformat.read(nb_path, as_version=4).cells)
         assert "check_claims: bool = True" in src, nb_path.name
         assert "check=check_claims" in src, nb_path.name
+
+
+def test_save_results_prints_and_records_claims_below_the_bar_as_findings(tmp_path, capsys):
+    from tlhelpers.stats import MIN_CHANCE, compare
+
+    base = [0.5] * 5
+    strong = compare([0.60, 0.61, 0.59, 0.60, 0.605], base, name_a="strong", name_b="base")
+    weak = compare([0.62, 0.52, 0.65, 0.58, 0.55], base, name_a="weak", name_b="base")
+    absent = compare([0.62, 0.45, 0.65, 0.42, 0.55], base, name_a="absent", name_b="base")
+    claims = [strong.expect("better"), weak.expect("better"), absent.expect("better", check=False)]
+    path = save_results(tmp_path, {"acc": 0.6}, claims=claims)  # nothing raised
+    out = capsys.readouterr().out
+    assert "Findings, not asserted" in out and "strong vs base" not in out
+    assert "weak vs base" in out and f"{claims[1].chance:.2f}" in out and "absent vs base" in out
+    doc = json.loads(path.read_text())
+    assert doc["status"] == "ok"
+    assert [c["asserted"] for c in doc["claims"]] == [True, False, False]
+    assert doc["claims"][1]["holds"] is True and doc["claims"][1]["chance"] < MIN_CHANCE
+    assert doc["claims"][0]["chance"] >= MIN_CHANCE and doc["claims"][2]["check"] is False

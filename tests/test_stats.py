@@ -202,7 +202,7 @@ def test_neutral_wording_says_larger_or_smaller_not_better():
     assert compare(big, big[::-1], neutral=True).verdict == "not distinguishable"
     assert c.to_dict()["neutral"] is True and c.to_dict()["verdict"] == "larger"
     claim = c.expect("larger")
-    assert claim.holds and str(claim).endswith("[claim: larger; holds]")
+    assert claim.holds and "[claim: larger; holds; chance to hold at a fresh seed offset" in str(claim)
     assert not c.expect("smaller").holds
     with pytest.raises(ValueError, match="'better'.*'larger', 'smaller'"):
         c.expect("better")  # a neutral comparison has no "better"
@@ -385,3 +385,140 @@ def test_verdict_groups_refuse_mixed_baselines_and_non_comparisons():
         verdict_groups([])
     with pytest.raises(TypeError, match="comparisons"):
         verdict_groups([a.expect("better")])
+
+
+# ------------------------------------------------------------------ chance to hold at a fresh offset
+
+
+def _simulate(diff_mean, sd, n, direction, *, predictive, runs=40_000, conf=0.95, seed=0):
+    """Monte Carlo: draw fresh normal seeds (and, for the predictive chance, first a true mean and
+    spread from the reference posterior) and count how often the fresh interval gives the verdict."""
+    rng = np.random.default_rng(seed)
+    if predictive:
+        sigma = sd * np.sqrt((n - 1) / rng.chisquare(n - 1, runs))
+        mu = rng.normal(diff_mean, sigma / np.sqrt(n))
+    else:
+        sigma, mu = np.full(runs, float(sd)), np.full(runs, float(diff_mean))
+    d = rng.normal(mu[:, None], sigma[:, None], size=(runs, n))
+    half = sps.t.ppf((1 + conf) / 2, n - 1) * d.std(axis=1, ddof=1) / np.sqrt(n)
+    lo, hi = d.mean(axis=1) - half, d.mean(axis=1) + half
+    hit = {"above": lo > 0, "below": hi < 0, "includes": (lo <= 0) & (hi >= 0)}[direction]
+    return hit.mean()
+
+
+@pytest.mark.parametrize(
+    ("diff_mean", "sd", "n", "direction"),
+    [(0.085, 0.057, 5, "above"), (0.05, 0.04, 4, "above"), (-0.3, 0.2, 3, "below"),
+     (0.02, 0.05, 10, "includes"), (0.1, 0.03, 8, "above")],
+)  # fmt: skip
+@pytest.mark.parametrize("predictive", [False, True])
+def test_replication_probability_matches_a_simulation_of_fresh_seeds(diff_mean, sd, n, direction, predictive):
+    from tlhelpers.stats import replication_probability
+
+    p = replication_probability(diff_mean, sd, n, direction=direction, predictive=predictive)
+    sim = _simulate(diff_mean, sd, n, direction, predictive=predictive)
+    assert p == pytest.approx(sim, abs=4 * math.sqrt(sim * (1 - sim) / 40_000) + 2e-3)
+
+
+def test_power_at_the_observed_effect_is_the_noncentral_t_and_the_predictive_chance_is_lower():
+    from tlhelpers.stats import replication_probability
+
+    # the t-test power formula written out: 1 - F_nct(t_c; n-1, t_obs)
+    t_obs = 0.085 * math.sqrt(5) / 0.057
+    power = sps.nct.sf(sps.t.ppf(0.975, 4), 4, t_obs)
+    assert replication_probability(0.085, 0.057, 5, predictive=False) == pytest.approx(power)
+    # an effect at the edge of significance repeats about half the time
+    sd = 0.1
+    edge = sps.t.ppf(0.975, 4) * sd / math.sqrt(5)
+    assert replication_probability(edge, sd, 5, predictive=False) == pytest.approx(0.5, abs=0.07)
+    for t in (4.0, 6.0, 10.0):
+        p_obs = replication_probability(t * sd / math.sqrt(5), sd, 5, predictive=False)
+        p_pred = replication_probability(t * sd / math.sqrt(5), sd, 5)
+        assert p_pred < p_obs  # conservative: the effect's uncertainty is counted
+    # more seeds at the same t: a fresh run clears zero more often
+    assert replication_probability(0.3, 0.1, 10) > replication_probability(0.3 * math.sqrt(5 / 10), 0.1, 5)
+    # the three verdicts share the probability
+    parts = [replication_probability(0.03, 0.05, 6, direction=d) for d in ("above", "below", "includes")]
+    assert sum(parts) == pytest.approx(1.0)
+
+
+def test_replication_with_no_spread_repeats_the_difference():
+    from tlhelpers.stats import replication_probability
+
+    assert replication_probability(-264.0, 0.0, 9, direction="below") == 1.0
+    assert replication_probability(-264.0, 0.0, 9, direction="above") == 0.0
+    assert replication_probability(0.0, 0.0, 9, direction="includes") == 1.0
+    c = compare([1.0, 2.0, 3.0], [2.0, 3.0, 4.0], lower_is_better=True)  # every difference -1
+    assert c.replication("better") == 1.0 and c.replication("worse") == 0.0
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "match"),
+    [
+        ({"diff_mean": float("nan")}, "diff_mean"),
+        ({"diff_mean": "0.1"}, "diff_mean"),
+        ({"sd": -0.1}, "sd"),
+        ({"sd": math.inf}, "sd"),
+        ({"n": 1}, "n must be >= 2"),
+        ({"n": 2.5}, "n must be an integer"),
+        ({"direction": "up"}, "direction"),
+        ({"confidence": 1.5}, "confidence"),
+    ],
+)
+def test_replication_probability_refuses_bad_input_by_name(kwargs, match):
+    from tlhelpers.stats import replication_probability
+
+    args = {"diff_mean": 0.1, "sd": 0.05, "n": 5, **kwargs}
+    with pytest.raises(ValueError, match=match):
+        replication_probability(args.pop("diff_mean"), args.pop("sd"), args.pop("n"), **args)
+
+
+def test_a_comparison_maps_its_verdicts_to_directions():
+    from tlhelpers.stats import replication_probability
+
+    d = np.array([0.12, 0.02, 0.15, 0.08, 0.05])
+    b = np.full(5, 0.3)
+    c = compare(b + d, b)
+    above = replication_probability(d.mean(), d.std(ddof=1), 5)
+    assert c.replication("better") == pytest.approx(above)
+    low = compare(b - d, b, lower_is_better=True)  # a drop in a cost is "better"
+    assert low.replication("better") == pytest.approx(above)
+    assert low.replication("worse") == pytest.approx(replication_probability(d.mean(), d.std(ddof=1), 5, direction="below"))
+    n = compare(b + d, b, neutral=True)
+    assert n.replication("larger") == pytest.approx(above)
+    assert n.replication("not distinguishable") == pytest.approx(
+        replication_probability(d.mean(), d.std(ddof=1), 5, direction="includes"))
+    with pytest.raises(ValueError, match="'larger'"):
+        c.replication("larger")
+    u = compare_unpaired([0.6, 0.7, 0.65, 0.68], [0.4, 0.45, 0.5])
+    assert 0.5 < u.replication("better") < u.replication("better", predictive=False) <= 1.0
+    ref = sps.ttest_ind(u.a, u.b, equal_var=False)
+    assert u.t_statistic == pytest.approx(ref.statistic) and u.df == pytest.approx(ref.df)
+
+
+def test_claims_below_the_bar_are_findings_not_failures():
+    from tlhelpers.stats import MIN_CHANCE, findings
+
+    b = np.full(5, 0.5)
+    strong = compare(b + np.array([0.10, 0.11, 0.09, 0.10, 0.105]), b, name_a="strong", name_b="base")
+    weak = compare(b + np.array([0.12, 0.02, 0.15, 0.08, 0.05]), b, name_a="weak", name_b="base")
+    absent = compare(b + np.array([0.12, -0.05, 0.15, -0.08, 0.05]), b, name_a="absent", name_b="base")
+    s, w, a = strong.expect("better"), weak.expect("better"), absent.expect("better")
+    assert s.holds and s.chance >= MIN_CHANCE and s.asserted and "asserted]" in str(s)
+    assert w.holds and w.chance < MIN_CHANCE <= w.power or w.power < MIN_CHANCE
+    assert w.holds and not w.asserted and str(w).endswith(f"below {MIN_CHANCE:g}: not asserted]")
+    assert "[finding: better; holds here; chance to hold at a fresh seed offset" in str(w)
+    assert f"{w.chance:.2f}" in str(w)
+    d = w.to_dict()
+    json.dumps(d)
+    assert d["asserted"] is False and d["chance"] == w.chance and d["power_at_observed"] == w.power
+    assert s.to_dict()["asserted"] is True
+    check_claims([s, w])  # a finding that holds is not a failure
+    with pytest.raises(ClaimFailed, match="absent vs base"):
+        check_claims([s, w, a])  # a checked claim that does not hold still fails
+    marked = absent.expect("better", check=False)
+    check_claims([s, marked])  # marked a finding: never raised on
+    assert "does not hold here" in str(marked) and str(marked).endswith("marked a finding: not asserted]")
+    assert findings([s, w, marked]) == [w, marked]
+    with pytest.raises(ValueError, match="check"):
+        weak.expect("better", check=1)

@@ -303,8 +303,7 @@ def _header(ch: Chapter, info: dict, title: str) -> str:
         lines += ["", f"Key numbers: {nums}."]
     if ch.claims:
         lines += ["", "Claims checked by this run:", ""]
-        lines += [f"- {c.get('sentence', '')} ({'holds' if c.get('holds') else 'DOES NOT HOLD'})"
-                  for c in ch.claims]  # fmt: skip
+        lines += [f"- {c.get('sentence', '')} ({_claim_status(c)})" for c in ch.claims]
     table = _parameters_table(ch)
     if table:
         lines += ["", "Parameters:", "", table]
@@ -613,3 +612,13 @@ def main(argv: list[str] | None = None) -> int:
 
 if __name__ == "__main__":
     sys.exit(main())
+
+
+def _claim_status(claim: dict[str, Any]) -> str:
+    """``holds`` / ``DOES NOT HOLD`` for an asserted claim; a finding (``"asserted": false`` in
+    ``results.json``) says so, with its chance to hold at a fresh seed offset."""
+    here = "holds" if claim.get("holds") else "DOES NOT HOLD"
+    if claim.get("asserted") is False and "chance" in claim:
+        here = "holds here" if claim.get("holds") else "does not hold here"
+        return f"finding, not asserted: {here}; chance to hold at a fresh seed offset {claim['chance']:.2f}"
+    return here

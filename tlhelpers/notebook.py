@@ -208,15 +208,19 @@ def save_results(
 
     ``key_numbers`` names the entries of ``results`` the run summary shows.
     ``claims`` (from :meth:`tlhelpers.stats.Comparison.expect`) are written with their
-    sentence, expected verdict, verdict and whether they hold; *after* the file is
-    written, :class:`tlhelpers.stats.ClaimFailed` is raised listing every claim that does
-    not hold, so a failed run still leaves its numbers to inspect: the file's ``"status"``
-    is then ``"failed"`` and its ``"error"`` the claims that failed, each with its numbers
-    (otherwise ``"ok"``). ``check=False`` (a notebook's ``check_claims`` parameter, for
+    sentence, expected verdict, verdict, whether they hold, their estimated chance to hold
+    at a fresh seed offset (``"chance"``, :func:`tlhelpers.stats.replication_probability`)
+    and whether they were ``"asserted"`` (chance at least :data:`tlhelpers.stats.MIN_CHANCE`).
+    Every claim not asserted is printed as a finding, with its numbers and its chance. *After*
+    the file is written, :class:`tlhelpers.stats.ClaimFailed` is raised listing every checked
+    claim that does not hold, so a failed run still leaves its numbers to inspect: the
+    file's ``"status"`` is then ``"failed"`` and its ``"error"`` the claims that failed, each
+    with its numbers (otherwise ``"ok"``). A claim that holds below the bar, or one made with
+    ``expect(..., check=False)``, is never raised on. ``check=False`` (a notebook's ``check_claims`` parameter, for
     sweeps over settings where a claim is not expected to hold) records the verdicts
     without raising.
     """
-    from .stats import Claim, ClaimFailed, check_claims
+    from .stats import MIN_CHANCE, Claim, ClaimFailed, check_claims, findings
 
     claims = list(claims)
     not_claims = [type(c).__name__ for c in claims if not isinstance(c, Claim)]
@@ -229,7 +233,7 @@ def save_results(
     missing = [k for k in key_numbers if k not in results]
     if missing:
         raise KeyError(f"key_numbers {missing} are not in results ({list(results)}).")
-    failed = [c for c in claims if not c.holds] if check else []
+    failed = [c for c in claims if c.check and not c.holds] if check else []
     doc = {
         "status": "failed" if failed else "ok",
         "error": str(ClaimFailed(failed)) if failed else "",
@@ -243,6 +247,12 @@ def save_results(
     path = out / "results.json"
     with atomic_write(path) as tmp:
         tmp.write_text(json.dumps(doc, indent=2, allow_nan=True))
+    found = [c for c in findings(claims) if c not in failed]
+    if found:
+        print(f"Findings, not asserted (chance to hold at a fresh seed offset below {MIN_CHANCE:g}, "
+              f"or marked a finding):")  # fmt: skip
+        for c in found:
+            print(f"  - {c}")
     if check:
         check_claims(claims)
     return path

@@ -34,11 +34,18 @@ assert claims with ``save_results(..., claims=[c.expect("better")])``, which wri
     c = compare(acc["finetune"], acc["scratch"], name_a="fine-tuning", name_b="scratch",
                 metric="test accuracy")
     print(c)   # fine-tuning vs scratch (test accuracy, 10 paired seeds): +0.052 (95% CI ...): better.
+
+A verdict that holds at these seeds may not hold at the next ones. Every claim therefore
+carries its estimated chance to hold at a fresh seed offset with the same number of seeds
+(:func:`replication_probability`); a claim is *asserted* only when that chance is at least
+:data:`MIN_CHANCE`, and is otherwise a *finding*: printed with its numbers and its chance,
+recorded in ``results.json``, never raised on.
 """
 
 from __future__ import annotations
 
 import math
+import warnings
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, cast
@@ -61,7 +68,14 @@ __all__ = [
     "check_claims",
     "Equivalence",
     "equivalence",
+    "MIN_CHANCE",
+    "replication_probability",
+    "findings",
 ]
+
+#: The chance to hold at a fresh seed offset (:func:`replication_probability`) a claim needs to
+#: be asserted; a claim below it is a finding.
+MIN_CHANCE: float = 0.95
 
 #: The possible verdicts of ``a`` relative to ``b``.
 VERDICTS: tuple[str, ...] = ("better", "worse", "not distinguishable")
@@ -144,9 +158,39 @@ class _Interval:
             "sentence": str(self),
         }
 
-    def expect(self, verdict: str) -> Claim:
-        """A :class:`Claim` that this comparison's verdict is ``verdict`` (checked later)."""
-        return _claim(self, verdict)
+    @property
+    def t_statistic(self) -> float:
+        """:math:`\\bar d / \\mathrm{SE}` (``inf`` with the sign of the mean when the SE is 0;
+        ``nan`` when mean and SE are both 0)."""
+        raise NotImplementedError
+
+    @property
+    def df(self) -> float:
+        """The degrees of freedom of the interval's t quantile."""
+        raise NotImplementedError
+
+    def replication(self, verdict: str, *, predictive: bool = True) -> float:
+        """The chance that a fresh run with as many seeds gives ``verdict`` (see
+        :func:`replication_probability`); ``predictive=False`` gives the power at the observed
+        effect (optimistic)."""
+        if verdict not in self.verdicts:
+            shown = ", ".join(repr(v) for v in self.verdicts)
+            raise ValueError(f"Unknown verdict {verdict!r}. Valid values: {shown}.")
+        i = self.verdicts.index(verdict)  # larger-sense first, smaller-sense second, tie third
+        sign = (1, -1, 0)[i]
+        if self.lower_is_better and sign:
+            sign = -sign
+        return _replication_from_t(self.t_statistic, self.df, sign, self.confidence, predictive)
+
+    def expect(self, verdict: str, *, check: bool = True) -> Claim:
+        """A :class:`Claim` that this comparison's verdict is ``verdict`` (checked later).
+
+        ``check=False`` makes it a finding whatever its chance: printed and recorded, never
+        raised on (for a claim known to hold at too few seed offsets).
+        """
+        if not isinstance(check, bool):
+            raise ValueError(f"check must be True or False, got {check!r}.")
+        return _claim(self, verdict, check)
 
 
 @dataclass(frozen=True)
@@ -169,6 +213,16 @@ class Comparison(_Interval):
     @property
     def diff_mean(self) -> float:
         return float(np.mean(self.differences))
+
+    @property
+    def t_statistic(self) -> float:
+        """:math:`\\bar d / (s_d/\\sqrt n)`; ``inf`` with the mean's sign when every difference is
+        the same and not 0, ``nan`` when they are all 0."""
+        return _t_ratio(self.diff_mean, _sem(self.differences))
+
+    @property
+    def df(self) -> float:
+        return float(self.n - 1)
 
     def sentence(self, width: int = 0) -> str:
         """The verdict as one sentence; ``width`` pads ``name_a`` (for aligned tables)."""
@@ -203,11 +257,11 @@ def _verdict(ci_low: float, ci_high: float, lower_is_better: bool, neutral: bool
     return "not distinguishable"
 
 
-def _claim(comparison: _Interval, verdict: str) -> Claim:
+def _claim(comparison: _Interval, verdict: str, check: bool = True) -> Claim:
     if verdict not in comparison.verdicts:
         shown = ", ".join(repr(v) for v in comparison.verdicts)
         raise ValueError(f"Unknown expected verdict {verdict!r}. Valid values: {shown}.")
-    return Claim(cast("Comparison | UnpairedComparison", comparison), verdict)  # its only kinds
+    return Claim(cast("Comparison | UnpairedComparison", comparison), verdict, check)  # its only kinds
 
 
 def _f3(v: float) -> str:
@@ -233,6 +287,25 @@ class UnpairedComparison(_Interval):
     def diff_mean(self) -> float:
         return float(np.mean(self.a) - np.mean(self.b))
 
+    def _welch(self) -> tuple[float, float]:
+        sa = float(np.var(self.a, ddof=1)) / self.n_a
+        sb = float(np.var(self.b, ddof=1)) / self.n_b
+        if sa + sb == 0:
+            return 0.0, float(self.n_a + self.n_b - 2)
+        df = (sa + sb) ** 2 / (sa**2 / (self.n_a - 1) + sb**2 / (self.n_b - 1))
+        return math.sqrt(sa + sb), df
+
+    @property
+    def t_statistic(self) -> float:
+        """Welch's :math:`(\\bar a - \\bar b)/\\sqrt{s_a^2/n_a + s_b^2/n_b}` (``inf``/``nan`` as
+        :attr:`Comparison.t_statistic` when both spreads are 0)."""
+        return _t_ratio(self.diff_mean, self._welch()[0])
+
+    @property
+    def df(self) -> float:
+        """The Welch-Satterthwaite degrees of freedom."""
+        return self._welch()[1]
+
     def sentence(self, width: int = 0) -> str:
         """The verdict as one sentence, every number at three decimals; ``width`` pads ``name_a``."""
         pct = f"{100 * self.confidence:g}%"
@@ -246,21 +319,53 @@ class UnpairedComparison(_Interval):
 
 @dataclass(frozen=True)
 class Claim:
-    """A comparison together with the verdict the notebook claims for it."""
+    """A comparison together with the verdict the notebook claims for it.
+
+    Its :attr:`chance` is the estimated chance that the verdict holds at a fresh seed offset
+    with the same number of seeds (:func:`replication_probability`, predictive). The claim is
+    :attr:`asserted` when ``check`` is true, it holds here and its chance is at least
+    :data:`MIN_CHANCE`; otherwise it is a finding. A claim with ``check`` true that does not
+    hold makes :func:`check_claims` raise; a finding that holds is never raised on.
+    """
 
     comparison: Comparison | UnpairedComparison
     expected: str
+    check: bool = True
 
     @property
     def holds(self) -> bool:
         return self.comparison.verdict == self.expected
 
+    @property
+    def chance(self) -> float:
+        """Predictive chance that the claimed verdict holds at a fresh seed offset (conservative)."""
+        return self.comparison.replication(self.expected)
+
+    @property
+    def power(self) -> float:
+        """Power at the observed effect: the chance if the observed mean and spread were the truth
+        (optimistic, see :func:`replication_probability`)."""
+        return self.comparison.replication(self.expected, predictive=False)
+
+    @property
+    def asserted(self) -> bool:
+        return self.check and self.holds and self.chance >= MIN_CHANCE
+
     def __str__(self) -> str:
-        status = "holds" if self.holds else "FAILS"
-        return f"{self.comparison} [claim: {self.expected}; {status}]"
+        chance = (f"chance to hold at a fresh seed offset {self.chance:.2f}, power at the observed "
+                  f"effect {self.power:.2f}")  # fmt: skip
+        if self.asserted:
+            return f"{self.comparison} [claim: {self.expected}; holds; {chance}: asserted]"
+        if self.check and not self.holds:
+            return f"{self.comparison} [claim: {self.expected}; FAILS; {chance}]"
+        here = "holds here" if self.holds else "does not hold here"
+        why = f"below {MIN_CHANCE:g}" if self.check else "marked a finding"
+        return f"{self.comparison} [finding: {self.expected}; {here}; {chance}; {why}: not asserted]"
 
     def to_dict(self) -> dict[str, Any]:
-        return {**self.comparison.to_dict(), "expected": self.expected, "holds": self.holds}
+        return {**self.comparison.to_dict(), "expected": self.expected, "holds": self.holds,
+                "check": self.check, "chance": self.chance, "power_at_observed": self.power,
+                "min_chance": MIN_CHANCE, "asserted": self.asserted}  # fmt: skip
 
 
 class ClaimFailed(AssertionError):
@@ -562,7 +667,9 @@ def summarise_verdicts(comparisons: Sequence[_Interval]) -> str:
 
 
 def check_claims(claims: Sequence[Claim]) -> None:
-    """Raise :class:`ClaimFailed` listing every claim that does not hold (``TypeError`` for non-claims)."""
+    """Raise :class:`ClaimFailed` listing every claim with ``check`` true that does not hold
+    (``TypeError`` for non-claims). A claim that holds but is below :data:`MIN_CHANCE` is a
+    finding, not a failure (see :func:`findings`)."""
     claims = list(claims)
     bad = [c for c in claims if not isinstance(c, Claim)]
     if bad:
@@ -570,6 +677,123 @@ def check_claims(claims: Sequence[Claim]) -> None:
             f"claims must be Claim objects (comparison.expect(verdict)), got "
             f"{[type(c).__name__ for c in bad]}."
         )
-    failed = [c for c in claims if not c.holds]
+    failed = [c for c in claims if c.check and not c.holds]
     if failed:
         raise ClaimFailed(failed)
+
+
+def findings(claims: Sequence[Claim]) -> list[Claim]:
+    """The claims that are not asserted (marked ``check=False``, not holding, or below
+    :data:`MIN_CHANCE`), in order: what :func:`tlhelpers.notebook.save_results` prints as findings."""
+    return [c for c in claims if not c.asserted]
+
+
+def _sem(x: Sequence[float]) -> float:
+    return float(np.std(np.asarray(x, dtype=float), ddof=1)) / math.sqrt(len(x))
+
+
+def _t_ratio(mean: float, se: float) -> float:
+    if se > 1e-12 * max(1.0, abs(mean)):
+        return mean / se
+    if abs(mean) <= 1e-15:
+        return math.nan
+    return math.copysign(math.inf, mean)
+
+
+def _p_above(t: float, df: float, t_crit: float, predictive: bool) -> float:
+    """Chance that a fresh run's t statistic exceeds ``t_crit`` (see :func:`replication_probability`)."""
+    from scipy import integrate, stats
+
+    if math.isinf(t):
+        return 1.0 if t > 0 else 0.0
+    if not predictive:
+        return float(stats.nct.sf(t_crit, df, t))
+
+    def given(u: float) -> float:  # u: the quantile of V ~ chi2(df)
+        nc = t * math.sqrt(float(stats.chi2.ppf(u, df)) / df) / math.sqrt(2)
+        if not math.isfinite(nc):  # u at 1: an infinite spread ratio
+            return 1.0 if nc > 0 else 0.0
+        return float(stats.nct.sf(t_crit / math.sqrt(2), df, nc))
+
+    with warnings.catch_warnings():  # a value near 0 (t far below t_c) meets epsabs, not epsrel
+        warnings.simplefilter("ignore", integrate.IntegrationWarning)
+        value, _ = integrate.quad(given, 0.0, 1.0, limit=200, epsabs=1e-9)
+    return min(1.0, max(0.0, float(value)))
+
+
+def _replication_from_t(t: float, df: float, sign: int, confidence: float, predictive: bool) -> float:
+    from scipy import stats
+
+    if math.isnan(t):  # no spread and no difference: a fresh run ties again
+        return 1.0 if sign == 0 else 0.0
+    t_crit = float(stats.t.ppf((1 + confidence) / 2, df))
+    above = _p_above(t, df, t_crit, predictive)
+    below = _p_above(-t, df, t_crit, predictive)
+    if sign > 0:
+        return above
+    if sign < 0:
+        return below
+    return max(0.0, 1.0 - above - below)
+
+
+def replication_probability(
+    diff_mean: float,
+    sd: float,
+    n: int,
+    *,
+    direction: str = "above",
+    confidence: float = 0.95,
+    predictive: bool = True,
+) -> float:
+    r"""Chance that a fresh run of ``n`` paired seeds gives the same verdict.
+
+    The paired interval of :func:`compare` excludes 0 from above exactly when the fresh t
+    statistic :math:`T' = \bar d' / (s'_d/\sqrt n)` exceeds :math:`t_c = t_{(1+c)/2,\,n-1}`.
+    With :math:`t = \bar d\,\sqrt n / s_d` the observed statistic and :math:`\nu = n-1`:
+
+    - ``predictive=False``, the **power at the observed effect**: taking the observed mean and
+      spread as the truth, :math:`T'` is noncentral t with :math:`\nu` degrees of freedom and
+      noncentrality :math:`t`, so :math:`P = 1 - F_{\mathrm{nct}}(t_c;\,\nu,\,t)`
+      (``scipy.stats.nct.sf``). This is optimistic: the observed effect of a claim that was
+      kept *because* its interval excluded 0 overstates the true effect (the winner's curse),
+      and its uncertainty is ignored (an effect observed just at the edge, :math:`t = t_c`,
+      gives only about 0.5).
+    - ``predictive=True`` (the default), the **predictive probability** (Bayesian assurance,
+      O'Hagan, Stevens & Campbell 2005): the power averaged over what the seeds allow the true
+      mean :math:`\mu` and spread :math:`\sigma` to be, under the reference prior
+      :math:`p(\mu, \sigma^2) \propto 1/\sigma^2`, where :math:`\sigma^2 = \nu s_d^2/V` with
+      :math:`V \sim \chi^2_\nu` and :math:`\mu \mid \sigma \sim N(\bar d, \sigma^2/n)`.
+      Then :math:`\bar d' - \bar d \sim N(0, 2\sigma^2/n)` and
+
+      .. math::
+
+          P = \int_0^\infty f_{\chi^2_\nu}(v)\; \Big[1 - F_{\mathrm{nct}}\big(t_c/\sqrt2;\,
+              \nu,\; t\sqrt{v/\nu}/\sqrt2\big)\Big]\,dv .
+
+      It is lower than the power whenever that is above about one half (a claim needs roughly
+      :math:`t \ge 8.5` at 5 seeds for 0.95, against :math:`t \ge 5` for the power) and is what
+      :class:`Claim` uses. It still ignores the winner's curse, so it is an upper estimate
+      for a claim chosen among many.
+
+    ``direction`` is the verdict to repeat: ``"above"`` (interval above 0), ``"below"``, or
+    ``"includes"`` (interval covering 0: one minus the other two). ``sd = 0`` means every
+    difference was the same: the fresh run repeats it (probability 1 or 0). For Welch's
+    comparison the same formulas are used with its t and Welch-Satterthwaite :math:`\nu`
+    (an approximation).
+
+    Raises ``ValueError`` for a non-finite ``diff_mean``, a negative or non-finite ``sd``,
+    ``n < 2``, an unknown ``direction`` or ``confidence`` outside (0, 1).
+    """
+    from .validation import check_choice, check_int, check_positive
+
+    if isinstance(diff_mean, bool) or not isinstance(diff_mean, (int, float, np.floating)) or not (
+        math.isfinite(diff_mean)
+    ):
+        raise ValueError(f"diff_mean must be a finite number, got {diff_mean!r}.")
+    check_positive("sd", sd, strict=False)
+    check_int("n", n, minimum=2)
+    check_choice("direction", direction, ("above", "below", "includes"))
+    _check_options(confidence, False, False)
+    sign = {"above": 1, "below": -1, "includes": 0}[direction]
+    t = _t_ratio(float(diff_mean), float(sd) / math.sqrt(n))
+    return _replication_from_t(t, float(n - 1), sign, float(confidence), bool(predictive))
