@@ -63,8 +63,10 @@ def main() -> None:
         r = bench(p.resolve())
         total += r["wall_s"]
         flag = "" if r["within_budget"] else "  <-- over budget or failed"
-        print(f"{r['notebook']:32s} {str(r['ok'])[0]:>3s} {r['wall_s']:7.1f} "
-              f"{r['in_notebook_s'] or float('nan'):7.1f} {r['peak_rss_gb']:7.2f}  {r['budget']}{flag}")
+        print(
+            f"{r['notebook']:32s} {str(r['ok'])[0]:>3s} {r['wall_s']:7.1f} "
+            f"{r['in_notebook_s'] or float('nan'):7.1f} {r['peak_rss_gb']:7.2f}  {r['budget']}{flag}"
+        )
         if not r["ok"]:
             print(r["stderr"])
     print(f"{'total':32s} {'':>3s} {total:7.1f}  (budget for the course 00-04: 360 s)")

@@ -219,6 +219,7 @@ def render_notebooks(d: dict[str, Any]) -> list[str]:
         "kit, loaded (s) | loaded / quiet | ok |",
         "|---|---|---|---|---|---|---|---|---|",
     ]
+
     def f(x, fmt):
         return "not run" if x is None else format(x, fmt)
 
@@ -238,12 +239,18 @@ def render_notebooks(d: dict[str, Any]) -> list[str]:
                f"{f(tot_today, '.0f')} | {f(tot_today and tot_quiet / tot_today, '.2f')} | "
                f"{f(tot_loaded, '.0f')} | {f(tot_loaded and tot_loaded / tot_quiet, '.2f')} | |")  # fmt: skip
     if tot_today is None:
-        out += ["", "*Today* (PyTorch's default threads) was not run in this pass (`--skip-today`); "
-                "benchmarks/README.md has notebooks 00-04 under PyTorch's default from an earlier "
-                "measurement."]
+        out += [
+            "",
+            "*Today* (PyTorch's default threads) was not run in this pass (`--skip-today`); "
+            "benchmarks/README.md has notebooks 00-04 under PyTorch's default from an earlier "
+            "measurement.",
+        ]
     if tot_loaded is None:
-        out += ["", "*Loaded* was not run in this pass (`--skip-loaded`); rerun "
-                "`make benchmark PARTS=notebooks` to measure it."]
+        out += [
+            "",
+            "*Loaded* was not run in this pass (`--skip-loaded`); rerun "
+            "`make benchmark PARTS=notebooks` to measure it.",
+        ]
     return out
 
 
@@ -742,10 +749,16 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--repeats", type=int, default=5, help="runs per figure (median)")
     parser.add_argument("--notebook-repeats", type=int, default=1,
                         help="passes over the notebooks (each pass: 3 runs of every notebook)")  # fmt: skip
-    parser.add_argument("--skip-today", action="store_true",
-                        help="notebooks part: skip the PyTorch-default baseline pass (saves a third)")
-    parser.add_argument("--skip-loaded", action="store_true",
-                        help="notebooks part: skip the pass beside a busy process (quiet only)")
+    parser.add_argument(
+        "--skip-today",
+        action="store_true",
+        help="notebooks part: skip the PyTorch-default baseline pass (saves a third)",
+    )
+    parser.add_argument(
+        "--skip-loaded",
+        action="store_true",
+        help="notebooks part: skip the pass beside a busy process (quiet only)",
+    )
     parser.add_argument("--seeds", type=int, default=5, help="seeds for the samples part")
     parser.add_argument("--sample-targets", default="",
                         help="samples part: only these targets (comma-separated; default both)")  # fmt: skip

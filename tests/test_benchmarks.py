@@ -72,9 +72,14 @@ def test_render_notebooks_without_loaded_or_today_says_not_run():
     row = {"notebook": "00_welcome.ipynb", "budget_s": 45, "budget_gb": 2.0, "ok": True,
            "quiet_s": 18.0, "peak_gb": 1.0, "pytorch_quiet_s": None, "loaded_s": None,
            "quiet_vs_today": None, "loaded_vs_quiet": None, "errors": []}  # fmt: skip
-    lines = mb.render_notebooks({"rows": [row, dict(row, notebook="01_x.ipynb", quiet_s=2.0)], "repeats": 1})
+    lines = mb.render_notebooks(
+        {"rows": [row, dict(row, notebook="01_x.ipynb", quiet_s=2.0)], "repeats": 1}
+    )
     text = "\n".join(lines)
-    assert "| 00_welcome.ipynb | 45 s, 2.0 GB | 18.0 | 1.00 | not run | not run | not run | not run | yes |" in text
+    assert (
+        "| 00_welcome.ipynb | 45 s, 2.0 GB | 18.0 | 1.00 | not run | not run | not run | not run | yes |"
+        in text
+    )
     assert f"| **course total** | {mb.COURSE_BUDGET_S} s | 20 |" in text
     assert "--skip-loaded" in text and "--skip-today" in text
 
@@ -93,13 +98,18 @@ def test_busy_processes_stop_when_the_benchmark_dies(tmp_path):
     )
     parent = subprocess.Popen([sys.executable, str(script)], stdout=subprocess.PIPE, text=True)
     pid = int(parent.stdout.readline())
-    children = subprocess.run(["pgrep", "-P", str(pid)], capture_output=True, text=True).stdout.split()
+    children = subprocess.run(
+        ["pgrep", "-P", str(pid)], capture_output=True, text=True
+    ).stdout.split()
     assert len(children) == 1
     parent.kill()
     parent.wait()
     child = int(children[0])
     for _ in range(100):  # the loop checks its parent on every pass
-        if not os.path.exists(f"/proc/{child}") or "Z" in open(f"/proc/{child}/stat").read().split()[2]:
+        if (
+            not os.path.exists(f"/proc/{child}")
+            or "Z" in open(f"/proc/{child}/stat").read().split()[2]
+        ):
             break
         time.sleep(0.05)
     else:

@@ -193,7 +193,7 @@ def test_readme_links_every_reference_page_and_each_exists():
     readme = (ROOT / "README.md").read_text()
     linked = set(re.findall(r"\]\((book/reference/[^)#\s]+)\)", readme))
     pages = {f"book/reference/{p.name}" for p in (ROOT / "book" / "reference").glob("*.md")}
-    assert linked == pages, (linked ^ pages)
+    assert linked == pages, linked ^ pages
     assert "teacher's walkthrough" in readme
 
 

@@ -44,7 +44,9 @@ NOTEBOOKS = {
 @pytest.mark.parametrize("name", sorted(NOTEBOOKS))
 def test_asserted_claims_hold_at_fresh_seed_offsets(name: str, offset: int, tmp_path: Path):
     speed, checked, found = NOTEBOOKS[name]
-    rec = run_notebook(ROOT / "notebooks" / f"{name}.ipynb", tmp_path, {**speed, "seed": offset}, timeout=900)
+    rec = run_notebook(
+        ROOT / "notebooks" / f"{name}.ipynb", tmp_path, {**speed, "seed": offset}, timeout=900
+    )
     doc = json.loads((tmp_path / "results.json").read_text())
     claims = doc["claims"]
     assert rec.status == "ok", rec.error  # a checked claim that fails raises ClaimFailed in the run
@@ -52,7 +54,9 @@ def test_asserted_claims_hold_at_fresh_seed_offsets(name: str, offset: int, tmp_
     assert sorted(c["metric"] for c in claims if c["check"]) == sorted(checked)
     assert sorted(c["metric"] for c in claims if not c["check"]) == sorted(found)
     for c in claims:
-        print(f"{name} seed {offset}: {c['sentence']} chance {c['chance']:.3f}, asserted {c['asserted']}")
+        print(
+            f"{name} seed {offset}: {c['sentence']} chance {c['chance']:.3f}, asserted {c['asserted']}"
+        )
         assert 0.0 <= c["chance"] <= 1.0 and c["min_chance"] == MIN_CHANCE
         assert c["asserted"] == (c["check"] and c["holds"] and c["chance"] >= MIN_CHANCE)
         if c["check"]:

@@ -332,4 +332,8 @@ def test_a_new_notebook_joins_the_table_and_a_wrong_heading_is_named(tmp_path):
             cell["source"] = "".join(cell["source"]).replace("about 5 min", "about 7 min")
     (root / "source" / src.name).write_text(json.dumps(nb))
     (problem,) = classroom.heading_problems(root)
-    assert "ex01_normalize" in problem and "7 min" in problem and "expected exercise 2, 5 min" in problem
+    assert (
+        "ex01_normalize" in problem
+        and "7 min" in problem
+        and "expected exercise 2, 5 min" in problem
+    )

@@ -158,12 +158,18 @@ def test_lfw_faces_hard_split_is_balanced_disjoint_and_fixed():
     x = torch.from_numpy(lfw_subset()).float()
     label_of = {img.numpy().tobytes(): int(i < 100) for i, img in enumerate(x)}
     for ds in (train, test):
-        lfw = [(img, y) for img, y in zip(ds.images, ds.targets, strict=True)
-               if img[0].numpy().tobytes() in label_of]
+        lfw = [
+            (img, y)
+            for img, y in zip(ds.images, ds.targets, strict=True)
+            if img[0].numpy().tobytes() in label_of
+        ]
         assert len(lfw) == 75
         assert all(label_of[img[0].numpy().tobytes()] == int(y) for img, y in lfw)
-        hard = [int(y) for img, y in zip(ds.images, ds.targets, strict=True)
-                if img[0].numpy().tobytes() not in label_of]
+        hard = [
+            int(y)
+            for img, y in zip(ds.images, ds.targets, strict=True)
+            if img[0].numpy().tobytes() not in label_of
+        ]
         assert hard == [0] * D.N_HARD_NEGATIVES  # every crop not from LFW is a non-face
     again = load_dataset("lfw_faces_hard", "test")
     assert torch.equal(again.images, test.images) and torch.equal(again.targets, test.targets)
@@ -558,11 +564,15 @@ def test_train_val_test_is_stratified_disjoint_and_seeded():
     assert _image_ids(again.train) == _image_ids(train) and _image_ids(again.val) == _image_ids(val)
     other = train_val_test(pool, test_pool, per_class=2, val_per_class=3, n_test=12, seed=5)
     assert _image_ids(other.train) != _image_ids(train)
-    assert _image_ids(other.test) == _image_ids(test)  # one test set for every seed: paired comparisons
+    assert _image_ids(other.test) == _image_ids(
+        test
+    )  # one test set for every seed: paired comparisons
     full = train_val_test(pool, test_pool, per_class=1, val_per_class=1, seed=0)
     assert len(full.test) == len(test_pool)
     tr, va = train_val_indices(pool.targets, 2, 3, seed=4)
-    assert _image_ids(pool.subset(tr)) == _image_ids(train) and _image_ids(pool.subset(va)) == _image_ids(val)
+    assert _image_ids(pool.subset(tr)) == _image_ids(train) and _image_ids(
+        pool.subset(va)
+    ) == _image_ids(val)
 
 
 def test_train_val_test_refuses_impossible_sizes():

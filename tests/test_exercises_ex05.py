@@ -95,8 +95,16 @@ def _hard(e, labels, margin, *, square=False, easy_neg=False, easy_pos=False, hi
     same = labels[:, None] == labels[None, :]
     eye = torch.eye(len(labels), dtype=torch.bool)
     pos = same if self_pos else same & ~eye
-    hp = d.masked_fill(~pos, float("inf")).amin(1) if easy_pos else d.masked_fill(~pos, float("-inf")).amax(1)
-    hn = d.masked_fill(same, float("-inf")).amax(1) if easy_neg else d.masked_fill(same, float("inf")).amin(1)
+    hp = (
+        d.masked_fill(~pos, float("inf")).amin(1)
+        if easy_pos
+        else d.masked_fill(~pos, float("-inf")).amax(1)
+    )
+    hn = (
+        d.masked_fill(same, float("-inf")).amax(1)
+        if easy_neg
+        else d.masked_fill(same, float("inf")).amin(1)
+    )
     z = hp - hn + margin
     z = F.relu(z) if hinge else z
     return z.mean() if reduce == "mean" else z.sum()

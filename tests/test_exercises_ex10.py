@@ -23,7 +23,9 @@ def _solution(ex):
 
 
 def rounds_floor(n, eta, r0, big_r):
-    return [(n // eta**i, r) for i, (_, r) in enumerate(_solution(ex10.schedule)(n, eta, r0, big_r))]
+    return [
+        (n // eta**i, r) for i, (_, r) in enumerate(_solution(ex10.schedule)(n, eta, r0, big_r))
+    ]
 
 
 def rounds_ignore_resources(n, eta, r0, big_r):
@@ -32,7 +34,9 @@ def rounds_ignore_resources(n, eta, r0, big_r):
 
 
 def rounds_linear_steps(n, eta, r0, big_r):
-    return [(k, r0 * (i + 1)) for i, (k, _) in enumerate(_solution(ex10.schedule)(n, eta, r0, big_r))]
+    return [
+        (k, r0 * (i + 1)) for i, (k, _) in enumerate(_solution(ex10.schedule)(n, eta, r0, big_r))
+    ]
 
 
 def rounds_one_short(n, eta, r0, big_r):
@@ -146,7 +150,9 @@ def challenge_by_name(train, sources):  # the best name in challenge_data(), not
 def test_the_check_shows_the_candidates_under_other_names():
     shown = [ex10.SOURCES[j] for j in ex10.SHOWN]
     checked = [ex10.SOURCES[j] for j in ex10.CHECKED]
-    assert sorted(shown) == sorted(checked) and all(a != b for a, b in zip(shown, checked, strict=True))
+    assert sorted(shown) == sorted(checked) and all(
+        a != b for a, b in zip(shown, checked, strict=True)
+    )
 
 
 @pytest.mark.slow

@@ -26,9 +26,13 @@ def test_fingerprint_names_cpu_kernels_versions_and_threads():
 
 
 def test_the_kernel_set_follows_aten_cpu_capability():
-    code = "from tlhelpers.fingerprint import platform_fingerprint as f; print(f()['cpu_capability'])"
+    code = (
+        "from tlhelpers.fingerprint import platform_fingerprint as f; print(f()['cpu_capability'])"
+    )
     env = {"PYTHONPATH": str(ROOT), "ATEN_CPU_CAPABILITY": "default", "PATH": "/usr/bin:/bin"}
-    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True)
+    out = subprocess.run(
+        [sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True
+    )
     assert out.stdout.strip() == "DEFAULT"
 
 
@@ -36,15 +40,22 @@ def test_code_version_follows_imports_and_ignores_docstrings(tmp_path, monkeypat
     pkg = tmp_path / "tlhelpers"
     (pkg / "sub").mkdir(parents=True)
     (pkg / "__init__.py").write_text("")
-    (pkg / "top.py").write_text('"""Top."""\nfrom .low import f\n\n\ndef g():\n    from .sub import h\n    return f() + h()\n')
+    (pkg / "top.py").write_text(
+        '"""Top."""\nfrom .low import f\n\n\ndef g():\n    from .sub import h\n    return f() + h()\n'
+    )
     (pkg / "low.py").write_text('"""Low."""\n\n\ndef f():\n    """One."""\n    return 1\n')
     (pkg / "sub" / "__init__.py").write_text("def h():\n    return 2\n")
     (pkg / "other.py").write_text("X = 1\n")
     monkeypatch.setattr(fp, "_PACKAGE", pkg)
     v = fp.code_version(["tlhelpers.top"])
     assert v["modules"] == ["tlhelpers.low", "tlhelpers.sub", "tlhelpers.top"]
-    (pkg / "low.py").write_text('"""Low, reworded."""\n\n\ndef f():  # a comment\n    """Uno."""\n    return 1\n')
+    (pkg / "low.py").write_text(
+        '"""Low, reworded."""\n\n\ndef f():  # a comment\n    """Uno."""\n    return 1\n'
+    )
     assert fp.code_version(["tlhelpers.top"])["sha256"] == v["sha256"]  # words only
     (pkg / "sub" / "__init__.py").write_text("def h():\n    return 3\n")
     assert fp.code_version(["tlhelpers.top"])["sha256"] != v["sha256"]  # code, even lazily imported
-    assert "tlhelpers.sub" not in fp.code_version(["tlhelpers.top"], exclude=["tlhelpers.sub"])["modules"]
+    assert (
+        "tlhelpers.sub"
+        not in fp.code_version(["tlhelpers.top"], exclude=["tlhelpers.sub"])["modules"]
+    )

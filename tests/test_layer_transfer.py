@@ -206,7 +206,9 @@ def test_disagreement_message_names_what_differs_and_proposes_a_rebuild_only_for
 def test_exact_setting_needs_the_same_fingerprint_and_code():
     here, code = lt.live_platform(), lt.code_version_now()
     assert lt.is_exact_setting({"platform": here, "code_version": code})
-    assert not lt.is_exact_setting({"platform": {**here, "cpu_capability": "DEFAULT"}, "code_version": code})
+    assert not lt.is_exact_setting(
+        {"platform": {**here, "cpu_capability": "DEFAULT"}, "code_version": code}
+    )
     assert not lt.is_exact_setting({"platform": here, "code_version": {"sha256": "x"}})
     assert not lt.is_exact_setting({})  # an old grid without a fingerprint: checked by meaning
 
@@ -217,34 +219,52 @@ def test_a_grid_from_another_platform_passes_and_an_other_recipe_is_refused(tmp_
     variation = json.loads((lt.data_dir() / lt.STORE / lt.VARIATION_FILE).read_text())
     other = [r for r in variation["rows"] if not r["same_platform_as_grid"]]
     kernels = sorted({r["kernels"] for r in other})[0]
-    shift = {(r["split"], r["cell"], r["seed"]): r["diff"] for r in other if r["kernels"] == kernels}
+    shift = {
+        (r["split"], r["cell"], r["seed"]): r["diff"] for r in other if r["kernels"] == kernels
+    }
     rows = []
     for r in shipped.rows:
         name = lt.key(r["condition"], r["n"]) if r["condition"] != "baseA" else "baseA"
-        rows.append({**r, "accuracy": r["accuracy"] - shift.get((r["split"], name, r["seed"]), 0.0)})
-    elsewhere = {**lt.live_platform(), "cpu": "Intel(R) Xeon(R) Platinum 8375C", "cpu_capability": kernels}
+        rows.append(
+            {**r, "accuracy": r["accuracy"] - shift.get((r["split"], name, r["seed"]), 0.0)}
+        )
+    elsewhere = {
+        **lt.live_platform(),
+        "cpu": "Intel(R) Xeon(R) Platinum 8375C",
+        "cpu_capability": kernels,
+    }
     folder = lt.store_grid(rows, shipped.meta["provenance"], tmp_path / "g", platform=elsewhere)
     grid = lt.load_stored_grid(folder)  # another platform is not an error
     assert not lt.is_exact_setting(grid.meta)
     checks = []
     for split in lt.SPLITS:
         for cond in lt.SLICE_CONDITIONS:
-            live = dict(zip(shipped.seeds, shipped.values(split, cond, 3), strict=True))  # "computed here"
+            live = dict(
+                zip(shipped.seeds, shipped.values(split, cond, 3), strict=True)
+            )  # "computed here"
             stored = dict(zip(grid.seeds, grid.values(split, cond, 3), strict=True))
             for first in range(len(grid.seeds) - 2):
-                window = {s: live[s] for s in grid.seeds[first:first + 3]}
-                checks.append(lt.seed_match(window, stored, name=f"{cond}_3 ({split})", exact=False))
+                window = {s: live[s] for s in grid.seeds[first : first + 3]}
+                checks.append(
+                    lt.seed_match(window, stored, name=f"{cond}_3 ({split})", exact=False)
+                )
     assert any(c.max_abs_diff > 0 for c in checks)  # the values really differ
     lt.check_agreement(checks, grid.meta)
     for split in lt.SPLITS:  # the verdict the notebook teaches is the same
         from tlhelpers.stats import compare
-        v = [compare(g.values(split, "AnB+", 3), g.values(split, "AnB", 3)).verdict for g in (shipped, grid)]
+
+        v = [
+            compare(g.values(split, "AnB+", 3), g.values(split, "AnB", 3)).verdict
+            for g in (shipped, grid)
+        ]
         assert v[0] == v[1]
     # a grid whose recipe changed (another training recipe: another rate) is refused, naming the field
     meta = json.loads((folder / "grid.json").read_text())
     meta["recipe"]["train_recipe"] = "fine_tune"
     (folder / "grid.json").write_text(json.dumps(meta))
-    with pytest.raises(lt.StoredGridError, match="stale.*changed: train_recipe.*tlhelpers.layer_transfer build"):
+    with pytest.raises(
+        lt.StoredGridError, match="stale.*changed: train_recipe.*tlhelpers.layer_transfer build"
+    ):
         lt.load_stored_grid(folder)
 
 
@@ -252,8 +272,12 @@ def test_the_margin_is_derived_from_the_recorded_cross_platform_variation():
     doc = json.loads((lt.data_dir() / lt.STORE / lt.VARIATION_FILE).read_text())
     other = [r for r in doc["rows"] if not r["same_platform_as_grid"]]
     same = [r for r in doc["rows"] if r["same_platform_as_grid"]]
-    assert len({r["kernels"] for r in other}) >= 2 and len(other) >= 20  # two other kernel sets, both splits
-    assert same and all(abs(r["diff"]) <= lt.EXACT_TOL for r in same)  # the grid's own platform: exact
+    assert (
+        len({r["kernels"] for r in other}) >= 2 and len(other) >= 20
+    )  # two other kernel sets, both splits
+    assert same and all(
+        abs(r["diff"]) <= lt.EXACT_TOL for r in same
+    )  # the grid's own platform: exact
     bounds = [w["bound_in_sd"] for w in doc["windows"] if not w["same_platform_as_grid"]]
     assert doc["largest_interval_bound_in_sd"] == pytest.approx(max(bounds))
     assert lt.MARGIN_SD == doc["margin_sd"] >= doc["safety"] * max(bounds)
@@ -382,7 +406,10 @@ def test_stamp_records_platform_and_code_only_after_an_exact_recomputation(tmp_p
     csv_before = (folder / "grid.csv").read_bytes()
 
     def fake_slice(split, seeds, cut=3, conditions=lt.SLICE_CONDITIONS):
-        values = {lt.key(c, cut): dict(zip(grid.seeds, grid.values(split, c, cut), strict=True)) for c in conditions}
+        values = {
+            lt.key(c, cut): dict(zip(grid.seeds, grid.values(split, c, cut), strict=True))
+            for c in conditions
+        }
         values["AnB_3"] = {s: v + shift for s, v in values["AnB_3"].items()}
         return {"platform": lt.live_platform(), "split": split, "values": values}
 

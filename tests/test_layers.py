@@ -47,7 +47,9 @@ def _graph() -> dict[str, set[str]]:
 
 def test_every_module_has_a_layer():
     missing = sorted({_concept(m) for m in _graph() if _concept(m) and _concept(m) not in TIER})
-    assert not missing, f"give these modules a tier in LAYERS (tlhelpers/architecture.py): {missing}"
+    assert not missing, (
+        f"give these modules a tier in LAYERS (tlhelpers/architecture.py): {missing}"
+    )
 
 
 def test_no_import_points_up_the_layers():

@@ -90,6 +90,8 @@ def test_show_filters_refuses_bad_shapes():
         show_filters(torch.rand(3, 4, 4))
     with pytest.raises(ValueError, match="titles"):
         show_filters(torch.rand(3, 1, 4, 4), titles=["a"])
+
+
 def test_readable_log_axis_labels_plain_numbers():
     for (lo, hi), major, minor in [
         ((0.65, 1.7), {"1"}, {"0.7", "0.8", "0.9"}),  # narrow: matplotlib printed 6x10^-1, 10^0

@@ -330,6 +330,8 @@ def test_mixed_split_checkpoint_scores_recorded_accuracy(empty_torch_home):
     assert {2, 4} & set(a) and {0, 3, 6} & set(b)  # tops: pullover, coat | T-shirt, dress, shirt
     assert 7 in a and {5, 9} <= set(b)  # shoes: sneaker | sandal, ankle boot
     assert SOURCE_RECIPES["fmnist_mixed_a"].epochs == 5
+
+
 # The recorded accuracies are those of the shipped weights, rounded to 3 decimals. Inference
 # with fixed weights hardly depends on the platform: between torch's AVX512 and DEFAULT
 # kernel sets (ATEN_CPU_CAPABILITY) not one of the 5,000 predictions of any shipped SmallCNN
@@ -355,11 +357,15 @@ def test_a_checkpoint_scores_its_recorded_accuracy_on_a_second_kernel_set():
     )
     root = Path(__file__).resolve().parent.parent
     env = {**os.environ, "ATEN_CPU_CAPABILITY": other, "PYTHONPATH": str(root)}
-    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=600)
+    out = subprocess.run(
+        [sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=600
+    )
     assert out.returncode == 0, out.stderr[-2000:]
     kernels, acc = out.stdout.split()[-2:]
     assert kernels.lower() == other
-    assert float(acc) == pytest.approx(WEIGHTS["small_cnn_fmnist_rand_a"].info["test_accuracy"], abs=0.002)
+    assert float(acc) == pytest.approx(
+        WEIGHTS["small_cnn_fmnist_rand_a"].info["test_accuracy"], abs=0.002
+    )
 
 
 @pytest.mark.parametrize("source", ["fmnist_a_1250", "fmnist_a_100", "digits"])

@@ -36,7 +36,9 @@ def test_there_are_notebooks():
     names = [p.name for p in NOTEBOOKS]
     assert names[:1] == ["00_welcome.ipynb"]
     # a part letter keeps the numbering: 03a and 03b sit between 02 and 04
-    assert names.index("03a_loss_transfer.ipynb") + 1 == names.index("03b_regularisers_compared.ipynb")
+    assert names.index("03a_loss_transfer.ipynb") + 1 == names.index(
+        "03b_regularisers_compared.ipynb"
+    )
     every = sorted(p.name for p in (ROOT / "notebooks").glob("*.ipynb"))
     assert every == sorted(names), "a notebook whose name the runner and the tests would skip"
 
@@ -126,16 +128,24 @@ def test_welcome_pretraining_control_at_fresh_seeds(tmp_path: Path, seed: int):
     res = doc["results"]
     assert res["comparisons"]["pretraining"]["sentence"] == claim["sentence"]
     assert len(res["untrained_probe_accuracy"]) == len(res["probe_accuracy"]) == 10
-    assert res["pretraining_gain"] == pytest.approx(res["probe_accuracy_mean"] - res["untrained_probe_accuracy_mean"])
+    assert res["pretraining_gain"] == pytest.approx(
+        res["probe_accuracy_mean"] - res["untrained_probe_accuracy_mean"]
+    )
     # the three comparisons add up: old gap = pretraining + everything else that differs
     parts = res["comparisons"]
     assert parts["imagenet_vs_scratch_cnn"]["diff_mean"] == pytest.approx(
-        parts["pretraining"]["diff_mean"] + parts["untrained_vs_scratch_cnn"]["diff_mean"])
+        parts["pretraining"]["diff_mean"] + parts["untrained_vs_scratch_cnn"]["diff_mean"]
+    )
     # AdaBN is what keeps the control from being a broken network (the notebook's prose says so)
     norms = res["feature_norm"]
     assert norms["untrained, placeholder statistics"] < 1e-3 * norms["untrained, AdaBN"]
     executed = nbformat.read(tmp_path / "out.ipynb", as_version=4)
-    printed = "".join(o.get("text", "") for c in executed.cells if c.cell_type == "code" for o in c.get("outputs", []))
+    printed = "".join(
+        o.get("text", "")
+        for c in executed.cells
+        if c.cell_type == "code"
+        for o in c.get("outputs", [])
+    )
     printed = " ".join(printed.split())  # print_verdicts pads the names into columns
     for c in parts.values():
         assert c["sentence"] in printed

@@ -89,8 +89,14 @@ def test_plain_loop_and_fit_give_identical_weights():
     assert list(kit_state) == list(plain_state)
     for k, v in kit_state.items():
         assert torch.equal(v, plain_state[k]), k  # weights and BatchNorm statistics
-    moved = [k for k in kit_state if k.endswith("weight") and not torch.equal(
-        kit_state[k], split_model(copy.deepcopy(source)).state_dict().get(k, kit_state[k]))]
+    moved = [
+        k
+        for k in kit_state
+        if k.endswith("weight")
+        and not torch.equal(
+            kit_state[k], split_model(copy.deepcopy(source)).state_dict().get(k, kit_state[k])
+        )
+    ]
     assert moved, "the weights did change: the comparison is not between two untouched models"
     # and the logged terms are the same curves
     assert torch.allclose(torch.tensor(hist["train/task"]), torch.tensor(log["ce"]), rtol=1e-6)

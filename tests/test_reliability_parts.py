@@ -45,7 +45,9 @@ def _overlapping_boxes():
 
 
 def test_overlapping_boxes_overlap_as_the_case_needs():
-    assert box_iou(_overlapping_boxes()[:1], _overlapping_boxes()[1:2]).item() == pytest.approx(81 / 109)
+    assert box_iou(_overlapping_boxes()[:1], _overlapping_boxes()[1:2]).item() == pytest.approx(
+        81 / 109
+    )
 
 
 @pytest.mark.parametrize("bad", [math.nan, math.inf, -math.inf])
@@ -140,13 +142,19 @@ def test_shift_images_refuses_non_finite_pixels(kind, bad):
 
 @pytest.mark.parametrize("kind", KINDS)
 def test_shift_images_refuses_images_in_0_255(kind):
-    with pytest.raises(ValueError, match=r"images must lie in \[0, 1\], got values in \[0\.\d+, 25\d.*divide by 255"):
+    with pytest.raises(
+        ValueError,
+        match=r"images must lie in \[0, 1\], got values in \[0\.\d+, 25\d.*divide by 255",
+    ):
         shift_images(_images(255.0), kind)
 
 
 @pytest.mark.parametrize("kind", KINDS)
 def test_shift_images_refuses_negative_pixels_such_as_normalised_images(kind):
-    with pytest.raises(ValueError, match=r"images must lie in \[0, 1\], got values in \[-0\.4\d+.*before normalising"):
+    with pytest.raises(
+        ValueError,
+        match=r"images must lie in \[0, 1\], got values in \[-0\.4\d+.*before normalising",
+    ):
         shift_images(_images() - 0.5, kind)
 
 
@@ -200,7 +208,9 @@ def test_run_params_file_not_utf8_names_the_file(notebook, tmp_path, capsys):
     params.write_bytes(NOT_UTF8)
     assert runner.main(["run", str(notebook), "--params", str(params)]) == 2
     err = capsys.readouterr().err
-    assert f"--params file {params} is not UTF-8 text" in err and "byte 18" in err  # 0-based offset of the \xff
+    assert (
+        f"--params file {params} is not UTF-8 text" in err and "byte 18" in err
+    )  # 0-based offset of the \xff
 
 
 def test_grid_file_not_utf8_names_the_file(tmp_path):
@@ -239,7 +249,9 @@ def test_book_names_a_non_utf8_executed_notebook(tmp_path):
 # ------------------------------------------------------------------ few-shot and H-score
 
 
-@pytest.mark.parametrize("empty", [np.zeros(0, dtype=np.int64), torch.zeros(0, dtype=torch.long), []])
+@pytest.mark.parametrize(
+    "empty", [np.zeros(0, dtype=np.int64), torch.zeros(0, dtype=torch.long), []]
+)
 def test_few_shot_indices_refuses_empty_targets(empty):
     with pytest.raises(ValueError, match=r"targets is empty"):
         few_shot_indices(empty, 1)
@@ -294,7 +306,8 @@ def test_exhaustive_search_refuses_list_candidates_clearly():
 
 
 @pytest.mark.parametrize(
-    "make", [torch.tensor, np.float32, np.float64, lambda v: np.array(v), lambda v: torch.tensor([v])],
+    "make",
+    [torch.tensor, np.float32, np.float64, lambda v: np.array(v), lambda v: torch.tensor([v])],
     ids=["tensor0d", "np.float32", "np.float64", "ndarray0d", "tensor1"],
 )
 def test_successive_halving_accepts_a_finite_scalar_tensor_or_numpy_number(make):
@@ -403,50 +416,111 @@ BATTERY_REFUSED = {
         r"keep must be integer box indices.*float",
     ),
     # was TypeError "must be real number, not NoneType" (unclear)
-    "nms scores None": (lambda: nms(_overlapping_boxes(), [None, 0.9, 0.8]), r"scores must be finite.*index 0"),
+    "nms scores None": (
+        lambda: nms(_overlapping_boxes(), [None, 0.9, 0.8]),
+        r"scores must be finite.*index 0",
+    ),
     # was torch's TypeError "new(): invalid data type 'str'" (unclear)
     "nms scores str": (lambda: nms(_overlapping_boxes(), "abc"), r"scores must be 3 numbers.*str"),
     # clear before and after
-    "nms iou_threshold nan": (lambda: nms(_overlapping_boxes(), [0.1, 0.2, 0.3], math.nan), r"iou_threshold must lie in \[0, 1\], got nan"),
+    "nms iou_threshold nan": (
+        lambda: nms(_overlapping_boxes(), [0.1, 0.2, 0.3], math.nan),
+        r"iou_threshold must lie in \[0, 1\], got nan",
+    ),
     # was numpy's "could not convert string to float" (unclear)
-    "box_iou strings": (lambda: box_iou([["a", "b", "c", "d"]], _overlapping_boxes()), r"boxes1 must be an \(N, 4\) array of numbers"),
+    "box_iou strings": (
+        lambda: box_iou([["a", "b", "c", "d"]], _overlapping_boxes()),
+        r"boxes1 must be an \(N, 4\) array of numbers",
+    ),
     # was torch's "can't convert np.ndarray of type numpy.object_" (unclear)
-    "score_fn returns None": (lambda: _swd(lambda c: None).detect(_Z), r"score_fn must return 25 numbers.*NoneType"),
+    "score_fn returns None": (
+        lambda: _swd(lambda c: None).detect(_Z),
+        r"score_fn must return 25 numbers.*NoneType",
+    ),
     # clear before and after
-    "score_fn returns (K, 2)": (lambda: _swd(lambda c: torch.zeros(len(c), 2)).detect(_Z), r"one score per crop \(25\), got 50"),
+    "score_fn returns (K, 2)": (
+        lambda: _swd(lambda c: torch.zeros(len(c), 2)).detect(_Z),
+        r"one score per crop \(25\), got 50",
+    ),
     # was 0 detections, no error (silent wrong)
-    "score_fn returns inf": (lambda: _swd(lambda c: torch.full((len(c),), math.inf)).detect(_Z), r"score_fn returned NaN or inf for 25 of 25"),
+    "score_fn returns inf": (
+        lambda: _swd(lambda c: torch.full((len(c),), math.inf)).detect(_Z),
+        r"score_fn returned NaN or inf for 25 of 25",
+    ),
     # clear before and after
-    "ece probs NaN": (lambda: expected_calibration_error(torch.tensor([[math.nan, 1.0]]), [0]), r"probs contains NaN"),
-    "ece labels 0.5": (lambda: expected_calibration_error(torch.tensor([[0.5, 0.5]]), [0.5]), r"targets must hold integer labels"),
-    "ece 1-D probs": (lambda: expected_calibration_error(torch.tensor([0.5, 0.5]), [0, 1]), r"probs must be 2-D"),
+    "ece probs NaN": (
+        lambda: expected_calibration_error(torch.tensor([[math.nan, 1.0]]), [0]),
+        r"probs contains NaN",
+    ),
+    "ece labels 0.5": (
+        lambda: expected_calibration_error(torch.tensor([[0.5, 0.5]]), [0.5]),
+        r"targets must hold integer labels",
+    ),
+    "ece 1-D probs": (
+        lambda: expected_calibration_error(torch.tensor([0.5, 0.5]), [0, 1]),
+        r"probs must be 2-D",
+    ),
     # was torch's "Expected non-zero, positive output size" for 'rotated' (unclear)
-    "shift_images empty batch": (lambda: shift_images(torch.zeros(0, 1, 8, 8), "rotated"), r"images is empty \(shape \(0, 1, 8, 8\)\)"),
+    "shift_images empty batch": (
+        lambda: shift_images(torch.zeros(0, 1, 8, 8), "rotated"),
+        r"images is empty \(shape \(0, 1, 8, 8\)\)",
+    ),
     # clear before and after
-    "shift_images uint8": (lambda: shift_images(torch.zeros(1, 1, 8, 8, dtype=torch.uint8), "noisy"), r"floating point in \[0, 1\], got dtype torch\.uint8"),
-    "shift_images numpy": (lambda: shift_images(np.zeros((1, 1, 8, 8), np.float32), "noisy"), r"images must be a \(N, C, H, W\) tensor, got ndarray"),
+    "shift_images uint8": (
+        lambda: shift_images(torch.zeros(1, 1, 8, 8, dtype=torch.uint8), "noisy"),
+        r"floating point in \[0, 1\], got dtype torch\.uint8",
+    ),
+    "shift_images numpy": (
+        lambda: shift_images(np.zeros((1, 1, 8, 8), np.float32), "noisy"),
+        r"images must be a \(N, C, H, W\) tensor, got ndarray",
+    ),
     # was "cannot convert float NaN to integer" (unclear)
-    "few_shot_indices NaN label": (lambda: few_shot_indices(np.array([0.0, 1.0, math.nan]), 1), r"targets must be integer class labels.*\[nan\]"),
+    "few_shot_indices NaN label": (
+        lambda: few_shot_indices(np.array([0.0, 1.0, math.nan]), 1),
+        r"targets must be integer class labels.*\[nan\]",
+    ),
     # was "class 0 has only 0 items" (misleading)
-    "few_shot_indices labels 0.5": (lambda: few_shot_indices(np.array([0.5, 1.5, 0.5]), 1), r"targets must be integer class labels.*0\.5"),
+    "few_shot_indices labels 0.5": (
+        lambda: few_shot_indices(np.array([0.5, 1.5, 0.5]), 1),
+        r"targets must be integer class labels.*0\.5",
+    ),
     # was flat indices into a 2-D array (silent wrong)
-    "few_shot_indices 2-D targets": (lambda: few_shot_indices(np.array([[0, 1], [1, 0]]), 1), r"targets must be 1-D class labels, got shape \(2, 2\)"),
+    "few_shot_indices 2-D targets": (
+        lambda: few_shot_indices(np.array([[0, 1], [1, 0]]), 1),
+        r"targets must be 1-D class labels, got shape \(2, 2\)",
+    ),
     # was numpy's UFuncTypeError (unclear)
-    "few_shot_indices string labels": (lambda: few_shot_indices(np.array(["a", "b"]), 1), r"targets must be integer class labels.*<U1"),
+    "few_shot_indices string labels": (
+        lambda: few_shot_indices(np.array(["a", "b"]), 1),
+        r"targets must be integer class labels.*<U1",
+    ),
     # clear before and after
-    "h_score inf": (lambda: h_score(np.array([[1.0, math.inf], [0, 1], [1, 1]]), [0, 1, 0]), r"features contains NaN or inf"),
+    "h_score inf": (
+        lambda: h_score(np.array([[1.0, math.inf], [0, 1], [1, 1]]), [0, 1, 0]),
+        r"features contains NaN or inf",
+    ),
     # was three candidates 'a', 'b', 'c' (silent wrong)
-    "halving candidates a str": (lambda: successive_halving("abc", lambda c, r: 0.5, min_resource=1, max_resource=3), r"candidates must be a list of candidates, got the str 'abc'"),
+    "halving candidates a str": (
+        lambda: successive_halving("abc", lambda c, r: 0.5, min_resource=1, max_resource=3),
+        r"candidates must be a list of candidates, got the str 'abc'",
+    ),
     # was "unhashable type: 'dict'" (unclear)
-    "halving dict candidate": (lambda: successive_halving([{"lr": 1}], lambda c, r: 0.5, min_resource=1, max_resource=3), r"candidates must be hashable.*\(\('lr', 1\),\)"),
+    "halving dict candidate": (
+        lambda: successive_halving([{"lr": 1}], lambda c, r: 0.5, min_resource=1, max_resource=3),
+        r"candidates must be hashable.*\(\('lr', 1\),\)",
+    ),
     # was "unhashable type: 'list'" (unclear); the suggested spelling is hashable
     "halving tuple holding a list": (
-        lambda: successive_halving([("l2sp", [0.1, 1.0])], lambda c, r: 0.5, min_resource=1, max_resource=3),
+        lambda: successive_halving(
+            [("l2sp", [0.1, 1.0])], lambda c, r: 0.5, min_resource=1, max_resource=3
+        ),
         r"candidates must be hashable.*\('l2sp', \(0\.1, 1\.0\)\)",
     ),
     # refused, the message names the type (clear)
     "halving advance returns Decimal": (
-        lambda: successive_halving(["a"], lambda c, r: __import__("decimal").Decimal("0.5"), min_resource=1, max_resource=3),
+        lambda: successive_halving(
+            ["a"], lambda c, r: __import__("decimal").Decimal("0.5"), min_resource=1, max_resource=3
+        ),
         r"must return a number.*Decimal",
     ),
 }
@@ -480,7 +554,10 @@ def test_battery_params_entry_null_is_refused_naming_the_key(notebook, tmp_path,
     # clear before and after
     params = tmp_path / "p.json"
     params.write_text('{"double": null}')
-    assert runner.main(["run", str(notebook), "--params", str(params), "--build", str(tmp_path / "b")]) == 2
+    assert (
+        runner.main(["run", str(notebook), "--params", str(params), "--build", str(tmp_path / "b")])
+        == 2
+    )
     assert "'double' must map parameter names to values" in capsys.readouterr().err
 
 
@@ -496,9 +573,13 @@ def test_battery_answers():
     # 1e-200 returned 0.0 instead of 0.81 (silent wrong); both scale-invariant now
     with np.errstate(all="raise"):
         assert h_score_shrinkage(f * 1e200, y) == pytest.approx(h_score_shrinkage(f, y), rel=1e-9)
-        assert ledoit_wolf_shrinkage(f * 1e-200) == pytest.approx(ledoit_wolf_shrinkage(f), rel=1e-9)
+        assert ledoit_wolf_shrinkage(f * 1e-200) == pytest.approx(
+            ledoit_wolf_shrinkage(f), rel=1e-9
+        )
     # a 0-d tensor that requires grad is a number too
     res = successive_halving(["a", "b"], lambda c, r: torch.tensor(0.5, requires_grad=True) * 1,
                              min_resource=1, max_resource=2)  # fmt: skip
     assert res.best_score == 0.5
-    assert few_shot_indices(np.array([0.0, 1.0, 0.0, 1.0]), 1).shape == (2,)  # whole floats are labels
+    assert few_shot_indices(np.array([0.0, 1.0, 0.0, 1.0]), 1).shape == (
+        2,
+    )  # whole floats are labels

@@ -107,17 +107,25 @@ def test_a_failed_claim_keeps_its_numbers_in_build_and_in_the_summary(tmp_path):
     cell = nbformat.v4.new_code_cell(PARAMS)
     cell.metadata["tags"] = ["parameters"]
     nb.cells = [cell, nbformat.v4.new_code_cell(CLAIM)]
-    nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
+    nb.metadata["kernelspec"] = {
+        "name": "python3",
+        "display_name": "Python 3",
+        "language": "python",
+    }
     path = tmp_path / "claim.ipynb"
     nbformat.write(nb, path)
     build = tmp_path / "build"
     (build / "claim").mkdir(parents=True)
-    (build / "claim" / "results.json").write_text('{"results": {"gain": 0.5}, "key_numbers": ["gain"]}')
+    (build / "claim" / "results.json").write_text(
+        '{"results": {"gain": 0.5}, "key_numbers": ["gain"]}'
+    )
     (rec,) = run_all([path], build, timeout=300)
     assert rec.status == "failed" and rec.error.startswith("ClaimFailed: 1 claim(s) failed")
     assert "new vs old (acc, 3 paired seeds): -0.107" in rec.error  # the claim with its numbers
     assert rec.key_numbers == {"gain": pytest.approx(-0.1067, abs=1e-4), "x": 1}
-    doc = json.loads((build / "claim" / "results.json").read_text())  # this run's, not the earlier one
+    doc = json.loads(
+        (build / "claim" / "results.json").read_text()
+    )  # this run's, not the earlier one
     assert doc["status"] == "failed" and doc["error"] == rec.error
     assert doc["results"]["gain"] == pytest.approx(-0.1067, abs=1e-4)
     assert doc["claims"][0]["holds"] is False and doc["claims"][0]["verdict"] == "worse"

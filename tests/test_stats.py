@@ -202,7 +202,9 @@ def test_neutral_wording_says_larger_or_smaller_not_better():
     assert compare(big, big[::-1], neutral=True).verdict == "not distinguishable"
     assert c.to_dict()["neutral"] is True and c.to_dict()["verdict"] == "larger"
     claim = c.expect("larger")
-    assert claim.holds and "[claim: larger; holds; chance to hold at a fresh seed offset" in str(claim)
+    assert claim.holds and "[claim: larger; holds; chance to hold at a fresh seed offset" in str(
+        claim
+    )
     assert not c.expect("smaller").holds
     with pytest.raises(ValueError, match="'better'.*'larger', 'smaller'"):
         c.expect("better")  # a neutral comparison has no "better"
@@ -327,7 +329,10 @@ def test_equivalence_is_two_one_sided_tests():
         hi = sps.ttest_1samp(d, margin, alternative="less").pvalue
         assert equivalence(a, b, margin).equivalent == (max(lo, hi) < 0.05)
     # one pair: the difference itself against the margin; margin 0 accepts only no difference
-    assert equivalence([0.8], [0.79], 0.02).equivalent and not equivalence([0.8], [0.7], 0.02).equivalent
+    assert (
+        equivalence([0.8], [0.79], 0.02).equivalent
+        and not equivalence([0.8], [0.7], 0.02).equivalent
+    )
     assert equivalence([0.8, 0.7], [0.8, 0.7], 0.0).equivalent
     assert not equivalence([0.8, 0.7], [0.8, 0.71], 0.0).equivalent
     assert e.to_dict()["equivalent"] is True and e.to_dict()["n"] == 4
@@ -412,7 +417,9 @@ def _simulate(diff_mean, sd, n, direction, *, predictive, runs=40_000, conf=0.95
      (0.02, 0.05, 10, "includes"), (0.1, 0.03, 8, "above")],
 )  # fmt: skip
 @pytest.mark.parametrize("predictive", [False, True])
-def test_replication_probability_matches_a_simulation_of_fresh_seeds(diff_mean, sd, n, direction, predictive):
+def test_replication_probability_matches_a_simulation_of_fresh_seeds(
+    diff_mean, sd, n, direction, predictive
+):
     from tlhelpers.stats import replication_probability
 
     p = replication_probability(diff_mean, sd, n, direction=direction, predictive=predictive)
@@ -436,9 +443,13 @@ def test_power_at_the_observed_effect_is_the_noncentral_t_and_the_predictive_cha
         p_pred = replication_probability(t * sd / math.sqrt(5), sd, 5)
         assert p_pred < p_obs  # conservative: the effect's uncertainty is counted
     # more seeds at the same t: a fresh run clears zero more often
-    assert replication_probability(0.3, 0.1, 10) > replication_probability(0.3 * math.sqrt(5 / 10), 0.1, 5)
+    assert replication_probability(0.3, 0.1, 10) > replication_probability(
+        0.3 * math.sqrt(5 / 10), 0.1, 5
+    )
     # the three verdicts share the probability
-    parts = [replication_probability(0.03, 0.05, 6, direction=d) for d in ("above", "below", "includes")]
+    parts = [
+        replication_probability(0.03, 0.05, 6, direction=d) for d in ("above", "below", "includes")
+    ]
     assert sum(parts) == pytest.approx(1.0)
 
 
@@ -483,11 +494,14 @@ def test_a_comparison_maps_its_verdicts_to_directions():
     assert c.replication("better") == pytest.approx(above)
     low = compare(b - d, b, lower_is_better=True)  # a drop in a cost is "better"
     assert low.replication("better") == pytest.approx(above)
-    assert low.replication("worse") == pytest.approx(replication_probability(d.mean(), d.std(ddof=1), 5, direction="below"))
+    assert low.replication("worse") == pytest.approx(
+        replication_probability(d.mean(), d.std(ddof=1), 5, direction="below")
+    )
     n = compare(b + d, b, neutral=True)
     assert n.replication("larger") == pytest.approx(above)
     assert n.replication("not distinguishable") == pytest.approx(
-        replication_probability(d.mean(), d.std(ddof=1), 5, direction="includes"))
+        replication_probability(d.mean(), d.std(ddof=1), 5, direction="includes")
+    )
     with pytest.raises(ValueError, match="'larger'"):
         c.replication("larger")
     u = compare_unpaired([0.6, 0.7, 0.65, 0.68], [0.4, 0.45, 0.5])
@@ -500,9 +514,13 @@ def test_claims_below_the_bar_are_findings_not_failures():
     from tlhelpers.stats import MIN_CHANCE, findings
 
     b = np.full(5, 0.5)
-    strong = compare(b + np.array([0.10, 0.11, 0.09, 0.10, 0.105]), b, name_a="strong", name_b="base")
+    strong = compare(
+        b + np.array([0.10, 0.11, 0.09, 0.10, 0.105]), b, name_a="strong", name_b="base"
+    )
     weak = compare(b + np.array([0.12, 0.02, 0.15, 0.08, 0.05]), b, name_a="weak", name_b="base")
-    absent = compare(b + np.array([0.12, -0.05, 0.15, -0.08, 0.05]), b, name_a="absent", name_b="base")
+    absent = compare(
+        b + np.array([0.12, -0.05, 0.15, -0.08, 0.05]), b, name_a="absent", name_b="base"
+    )
     s, w, a = strong.expect("better"), weak.expect("better"), absent.expect("better")
     assert s.holds and s.chance >= MIN_CHANCE and s.asserted and "asserted]" in str(s)
     assert w.holds and w.chance < MIN_CHANCE <= w.power or w.power < MIN_CHANCE
@@ -518,7 +536,9 @@ def test_claims_below_the_bar_are_findings_not_failures():
         check_claims([s, w, a])  # a checked claim that does not hold still fails
     marked = absent.expect("better", check=False)
     check_claims([s, marked])  # marked a finding: never raised on
-    assert "does not hold here" in str(marked) and str(marked).endswith("marked a finding: not asserted]")
+    assert "does not hold here" in str(marked) and str(marked).endswith(
+        "marked a finding: not asserted]"
+    )
     assert findings([s, w, marked]) == [w, marked]
     with pytest.raises(ValueError, match="check"):
         weak.expect("better", check=1)

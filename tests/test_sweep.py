@@ -244,9 +244,13 @@ def test_cli_grid_parsing():
 def test_cli_values_are_read_as_the_grid_file_reads_them(tmp_path):
     """``-p check_claims=false`` is the bool False, as ``check_claims: [false]`` in a grid file."""
     grid = tmp_path / "g.yaml"
-    grid.write_text("grid:\n  check_claims: [false, true]\n  lr: [1e-3, 0.5]\n  n: [3, null]\n  s: [abc, '1']\n")
+    grid.write_text(
+        "grid:\n  check_claims: [false, true]\n  lr: [1e-3, 0.5]\n  n: [3, null]\n  s: [abc, '1']\n"
+    )
     from_file = sw.load_grid(grid)["grid"]
-    from_cli = sw.parse_cli_grid(["check_claims=false,true", "lr=1e-3,0.5", "n=3,null", "s=abc,'1'"])
+    from_cli = sw.parse_cli_grid(
+        ["check_claims=false,true", "lr=1e-3,0.5", "n=3,null", "s=abc,'1'"]
+    )
     assert from_cli == from_file == {"check_claims": [False, True], "lr": [0.001, 0.5], "n": [3, None],
                                      "s": ["abc", "1"]}  # fmt: skip
     assert type(from_cli["check_claims"][0]) is bool and type(from_cli["n"][0]) is int
@@ -255,12 +259,20 @@ def test_cli_values_are_read_as_the_grid_file_reads_them(tmp_path):
 def test_cli_bool_passes_the_notebooks_type_check(tmp_path):
     path = tmp_path / "c.ipynb"
     nb = nbformat.v4.new_notebook()
-    cell = nbformat.v4.new_code_cell("check_claims: bool = True  # assert the claims\nseed: int = 0  # a seed\n")
+    cell = nbformat.v4.new_code_cell(
+        "check_claims: bool = True  # assert the claims\nseed: int = 0  # a seed\n"
+    )
     cell.metadata["tags"] = ["parameters"]
     nb.cells = [cell]
-    nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
+    nb.metadata["kernelspec"] = {
+        "name": "python3",
+        "display_name": "Python 3",
+        "language": "python",
+    }
     nbformat.write(nb, path)
-    plan = plan_sweep(path, sw.parse_cli_grid(["seed=0,1"]), fixed={"check_claims": sw.parse_value("false")})
+    plan = plan_sweep(
+        path, sw.parse_cli_grid(["seed=0,1"]), fixed={"check_claims": sw.parse_value("false")}
+    )
     assert plan.fixed == {"check_claims": False}
     plan = plan_sweep(path, sw.parse_cli_grid(["check_claims=false", "seed=0"]))
     assert plan.grid["check_claims"] == [False]
@@ -269,7 +281,9 @@ def test_cli_bool_passes_the_notebooks_type_check(tmp_path):
 def test_a_failed_runs_numbers_are_kept_marked_and_reported(nb, tmp_path):
     out = tmp_path / "out"
     plan = plan_sweep(nb, {"x": [1, 2], "seed": [0]}, metric="y")
-    (ok_point, ok_params), (bad_point, bad_params) = [(p, {**plan.fixed, **p}) for p in plan.points()]
+    (ok_point, ok_params), (bad_point, bad_params) = [
+        (p, {**plan.fixed, **p}) for p in plan.points()
+    ]
     doc = {"results": {"y": 4.25}, "key_numbers": ["y"]}
     bad_dir = out / "runs" / sw.run_name(bad_point, bad_params)
     error = "ClaimFailed: 1 claim(s) failed:\n  - a vs b (y, 3 paired seeds): -0.100 (95% CI ...): worse."
@@ -285,14 +299,21 @@ def test_a_failed_runs_numbers_are_kept_marked_and_reported(nb, tmp_path):
     rows = {r["x"]: r for r in csv.DictReader((out / "results.csv").open())}
     assert rows["2"]["status"] == "failed" and rows["2"]["y"] == "4.25"
     md = (out / "results.md").read_text()
-    assert "| 2 | 0 | failed |" in md and "4.2500 (from a failed run; ClaimFailed: 1 claim(s) failed: - a vs b" in md
+    assert (
+        "| 2 | 0 | failed |" in md
+        and "4.2500 (from a failed run; ClaimFailed: 1 claim(s) failed: - a vs b" in md
+    )
     assert "| 1 | 1 | 2.0000 |" in md  # the mean uses the ok run only
     # a new successful run replaces them
     sw.commit_run(bad_dir, {"notebook": "fx.ipynb", "parameters": bad_params, "status": "ok", "error": ""},
                   {"results.json": json.dumps({"results": {"y": 4.0}, "key_numbers": ["y"]}).encode()})  # fmt: skip
     assert json.loads((bad_dir / "results.json").read_text())["results"] == {"y": 4.0}
     # a failed run that wrote no numbers leaves none (the earlier ones are not its own)
-    sw.commit_run(bad_dir, {"notebook": "fx.ipynb", "parameters": bad_params, "status": "failed", "error": "x"}, {})
+    sw.commit_run(
+        bad_dir,
+        {"notebook": "fx.ipynb", "parameters": bad_params, "status": "failed", "error": "x"},
+        {},
+    )
     assert not (bad_dir / "results.json").exists()
 
 

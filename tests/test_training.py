@@ -283,7 +283,6 @@ def test_adabn_without_batchnorm_raises():
 # ------------------------------------------------------------------ step-based fine-tuning
 
 
-
 @pytest.mark.parametrize("method", TRANSFER_METHODS)
 def test_every_method_trains_and_logs_its_term(method, source, data):
     model = transfer_model(source, 5)

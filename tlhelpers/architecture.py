@@ -41,8 +41,17 @@ ROOT = PACKAGE.parent
 #: Bottom to top. A module may import its own tier or lower tiers, never a higher one.
 LAYERS: list[tuple[str, ...]] = [
     ("validation",),
-    ("paths", "threads", "runtime", "metrics", "calibration", "interactive", "detection",
-     "selection", "fingerprint"),
+    (
+        "paths",
+        "threads",
+        "runtime",
+        "metrics",
+        "calibration",
+        "interactive",
+        "detection",
+        "selection",
+        "fingerprint",
+    ),
     ("data", "models", "plots", "stats"),
     ("losses", "optim"),
     ("training",),

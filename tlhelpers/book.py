@@ -515,7 +515,9 @@ def stage(
     if exercises:
         (src / EXERCISES).mkdir()
     for path in exercises:
-        nb = _load_notebook(path, "regenerate the students' copies (`python -m tlhelpers exercises generate`).")
+        nb = _load_notebook(
+            path, "regenerate the students' copies (`python -m tlhelpers exercises generate`)."
+        )
         note = _markdown_cell(
             ":::{admonition} Exercise\n:class: tip\n"
             f"{{download}}`Download {path.name} <../{FILES}/exercises/{path.name}>` and "

@@ -352,7 +352,9 @@ def heading_problems(root: Path | None = None) -> list[str]:
                     problems.append(f"{src.name}: {gid}: no heading `## Exercise {r.number} · "
                                     f"Title (about M min, P points)` above it, got {heading!r}")  # fmt: skip
                 elif (int(m["k"]), int(m["minutes"]), float(m["points"])) != (
-                    r.number, r.minutes, r.points
+                    r.number,
+                    r.minutes,
+                    r.points,
                 ):
                     problems.append(
                         f"{src.name}: {gid}: heading says exercise {m['k']}, {m['minutes']} min, "

@@ -182,9 +182,13 @@ def _boxes(name: str, boxes: Any) -> torch.Tensor:
 def _scores(name: str, scores: Any, n: int) -> torch.Tensor:
     """``(n,)`` float64 scores, one per box, all finite (a NaN would rank first in NMS)."""
     try:
-        s = torch.as_tensor(
-            scores if isinstance(scores, torch.Tensor) else np.asarray(scores, dtype=np.float64)
-        ).to(torch.float64).reshape(-1)
+        s = (
+            torch.as_tensor(
+                scores if isinstance(scores, torch.Tensor) else np.asarray(scores, dtype=np.float64)
+            )
+            .to(torch.float64)
+            .reshape(-1)
+        )
     except (ValueError, TypeError):
         raise ValueError(
             f"{name} must be {n} numbers, one per box, got a ragged or non-numeric "
@@ -206,7 +210,9 @@ def _indices(name: str, idx: Any, n: int) -> torch.Tensor:
     """Integer indices into ``n`` boxes (as :func:`nms` returns), each in ``0..n-1``."""
     k = torch.as_tensor(idx if isinstance(idx, torch.Tensor) else np.asarray(idx)).reshape(-1)
     if k.numel() and (k.is_floating_point() or k.dtype == torch.bool or k.is_complex()):
-        raise ValueError(f"{name} must be integer box indices (as nms returns), got dtype {k.dtype}.")
+        raise ValueError(
+            f"{name} must be integer box indices (as nms returns), got dtype {k.dtype}."
+        )
     k = k.long()
     if k.numel() and (k.min() < 0 or k.max() >= n):
         raise ValueError(

@@ -407,6 +407,8 @@ def top_activating(
         raise ValueError(f"units {bad} are out of range: valid units are 0..{c - 1}.")
     values, indices = torch.topk(activations[:, units].T, k, dim=1)
     return values, indices
+
+
 #: Ridge strengths :func:`ridge_probe` tries by default (a log grid; features are standardised).
 RIDGE_ALPHAS: tuple[float, ...] = (0.01, 0.1, 1.0, 10.0, 100.0, 1000.0)
 

@@ -107,7 +107,9 @@ def _module_file(name: str, package_dir: Path | None = None) -> Path | None:
     return None
 
 
-def package_imports(tree: ast.AST, name: str, is_package: bool, package_dir: Path | None = None) -> set[str]:
+def package_imports(
+    tree: ast.AST, name: str, is_package: bool, package_dir: Path | None = None
+) -> set[str]:
     """Every ``tlhelpers`` module the module ``name`` (syntax ``tree``) imports, as absolute names.
 
     Every import counts, function-level ones included; ``from tlhelpers import losses`` and

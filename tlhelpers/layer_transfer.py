@@ -449,7 +449,9 @@ def seed_match(live: Mapping[int, float], stored: Mapping[int, float], name: str
         raise ValueError(f"live must map seeds the stored grid ran ({sorted(stored)}) to values, "
                          f"got seeds {sorted(live)}.")  # fmt: skip
     if len(stored) < 2:
-        raise ValueError(f"stored must hold >= 2 seeds (for the seed-to-seed SD), got {len(stored)}.")
+        raise ValueError(
+            f"stored must hold >= 2 seeds (for the seed-to-seed SD), got {len(stored)}."
+        )
     seeds = tuple(sorted(live))
     sd = float(np.std([float(v) for v in stored.values()], ddof=1))
     return SeedMatch(str(name), seeds, tuple(float(live[s]) for s in seeds),
@@ -466,7 +468,12 @@ def recipe_sha256(recipe: LayerTransferRecipe = RECIPE) -> str:
 
 
 #: Modules that orchestrate but compute none of the numbers (not followed by :func:`code_version_now`).
-_NOT_COMPUTING = ("tlhelpers.notebook", "tlhelpers.sweep", "tlhelpers.runner", "tlhelpers.fingerprint")
+_NOT_COMPUTING = (
+    "tlhelpers.notebook",
+    "tlhelpers.sweep",
+    "tlhelpers.runner",
+    "tlhelpers.fingerprint",
+)
 
 
 @functools.cache
@@ -483,7 +490,10 @@ def live_platform() -> dict[str, Any]:
 def is_exact_setting(meta: Mapping[str, Any]) -> bool:
     """Same platform fingerprint and same code version as the grid ``meta``: exact match required."""
     code = (meta.get("code_version") or {}).get("sha256")
-    return same_platform(meta.get("platform"), live_platform()) and code == code_version_now()["sha256"]
+    return (
+        same_platform(meta.get("platform"), live_platform())
+        and code == code_version_now()["sha256"]
+    )
 
 
 def diagnosis(meta: Mapping[str, Any] | None) -> tuple[list[str], bool]:
@@ -496,10 +506,19 @@ def diagnosis(meta: Mapping[str, Any] | None) -> tuple[list[str], bool]:
     meta = meta or {}
     lines, rebuild = [], False
     diffs = fingerprint_differences(meta.get("platform"), live_platform())
-    lines.append("platform: " + ("the same as the grid's" if not diffs else "differs (" + "; ".join(diffs) + ")"))
-    stored_recipe, now = meta.get("recipe_sha256") or (
-        recipe_sha256(LayerTransferRecipe(**meta["recipe"])) if isinstance(meta.get("recipe"), dict) else None
-    ), recipe_sha256()
+    lines.append(
+        "platform: "
+        + ("the same as the grid's" if not diffs else "differs (" + "; ".join(diffs) + ")")
+    )
+    stored_recipe, now = (
+        meta.get("recipe_sha256")
+        or (
+            recipe_sha256(LayerTransferRecipe(**meta["recipe"]))
+            if isinstance(meta.get("recipe"), dict)
+            else None
+        ),
+        recipe_sha256(),
+    )
     if stored_recipe == now:
         lines.append(f"recipe: the same (sha256 {now[:12]})")
     else:
@@ -511,8 +530,10 @@ def diagnosis(meta: Mapping[str, Any] | None) -> tuple[list[str], bool]:
         lines.append(f"code version: the same (sha256 {code[:12]} over the modules run_point uses)")
     else:
         rebuild = True
-        lines.append(f"code version: CHANGED since the grid was built (stored {str(stored_code)[:12]}, now "
-                     f"{code[:12]}; the grid's commit {meta.get('provenance', {}).get('git_commit', '?')[:12]})")
+        lines.append(
+            f"code version: CHANGED since the grid was built (stored {str(stored_code)[:12]}, now "
+            f"{code[:12]}; the grid's commit {meta.get('provenance', {}).get('git_commit', '?')[:12]})"
+        )
     return lines, rebuild
 
 
@@ -664,7 +685,9 @@ def load_stored_grid(folder: str | Path | None = None) -> StoredGrid:
             f"(git checkout) or rebuild the grid with `{BUILD_COMMAND}`."
         )
     stored_hash = meta.get("recipe_sha256")
-    if meta.get("recipe") != RECIPE.to_dict() or (stored_hash is not None and stored_hash != recipe_sha256()):
+    if meta.get("recipe") != RECIPE.to_dict() or (
+        stored_hash is not None and stored_hash != recipe_sha256()
+    ):
         changed = sorted(k for k in {*RECIPE.to_dict(), *(meta.get("recipe") or {})}
                          if (meta.get("recipe") or {}).get(k) != RECIPE.to_dict().get(k))  # fmt: skip
         raise StoredGridError(
@@ -775,12 +798,16 @@ def run_slice_elsewhere(capability: str, split: str, seeds: Sequence[int], cut: 
     """
     child_env = {**os.environ, "ATEN_CPU_CAPABILITY": capability, **dict(env or {})}
     root = str(Path(__file__).resolve().parent.parent)
-    child_env["PYTHONPATH"] = os.pathsep.join([root] + ([child_env["PYTHONPATH"]] if child_env.get("PYTHONPATH") else []))
+    child_env["PYTHONPATH"] = os.pathsep.join(
+        [root] + ([child_env["PYTHONPATH"]] if child_env.get("PYTHONPATH") else [])
+    )
     cmd = [sys.executable, "-m", "tlhelpers.layer_transfer", "slice", "--split", split,
            "--cut", str(cut), "--seeds", *map(str, seeds), "--conditions", *conditions]  # fmt: skip
     done = subprocess.run(cmd, env=child_env, capture_output=True, text=True, timeout=timeout)
     if done.returncode != 0:
-        raise RuntimeError(f"the slice with ATEN_CPU_CAPABILITY={capability} failed:\n{done.stderr[-2000:]}")
+        raise RuntimeError(
+            f"the slice with ATEN_CPU_CAPABILITY={capability} failed:\n{done.stderr[-2000:]}"
+        )
     doc = json.loads(done.stdout.strip().splitlines()[-1])
     doc["values"] = {k: {int(s): v for s, v in d.items()} for k, d in doc["values"].items()}
     doc["environment"] = {"ATEN_CPU_CAPABILITY": capability, **dict(env or {})}
@@ -815,7 +842,7 @@ def summarise_variation(runs: Sequence[Mapping[str, Any]], grid: StoredGrid, saf
                              "live": by_seed[seed], "stored": stored[seed], "diff": d, "seed_sd": sd,
                              "diff_in_sd": d / sd if sd > 0 else 0.0})  # fmt: skip
             for k in range(len(seeds) - window + 1):
-                w = seeds[k:k + window]
+                w = seeds[k : k + window]
                 t = equivalence([by_seed[x] / sd for x in w], [stored[x] / sd for x in w], 0.0,
                                 alpha=EQUIVALENCE_ALPHA)  # fmt: skip
                 windows.append({"split": run["split"], "cell": name, "seeds": w,
@@ -880,7 +907,9 @@ def main(argv: list[str] | None = None) -> int:
     sl.add_argument("--split", default="semantic", choices=list(SPLITS))
     sl.add_argument("--cut", type=int, default=3, choices=list(CUTS))
     sl.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
-    sl.add_argument("--conditions", nargs="+", default=list(SLICE_CONDITIONS), choices=list(CONDITIONS))
+    sl.add_argument(
+        "--conditions", nargs="+", default=list(SLICE_CONDITIONS), choices=list(CONDITIONS)
+    )
     v = sub.add_parser("variation", help="measure the slice under other kernel sets "
                        f"(ATEN_CPU_CAPABILITY) and write {VARIATION_FILE} beside the grid")  # fmt: skip
     v.add_argument("--capabilities", nargs="+", default=["default", "avx2"])
@@ -892,8 +921,11 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if args.cmd == "stamp":
         bad = stamp(args.folder)
-        print("\n".join(["not stamped: these values differ from the grid:", *bad]) if bad else
-              "stamped grid.json with this platform and code version; update its sha256 in data/README.md")
+        print(
+            "\n".join(["not stamped: these values differ from the grid:", *bad])
+            if bad
+            else "stamped grid.json with this platform and code version; update its sha256 in data/README.md"
+        )
         return 1 if bad else 0
     if args.cmd == "slice":
         print(json.dumps(run_slice(args.split, args.seeds, args.cut, args.conditions)))
@@ -901,14 +933,18 @@ def main(argv: list[str] | None = None) -> int:
     if args.cmd == "variation":
         folder = Path(args.folder) if args.folder else data_dir() / STORE
         grid = load_stored_grid(folder)
-        runs = [run_slice_elsewhere(c, split, args.seeds) for c in args.capabilities for split in SPLITS]
+        runs = [
+            run_slice_elsewhere(c, split, args.seeds) for c in args.capabilities for split in SPLITS
+        ]
         doc = {"what": "notebook 05a's live slice (AnB, AnB+ at cut 3) under other kernel sets, minus "
                        "the stored grid, per cell and seed, in units of the cell's seed-to-seed SD",
                "command": " ".join(["python -m tlhelpers.layer_transfer", *sys.argv[1:]]),
                **summarise_variation(runs, grid)}  # fmt: skip
         (folder / VARIATION_FILE).write_text(json.dumps(doc, indent=1) + "\n")
-        print(f"largest cross-platform difference {doc['largest_abs_diff_in_sd']:.2f} seed SD; "
-              f"margin {doc['margin_sd']} SD (safety {doc['safety']})")
+        print(
+            f"largest cross-platform difference {doc['largest_abs_diff_in_sd']:.2f} seed SD; "
+            f"margin {doc['margin_sd']} SD (safety {doc['safety']})"
+        )
         return 0
     folder = build(args.seeds, args.workers, args.sweep_out, args.folder)
     meta = json.loads((folder / "grid.json").read_text())

@@ -62,8 +62,13 @@ def summarize(results: dict[str, Sequence[float]], confidence: float = 0.95) -> 
     out = {}
     for name, vals in results.items():
         m, h = mean_ci(vals, confidence)
-        out[name] = {"mean": m, "ci": h, "min": float(np.min(vals)), "max": float(np.max(vals)),
-                     "n": len(vals)}
+        out[name] = {
+            "mean": m,
+            "ci": h,
+            "min": float(np.min(vals)),
+            "max": float(np.max(vals)),
+            "n": len(vals),
+        }
     return out
 
 

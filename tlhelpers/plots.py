@@ -162,13 +162,24 @@ def plot_reliability(probs, targets, n_bins: int = 15, ax=None, label: str = "")
     width = 1.0 / n_bins
     centers = b["edges"][:-1] + width / 2
     ax.bar(centers, np.nan_to_num(b["accuracy"]), width=width, edgecolor="k", label="accuracy")
-    ax.bar(centers, np.nan_to_num(b["confidence"]), width=width, fill=False, edgecolor="r",
-           label="mean confidence")
+    ax.bar(
+        centers,
+        np.nan_to_num(b["confidence"]),
+        width=width,
+        fill=False,
+        edgecolor="r",
+        label="mean confidence",
+    )
     ax.plot([0, 1], [0, 1], "k--", lw=1)
     ece = expected_calibration_error(probs, targets, n_bins)
     prefix = f"{label}: " if label else ""
-    ax.set(xlim=(0, 1), ylim=(0, 1), xlabel="confidence", ylabel="accuracy",
-           title=f"{prefix}ECE = {ece:.3f} ({n_bins} equal-width bins)")
+    ax.set(
+        xlim=(0, 1),
+        ylim=(0, 1),
+        xlabel="confidence",
+        ylabel="accuracy",
+        title=f"{prefix}ECE = {ece:.3f} ({n_bins} equal-width bins)",
+    )
     ax.legend(fontsize=8, loc="upper left")
     return ax
 
@@ -188,12 +199,21 @@ def plot_confusion_matrix(cm, class_names: Sequence[str], ax=None, normalize: bo
     k = len(class_names)
     for i in range(k):
         for j in range(k):
-            ax.text(j, i, str(cm[i, j]), ha="center", va="center", fontsize=8,
-                    color="white" if shown[i, j] > 0.6 * shown.max() else "black")
+            ax.text(
+                j,
+                i,
+                str(cm[i, j]),
+                ha="center",
+                va="center",
+                fontsize=8,
+                color="white" if shown[i, j] > 0.6 * shown.max() else "black",
+            )
     ax.set_xticks(range(k), class_names, rotation=45, ha="right", fontsize=8)
     ax.set_yticks(range(k), class_names, fontsize=8)
     ax.set(xlabel="predicted", ylabel="true")
     return ax
+
+
 def show_filters(weights, n: int = 32, ncols: int = 8, titles: Sequence[str] | None = None,
                  size: float = 0.9):  # fmt: skip
     """A grid of filters or maps ``(N, C, h, w)``: C = 3 in colour, else channel 0 in grey (notebook 05a).

@@ -450,8 +450,12 @@ def run_all(
     for p in paths:
         print(f"running {p.name} ...", flush=True)
         rec = run_notebook(p, build / p.stem, parameters.get(p.stem, {}), timeout=timeout)
-        shown = rec.key_numbers if rec.status == "ok" else (
-            f"{rec.key_numbers} (from a {rec.status} run) " if rec.key_numbers else "") + rec.error[:400]
+        shown = (
+            rec.key_numbers
+            if rec.status == "ok"
+            else (f"{rec.key_numbers} (from a {rec.status} run) " if rec.key_numbers else "")
+            + rec.error[:400]
+        )
         print(f"  {rec.status} in {rec.wall_time_s} s {shown}", flush=True)
         records.append(rec)
         _write_summary(records, build)
@@ -476,8 +480,7 @@ def load_params_file(path: str | Path) -> dict[str, Any]:
         ) from None
     if not isinstance(doc, dict):  # null, a list, a number: nothing to run with
         raise ValueError(
-            f"--params file {path} must hold a JSON object, got {json.dumps(doc)[:80]}. "
-            f"{expected}"
+            f"--params file {path} must hold a JSON object, got {json.dumps(doc)[:80]}. {expected}"
         )
     return doc
 

@@ -263,7 +263,9 @@ def _score_value(value: Any, call: str) -> float:
                 "number, the validation score (higher is better)."
             )
         value = value.reshape(-1)[0].item()
-    if isinstance(value, (bool, np.bool_)) or not isinstance(value, (int, float, np.integer, np.floating)):
+    if isinstance(value, (bool, np.bool_)) or not isinstance(
+        value, (int, float, np.integer, np.floating)
+    ):
         raise ValueError(
             f"{call} returned {value!r}; it must return a number, the validation score "
             f"(higher is better), got {kind}."

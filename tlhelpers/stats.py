@@ -261,7 +261,9 @@ def _claim(comparison: _Interval, verdict: str, check: bool = True) -> Claim:
     if verdict not in comparison.verdicts:
         shown = ", ".join(repr(v) for v in comparison.verdicts)
         raise ValueError(f"Unknown expected verdict {verdict!r}. Valid values: {shown}.")
-    return Claim(cast("Comparison | UnpairedComparison", comparison), verdict, check)  # its only kinds
+    return Claim(
+        cast("Comparison | UnpairedComparison", comparison), verdict, check
+    )  # its only kinds
 
 
 def _f3(v: float) -> str:
@@ -360,7 +362,9 @@ class Claim:
             return f"{self.comparison} [claim: {self.expected}; FAILS; {chance}]"
         here = "holds here" if self.holds else "does not hold here"
         why = f"below {MIN_CHANCE:g}" if self.check else "marked a finding"
-        return f"{self.comparison} [finding: {self.expected}; {here}; {chance}; {why}: not asserted]"
+        return (
+            f"{self.comparison} [finding: {self.expected}; {here}; {chance}; {why}: not asserted]"
+        )
 
     def to_dict(self) -> dict[str, Any]:
         return {**self.comparison.to_dict(), "expected": self.expected, "holds": self.holds,
@@ -539,8 +543,10 @@ class Equivalence:
     @property
     def equivalent(self) -> bool:
         """Both one-sided tests reject: the whole interval lies inside the margin."""
-        return -self.margin < self.ci_low and self.ci_high < self.margin or (
-            self.margin == 0 and self.ci_low == self.ci_high == 0
+        return (
+            -self.margin < self.ci_low
+            and self.ci_high < self.margin
+            or (self.margin == 0 and self.ci_low == self.ci_high == 0)
         )
 
     def __str__(self) -> str:
@@ -721,7 +727,9 @@ def _p_above(t: float, df: float, t_crit: float, predictive: bool) -> float:
     return min(1.0, max(0.0, float(value)))
 
 
-def _replication_from_t(t: float, df: float, sign: int, confidence: float, predictive: bool) -> float:
+def _replication_from_t(
+    t: float, df: float, sign: int, confidence: float, predictive: bool
+) -> float:
     from scipy import stats
 
     if math.isnan(t):  # no spread and no difference: a fresh run ties again
@@ -786,8 +794,10 @@ def replication_probability(
     """
     from .validation import check_choice, check_int, check_positive
 
-    if isinstance(diff_mean, bool) or not isinstance(diff_mean, (int, float, np.floating)) or not (
-        math.isfinite(diff_mean)
+    if (
+        isinstance(diff_mean, bool)
+        or not isinstance(diff_mean, (int, float, np.floating))
+        or not (math.isfinite(diff_mean))
     ):
         raise ValueError(f"diff_mean must be a finite number, got {diff_mean!r}.")
     check_positive("sd", sd, strict=False)

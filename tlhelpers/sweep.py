@@ -765,8 +765,12 @@ def _run(plan, out, client, workers, threads, timeout, log) -> SweepResult:
                 elapsed = time.perf_counter() - start
                 left = len(todo) - done
                 eta = f", ~{_fmt_time(elapsed / done * left)} left" if done and left else ""
-                what = key_numbers if status == "ok" else (
-                    f"{key_numbers} (from a {status} run) " if key_numbers else "") + record["error"][-160:]
+                what = (
+                    key_numbers
+                    if status == "ok"
+                    else (f"{key_numbers} (from a {status} run) " if key_numbers else "")
+                    + record["error"][-160:]
+                )
                 log(f"[{done}/{len(todo)}] {status:<10} {_label(point)}  "
                     f"{record['wall_time_s']} s  {what}\n"
                     f"    done {counts['ok']} ok, {counts['failed']} failed, {left} remaining; "
@@ -841,7 +845,9 @@ def _result(fut) -> dict[str, Any]:
     except Exception as err:  # a worker that died, a task that could not be unpickled
         error = f"{type(err).__name__}: {err}"
         if "tlhelpers" in error and isinstance(err, ModuleNotFoundError):
-            error += " (install the kit on every worker: see book/reference/sweeps.md, Dask cluster)"
+            error += (
+                " (install the kit on every worker: see book/reference/sweeps.md, Dask cluster)"
+            )
         return {"name": name, "status": "failed", "error": error[-2000:], "files": {}}
 
 
@@ -892,7 +898,9 @@ def collect(
         row: dict[str, Any] = {**point, "status": status, "wall_time_s": rec.get("wall_time_s"),
                                "run": run_dir.name, "error": rec.get("error", "")[-200:]}  # fmt: skip
         if status in ("ok", "failed", "incomplete") and (run_dir / "results.json").is_file():
-            doc = json.loads((run_dir / "results.json").read_text())  # a failed run's: marked by status
+            doc = json.loads(
+                (run_dir / "results.json").read_text()
+            )  # a failed run's: marked by status
             for k, v in _scalars(doc).items():
                 k = k if k not in point and k not in _ROW_KEYS else f"results.{k}"  # no clash
                 row[k] = v

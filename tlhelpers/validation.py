@@ -24,7 +24,6 @@ __all__ = [
 _T = TypeVar("_T")
 
 
-
 def check_choice(name: str, value: Any, valid: Iterable[Any], *, what: str | None = None) -> Any:
     """Return ``value`` if it is one of ``valid``, else raise a ``ValueError`` listing them.
 

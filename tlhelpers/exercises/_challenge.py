@@ -65,7 +65,9 @@ class FewShotChallenge:
         """Validation: ``n_eval`` training-pool images outside the labelled ones; hidden: test images."""
         if hidden:
             pool = load_task(self.task, "test")
-            idx = np.random.default_rng(self.test_seed).choice(len(pool), self.n_eval, replace=False)
+            idx = np.random.default_rng(self.test_seed).choice(
+                len(pool), self.n_eval, replace=False
+            )
         else:
             pool = load_task(self.task, "train")
             used = few_shot_indices(pool.targets, self.per_class, self.seed, pool.classes)

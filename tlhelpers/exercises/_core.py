@@ -105,7 +105,9 @@ _REPEAT_S = 0.05
 
 def _in_kit_or_library(filename: str) -> bool:
     return (
-        filename.startswith(_PACKAGE_DIR) or "site-packages" in filename or "/lib/python" in filename
+        filename.startswith(_PACKAGE_DIR)
+        or "site-packages" in filename
+        or "/lib/python" in filename
     )
 
 

@@ -30,7 +30,9 @@ def _case(seed: int, width: int = 4, freeze_first: bool = False):
             p.add_(0.1 * torch.randn_like(p))
     if freeze_first:
         body = model.body
-        assert isinstance(body, nn.Sequential)  # transfer_model's SmallCNN: Sequential(features, pool)
+        assert isinstance(
+            body, nn.Sequential
+        )  # transfer_model's SmallCNN: Sequential(features, pool)
         body[0].block1.requires_grad_(False)
     return model, state
 

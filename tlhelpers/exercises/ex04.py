@@ -178,6 +178,7 @@ distill = Exercise(
 
 # ----------------------------------------------------------------------- the open challenge
 
+
 def _source() -> tuple:
     return (load_backbone("small_cnn", source="fmnist_mixed_a").eval(),)
 

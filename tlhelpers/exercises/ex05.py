@@ -113,7 +113,11 @@ def _source(seed: int):
     model = scratch_model(5, width=4, seed=seed)
     g = torch.Generator().manual_seed(100 + seed)
     for m in model.modules():
-        if isinstance(m, nn.BatchNorm2d) and m.running_mean is not None and m.running_var is not None:
+        if (
+            isinstance(m, nn.BatchNorm2d)
+            and m.running_mean is not None
+            and m.running_var is not None
+        ):
             m.running_mean.copy_(torch.randn(m.running_mean.shape, generator=g))
             m.running_var.copy_(torch.rand(m.running_var.shape, generator=g) + 0.5)
     return model
@@ -128,7 +132,9 @@ def _same(a: dict, b: dict) -> bool:
 
 
 def _check_anb(fn, hidden: bool) -> str:
-    cases = [(2, True), (1, False), (3, True), (0, False)] if not hidden else [(1, True), (2, False)]
+    cases = (
+        [(2, True), (1, False), (3, True), (0, False)] if not hidden else [(1, True), (2, False)]
+    )
     for i, (n, freeze) in enumerate(cases):
         source = _source(i + (10 if hidden else 0))
         fresh = scratch_model(5, width=4, seed=50 + i)
@@ -218,7 +224,10 @@ def _triplet_batch(seed: int, ids: int, per_id: int, dim: int):
     g = torch.Generator().manual_seed(seed)
     labels = torch.arange(ids).repeat_interleave(per_id)
     labels = labels[torch.randperm(len(labels), generator=g)]
-    emb = torch.randn(len(labels), dim, generator=g) + 2.5 * torch.randn(ids, dim, generator=g)[labels]
+    emb = (
+        torch.randn(len(labels), dim, generator=g)
+        + 2.5 * torch.randn(ids, dim, generator=g)[labels]
+    )
     return emb.requires_grad_(True), labels
 
 
@@ -304,6 +313,7 @@ triplet = Exercise(
 
 
 # ------------------------------------------------------------------ 4. the open challenge
+
 
 def _source_a():
     return (split_model(load_backbone("small_cnn", source="fmnist_a")).eval(),)

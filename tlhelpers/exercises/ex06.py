@@ -25,7 +25,15 @@ from ..optim import lr_find, make_optimizer
 from ..training import evaluate
 from ._core import Exercise, Wrong, call_student, close, diagnose, number, off_by, tensor
 
-__all__ = ["schedule", "groups", "range_test", "challenge", "torch_warmup_cosine", "range_reference", "challenge_data"]
+__all__ = [
+    "schedule",
+    "groups",
+    "range_test",
+    "challenge",
+    "torch_warmup_cosine",
+    "range_reference",
+    "challenge_data",
+]
 
 
 def _vector(value, what: str, n: int | None = None) -> torch.Tensor:

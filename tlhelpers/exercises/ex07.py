@@ -23,7 +23,15 @@ from ..recipes import get_recipe
 from ..training import predict
 from ._core import Exercise, Wrong, call_student, number, off_by, tensor
 
-__all__ = ["ece", "tar_far", "winners_curse", "challenge", "ece_variant", "tar_variant", "challenge_data"]
+__all__ = [
+    "ece",
+    "tar_far",
+    "winners_curse",
+    "challenge",
+    "ece_variant",
+    "tar_variant",
+    "challenge_data",
+]
 
 
 def _close(got: float, want: float, rtol: float = 1e-6, atol: float = 1e-9) -> bool:

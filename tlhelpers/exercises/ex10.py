@@ -25,7 +25,9 @@ __all__ = ["schedule", "halving", "ranking", "challenge", "challenge_data"]
 
 def _as_pairs(out, what: str) -> list[tuple[int, int]]:
     if not isinstance(out, (list, tuple)):
-        raise Wrong(f"{what} should be a list of (candidates, steps) pairs, got a {type(out).__name__}.")
+        raise Wrong(
+            f"{what} should be a list of (candidates, steps) pairs, got a {type(out).__name__}."
+        )
     pairs = []
     for item in out:
         if not isinstance(item, (list, tuple)) or len(item) != 2:
@@ -67,7 +69,9 @@ def _check_schedule(fn, hidden: bool) -> str:
             raise Wrong(f"{call}: the steps grow by a factor eta per round (r_i = r_0 eta^i), "
                         "not by r_0.")  # fmt: skip
         raise Wrong(f"{call}: expected {want}, got {got}.")
-    return "n_i = ceil(n / eta^i) candidates trained to r_i = r_0 eta^i steps, as many rounds as fit."
+    return (
+        "n_i = ceil(n / eta^i) candidates trained to r_i = r_0 eta^i steps, as many rounds as fit."
+    )
 
 
 schedule = Exercise(
@@ -126,7 +130,9 @@ class _Recorder:
 
 def _check_halving(fn, hidden: bool) -> str:
     # the last case runs out of steps first: its last round holds 3 candidates to choose from
-    cases = [(0, 9, 3, 2, 18), (1, 8, 2, 1, 8), (2, 9, 3, 2, 6)] if not hidden else [(5, 10, 3, 1, 9)]
+    cases = (
+        [(0, 9, 3, 2, 18), (1, 8, 2, 1, 8), (2, 9, 3, 2, 6)] if not hidden else [(5, 10, 3, 1, 9)]
+    )
     for seed, n, eta, r0, big_r in cases:
         cands = [f"c{i}" for i in range(n)]
         curves = _scores(seed, cands)
@@ -228,8 +234,11 @@ def _check_ranking(fn, hidden: bool) -> str:
         if list(out) == want[::-1]:
             raise Wrong("that is the order from worst to best: a higher LogME means features "
                         "that explain the labels better, so it comes first.")  # fmt: skip
-        raise Wrong(f"by LogME the order is {want} (scores "
-                    + ", ".join(f"{s} {scores[s]:.3f}" for s in want) + f"), you gave {list(out)}.")
+        raise Wrong(
+            f"by LogME the order is {want} (scores "
+            + ", ".join(f"{s} {scores[s]:.3f}" for s in want)
+            + f"), you gave {list(out)}."
+        )
     return "Sources ranked by LogME, highest (best-explained labels) first."
 
 

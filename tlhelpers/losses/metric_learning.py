@@ -168,9 +168,7 @@ class _MetricLoss(nn.Module):
         return {"margin": self.margin, "reduction": self.reduction}
 
     def forward(self, *inputs: Any, **kwargs: Any) -> Tensor:
-        return type(self)._loss(
-            *inputs, **kwargs, **self.hparams(), check_finite=self.check_finite
-        )
+        return type(self)._loss(*inputs, **kwargs, **self.hparams(), check_finite=self.check_finite)
 
     def extra_repr(self) -> str:
         return ", ".join(f"{k}={v!r}" for k, v in self.hparams().items())
