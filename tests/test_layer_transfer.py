@@ -423,3 +423,19 @@ def test_stamp_records_platform_and_code_only_after_an_exact_recomputation(tmp_p
     stamped = lt.load_stored_grid(folder)  # still loads: csv, its sha256 and the recipe untouched
     assert lt.is_exact_setting(stamped.meta) and (folder / "grid.csv").read_bytes() == csv_before
     assert "stamp" in stamped.meta["platform_note"]
+
+
+def test_code_version_is_the_same_from_the_command_line_and_from_an_import(monkeypatch):
+    """`python -m tlhelpers.layer_transfer stamp` runs the module as ``__main__``: the version it
+    records must be the one notebook 05a computes after ``import tlhelpers.layer_transfer``."""
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("__main__", lt.__file__)
+    as_main = importlib.util.module_from_spec(spec)
+    as_main.__package__ = "tlhelpers"  # as `python -m` sets it
+    monkeypatch.setattr("sys.argv", ["layer_transfer", "--help"])
+    with pytest.raises(SystemExit):  # the command line runs (and stops at --help)
+        spec.loader.exec_module(as_main)
+    here = lt.code_version_now()
+    assert as_main.code_version_now() == here
+    assert "tlhelpers.layer_transfer" in here["modules"] and "tlhelpers.training" in here["modules"]

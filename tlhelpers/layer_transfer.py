@@ -479,7 +479,7 @@ _NOT_COMPUTING = (
 @functools.cache
 def code_version_now() -> dict[str, Any]:
     """:func:`tlhelpers.fingerprint.code_version` of this module and what it imports to compute."""
-    return code_version([__name__], exclude=_NOT_COMPUTING)
+    return code_version(["tlhelpers.layer_transfer"], exclude=_NOT_COMPUTING)
 
 
 def live_platform() -> dict[str, Any]:
