@@ -11,7 +11,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from tlhelpers.exercises import FAILED, NOT_ATTEMPTED, PASSED, ex06
+from tlhelpers.exercises import FAILED, NOT_ATTEMPTED, PASSED, ex06, exercises_of
 from tlhelpers.optim import lr_find, make_optimizer, schedule_factor
 
 EXERCISES = [ex06.schedule, ex06.groups, ex06.range_test, ex06.challenge]
@@ -25,9 +25,14 @@ def _solution(ex):
 
 
 def test_four_exercises_with_hints_estimates_and_ids():
-    assert ex06.__all__ == ["schedule", "groups", "range_test", "challenge"]
-    for name in ex06.__all__:
-        e = getattr(ex06, name)
+    exercises = exercises_of(ex06)
+    assert [e.id for e in exercises] == [
+        "ex06_schedule",
+        "ex06_groups",
+        "ex06_range_test",
+        "ex06_challenge",
+    ]
+    for name, e in zip(["schedule", "groups", "range_test", "challenge"], exercises, strict=True):
         assert e.id == f"ex06_{name}" and len(e.hints) >= 2 and 1 <= e.minutes <= 60
 
 

@@ -10,7 +10,7 @@ import torch.nn.functional as F
 from sklearn.calibration import calibration_curve
 from sklearn.metrics import roc_curve as sk_roc_curve
 
-from tlhelpers.exercises import FAILED, NOT_ATTEMPTED, PASSED, ex07
+from tlhelpers.exercises import FAILED, NOT_ATTEMPTED, PASSED, ex07, exercises_of
 from tlhelpers.metrics import expected_calibration_error, tar_at_far
 
 EXERCISES = [ex07.ece, ex07.tar_far, ex07.winners_curse, ex07.challenge]
@@ -24,9 +24,14 @@ def _solution(ex):
 
 
 def test_four_exercises_with_hints_estimates_and_ids():
-    assert ex07.__all__ == ["ece", "tar_far", "winners_curse", "challenge"]
-    for name in ex07.__all__:
-        e = getattr(ex07, name)
+    exercises = exercises_of(ex07)
+    assert [e.id for e in exercises] == [
+        "ex07_ece",
+        "ex07_tar_far",
+        "ex07_winners_curse",
+        "ex07_challenge",
+    ]
+    for name, e in zip(["ece", "tar_far", "winners_curse", "challenge"], exercises, strict=True):
         assert e.id == f"ex07_{name}" and len(e.hints) >= 2 and 1 <= e.minutes <= 60
 
 

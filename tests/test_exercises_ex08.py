@@ -8,7 +8,7 @@ import pytest
 import torch
 from torch import nn
 
-from tlhelpers.exercises import FAILED, NOT_ATTEMPTED, PASSED, ex08
+from tlhelpers.exercises import FAILED, NOT_ATTEMPTED, PASSED, ex08, exercises_of
 from tlhelpers.exercises import _core as core
 
 MINE = [ex08.iou, ex08.nms, ex08.match, ex08.verification]
@@ -22,7 +22,7 @@ def _solution(ex):
 
 
 def test_small_to_open_exercises_with_hints_and_estimates():
-    exercises = [getattr(ex08, n) for n in ex08.__all__]
+    exercises = exercises_of(ex08)
     assert len(exercises) >= 3 and exercises[-1].id.endswith("_challenge")
     for e in exercises:
         assert len(e.hints) >= 2 and 1 <= e.minutes <= 60

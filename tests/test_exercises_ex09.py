@@ -10,7 +10,7 @@ import pytest
 import torch
 from torch import nn
 
-from tlhelpers.exercises import FAILED, NOT_ATTEMPTED, PASSED, ex09
+from tlhelpers.exercises import FAILED, NOT_ATTEMPTED, PASSED, ex09, exercises_of
 from tlhelpers.exercises import _core as core
 
 MINE = [ex09.grl, ex09.coral, ex09.adabn]
@@ -24,7 +24,7 @@ def _solution(ex):
 
 
 def test_small_to_open_exercises_with_hints_and_estimates():
-    exercises = [getattr(ex09, n) for n in ex09.__all__]
+    exercises = exercises_of(ex09)
     assert len(exercises) >= 3 and exercises[-1].id.endswith("_challenge")
     for e in exercises:
         assert len(e.hints) >= 2 and 1 <= e.minutes <= 60

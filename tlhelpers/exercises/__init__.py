@@ -17,6 +17,7 @@ from __future__ import annotations
 import importlib
 import pkgutil
 import re
+from types import ModuleType
 
 from ._core import (
     FAILED,
@@ -30,7 +31,7 @@ from ._core import (
 )
 
 __all__ = [
-    "CHAPTERS", "Exercise", "Result", "all_exercises", "PASSED", "FAILED", "NOT_ATTEMPTED",
+    "CHAPTERS", "Exercise", "exercises_of", "Result", "all_exercises", "PASSED", "FAILED", "NOT_ATTEMPTED",
     "GRADE_FILE_ENV", "STRICT_ENV", "NBGRADER_ENV",
 ]  # fmt: skip
 
@@ -40,13 +41,18 @@ CHAPTERS = tuple(
 )
 
 
+def exercises_of(module: ModuleType) -> list[Exercise]:
+    """A chapter module's exercises, in the order of its ``__all__`` (which also names the
+    helpers the chapter's notebook uses, such as ``challenge_data``)."""
+    return [
+        ex for ex in (getattr(module, name) for name in module.__all__) if isinstance(ex, Exercise)
+    ]
+
+
 def all_exercises() -> dict[str, Exercise]:
     """Every exercise by id (``"ex03_l2sp"`` -> its :class:`Exercise`), in course order."""
     found: dict[str, Exercise] = {}
     for chapter in CHAPTERS:
-        module = importlib.import_module(f"{__name__}.{chapter}")
-        for name in module.__all__:  # the exercises, and the helpers a chapter's notebook uses
-            ex = getattr(module, name)
-            if isinstance(ex, Exercise):
-                found[ex.id] = ex
+        for ex in exercises_of(importlib.import_module(f"{__name__}.{chapter}")):
+            found[ex.id] = ex
     return found
