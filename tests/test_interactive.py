@@ -172,3 +172,18 @@ def test_choice_labels_show_words_and_pass_keys(monkeypatch):
 def test_choice_labels_must_name_options():
     with pytest.raises(ValueError, match=r"labels.*'lgome'.*Valid values: 'logme'"):
         Choice(["logme"], labels={"lgome": "LogME"})
+
+
+def test_progress_is_the_plain_iterable_headless_and_a_bar_in_lab(monkeypatch):
+    from tlhelpers.interactive import WIDGETS_ENV, progress
+
+    items = [1, 2, 3]
+    monkeypatch.setenv(WIDGETS_ENV, "0")
+    assert progress(items, desc="seeds") is items  # no bar at all: nothing frozen in executed copies
+    monkeypatch.setenv(WIDGETS_ENV, "1")
+    bar = progress(items, desc="seeds")
+    assert bar is not items and list(bar) == items
+    with pytest.raises(ValueError, match="total"):
+        progress(items, total=-1)
+    with pytest.raises(TypeError, match="desc"):
+        progress(items, desc=3)

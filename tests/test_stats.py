@@ -542,3 +542,50 @@ def test_claims_below_the_bar_are_findings_not_failures():
     assert findings([s, w, marked]) == [w, marked]
     with pytest.raises(ValueError, match="check"):
         weak.expect("better", check=1)
+
+
+def test_table_rows_follow_the_comparisons_against_one_baseline():
+    from tlhelpers.stats import table
+
+    base = [0.5, 0.6, 0.55, 0.52]
+    a = compare([0.7, 0.8, 0.75, 0.71], base, name_a="fine-tune", name_b="scratch", metric="accuracy")
+    b = compare([0.51, 0.58, 0.57, 0.52], base, name_a="probe", name_b="scratch", metric="accuracy")
+    t = table([a, b])
+    assert t.header[0] == "method" and t.header[-1] == "verdict"
+    assert [r[0] for r in t.rows] == ["scratch", "fine-tune", "probe"]
+    assert t.rows[0][1] == f"{np.mean(base):.3f}" and t.rows[0][-1] == "baseline"
+    assert t.rows[1][2] == f"{a.diff_mean:+.3f}" and t.rows[1][-1] == a.verdict == "better"
+    assert t.rows[2][3] == f"{b.ci_low:+.3f} to {b.ci_high:+.3f}" and t.rows[2][-1] == b.verdict
+    assert t.title == "accuracy, 4 seeds"
+    text = str(t)
+    assert text.splitlines()[0] == "accuracy, 4 seeds" and "fine-tune" in text
+    assert "<table" in t._repr_html_() and "&" not in t.rows[0][0]
+
+
+def test_table_of_different_baselines_names_both_sides_and_rejects_bad_input():
+    from tlhelpers.stats import table
+
+    a = compare([1.0, 2.0, 3.0], [0.0, 1.0, 1.5], name_a="a", name_b="b", metric="m")
+    c = compare([1.0, 2.0, 3.0], [2.0, 2.0, 2.0], name_a="a", name_b="c", metric="m")
+    t = table([a, c], title="two baselines")
+    assert [r[0] for r in t.rows] == ["a vs b", "a vs c"] and t.title == "two baselines"
+    with pytest.raises(ValueError, match=r"comparisons=\[\]"):
+        table([])
+    with pytest.raises(TypeError, match="comparisons"):
+        table([0.5])
+    with pytest.raises(ValueError, match="digits"):
+        table([a], digits=-1)
+
+
+def test_in_words_says_the_verdict_with_its_interval():
+    from tlhelpers.stats import in_words
+
+    up = compare([0.9, 0.95, 0.92], [0.5, 0.55, 0.6], name_a="ImageNet", name_b="untrained", metric="acc")
+    tie = compare([0.5, 0.7, 0.6], [0.6, 0.5, 0.65], name_a="x", name_b="y", metric="acc")
+    assert in_words(up).startswith("ImageNet beat untrained (+0.37, 95% CI +")
+    assert in_words(up, more="outscored") .startswith("ImageNet outscored untrained")
+    assert "cannot be told apart from" in in_words(tie)
+    down = compare([0.5, 0.55, 0.6], [0.9, 0.95, 0.92], name_a="p", name_b="q", metric="acc")
+    assert in_words(down).startswith("p lost to q")
+    with pytest.raises(TypeError):
+        in_words("x")

@@ -20,9 +20,9 @@ from __future__ import annotations
 import inspect
 import os
 import sys
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypeVar
 
 from .validation import check_choice
 
@@ -37,9 +37,12 @@ __all__ = [
     "MULTI_SELECT_HINT",
     "MultiChoice",
     "NO_DEFAULT",
+    "progress",
     "widgets_enabled",
     "WIDGETS_ENV",
 ]
+
+T = TypeVar("T")
 
 #: Set to 0/false/no/off to run ``interact`` without widgets.
 WIDGETS_ENV = "TLHELPERS_WIDGETS"
@@ -288,3 +291,23 @@ def interact(fn: Callable[..., Any], /, **specs: Any) -> Any:
         box.children = (*inputs, hint, output)
     display(box)  # ipywidgets.interactive has already called fn once, with the initial values
     return None  # not the box: a cell ending in ``interact(...)`` would show it twice
+
+
+def progress(iterable: Iterable[T], desc: str = "", total: int | None = None) -> Iterable[T]:
+    """A progress bar over ``iterable`` in JupyterLab; the iterable itself in headless runs.
+
+    Interactive sessions get ``tqdm.auto`` (a live bar that ends at 100%, kept when done).
+    Headless runs (papermill, nbval, ``make run``/``make test``: ``$TLHELPERS_WIDGETS`` is
+    0) get no bar at all, so executed copies and the book never show a bar frozen at 0%
+    (a widget bar is saved as its first state). ``total`` is the length when ``iterable``
+    has none.
+    """
+    if not isinstance(desc, str):
+        raise TypeError(f"desc must be a string, got {type(desc).__name__}.")
+    if total is not None and (not isinstance(total, int) or isinstance(total, bool) or total < 0):
+        raise ValueError(f"total must be None or a non-negative integer, got {total!r}.")
+    if not widgets_enabled():
+        return iterable
+    from tqdm.auto import tqdm
+
+    return tqdm(iterable, desc=desc or None, total=total)

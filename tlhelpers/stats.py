@@ -71,6 +71,9 @@ __all__ = [
     "MIN_CHANCE",
     "replication_probability",
     "findings",
+    "in_words",
+    "ResultsTable",
+    "table",
 ]
 
 #: The chance to hold at a fresh seed offset (:func:`replication_probability`) a claim needs to
@@ -807,3 +810,114 @@ def replication_probability(
     sign = {"above": 1, "below": -1, "includes": 0}[direction]
     t = _t_ratio(float(diff_mean), float(sd) / math.sqrt(n))
     return _replication_from_t(t, float(n - 1), sign, float(confidence), bool(predictive))
+
+
+def in_words(comparison: _Interval, more: str = "beat", less: str = "lost to", digits: int = 2) -> str:
+    """A comparison as a clause for a notebook's "what we found": ``"ImageNet features beat
+    untrained features (+0.45, 95% CI +0.38 to +0.53)"``.
+
+    ``more`` is said when the verdict is ``"better"`` (or ``"larger"``), ``less`` when it is
+    ``"worse"`` (``"smaller"``), and "cannot be told apart from" otherwise.
+    """
+    if not isinstance(comparison, _Interval):
+        raise TypeError(
+            f"comparison must be a comparison (compare, compare_unpaired), got {type(comparison).__name__}."
+        )
+    if not isinstance(digits, int) or isinstance(digits, bool) or not 0 <= digits <= 6:
+        raise ValueError(f"digits must be an integer from 0 to 6, got {digits!r}.")
+    c = comparison
+    first, second = c.verdicts[0], c.verdicts[1]
+    word = {first: more, second: less}.get(c.verdict, "cannot be told apart from")
+    pct = f"{c.confidence:.0%}"
+    gap = f"{c.diff_mean:+.{digits}f}, {pct} CI {c.ci_low:+.{digits}f} to {c.ci_high:+.{digits}f}"
+    return f"{c.name_a} {word} {c.name_b} ({gap})"
+
+
+@dataclass(frozen=True)
+class ResultsTable:
+    """One results table: a row per method with its mean, its difference from the baseline
+    with the interval, and the verdict word. Prints as aligned text; shows as an HTML table
+    in JupyterLab and the book (:func:`table`)."""
+
+    title: str
+    header: tuple[str, ...]
+    rows: tuple[tuple[str, ...], ...]
+
+    def __str__(self) -> str:
+        cells = [self.header, *self.rows]
+        widths = [max(len(r[i]) for r in cells) for i in range(len(self.header))]
+        lines = [self.title] if self.title else []
+        for j, r in enumerate(cells):
+            first = f"{r[0]:<{widths[0]}}"
+            rest = "  ".join(f"{v:>{w}}" for v, w in zip(r[1:], widths[1:], strict=True))
+            lines.append(f"{first}  {rest}".rstrip())
+            if j == 0:
+                lines.append("-" * len(lines[-1]))
+        return "\n".join(lines)
+
+    def __repr__(self) -> str:
+        return str(self)
+
+    def _repr_html_(self) -> str:
+        import html
+
+        head = "".join(f"<th>{html.escape(h)}</th>" for h in self.header)
+        body = "".join(
+            "<tr>" + "".join(f"<td>{html.escape(v)}</td>" for v in r) + "</tr>" for r in self.rows
+        )
+        caption = f"<caption>{html.escape(self.title)}</caption>" if self.title else ""
+        return f'<table class="tl-results">{caption}<thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>'
+
+    def to_dict(self) -> dict[str, Any]:
+        """Title, header and rows as plain JSON types."""
+        return {"title": self.title, "header": list(self.header), "rows": [list(r) for r in self.rows]}
+
+
+def table(comparisons: Sequence[_Interval], title: str = "", digits: int = 3) -> ResultsTable:
+    """One results table for a notebook's experiment: method, mean, difference, interval, verdict.
+
+    Comparisons against one baseline (same ``name_b`` and metric) give the baseline's row first
+    (its mean, no difference), then one row per method: its mean, its mean difference from the
+    baseline (paired by seed for :func:`compare`), the interval on that difference at the
+    comparisons' confidence, and the verdict word. Comparisons against different baselines give
+    one row each, named ``"a vs b"``. ``title`` defaults to the metric (and the seed count).
+    """
+    comparisons = list(comparisons)
+    bad = [type(c).__name__ for c in comparisons if not isinstance(c, _Interval)]
+    if bad:
+        raise TypeError(f"table needs comparisons (compare, compare_unpaired), got {bad}.")
+    if not comparisons:
+        raise ValueError("table needs at least one comparison, got comparisons=[].")
+    if not isinstance(title, str):
+        raise TypeError(f"title must be a string, got {type(title).__name__}.")
+    if not isinstance(digits, int) or isinstance(digits, bool) or not 0 <= digits <= 6:
+        raise ValueError(f"digits must be an integer from 0 to 6, got {digits!r}.")
+    first = comparisons[0]
+    one_baseline = all(
+        (c.name_b, c.metric, c.b) == (first.name_b, first.metric, first.b) for c in comparisons
+    )
+    metrics = {c.metric for c in comparisons}
+    confidences = {c.confidence for c in comparisons}
+    pct = "/".join(f"{x:.0%}" for x in sorted(confidences))
+    header = ("method", "mean", "difference", f"{pct} interval", "verdict")
+
+    def num(x: float) -> str:
+        return f"{x:.{digits}f}"
+
+    def signed(x: float) -> str:
+        return f"{x:+.{digits}f}"
+
+    rows: list[tuple[str, ...]] = []
+    if one_baseline:
+        rows.append((first.name_b, num(first.mean_b), "", "", "baseline"))
+    for c in comparisons:
+        name = c.name_a if one_baseline else f"{c.name_a} vs {c.name_b}"
+        interval = f"{signed(c.ci_low)} to {signed(c.ci_high)}"
+        rows.append((name, num(c.mean_a), signed(c.diff_mean), interval, c.verdict))
+    if not title:
+        seeds = {len(c.a) for c in comparisons}
+        seed_note = f", {seeds.pop()} seeds" if len(seeds) == 1 else ""
+        metric = metrics.pop() if len(metrics) == 1 else "results"
+        lower = all(c.lower_is_better for c in comparisons)
+        title = metric + (" (lower is better)" if lower else "") + seed_note
+    return ResultsTable(title=title, header=header, rows=tuple(rows))

@@ -39,6 +39,7 @@ from torch import nn
 
 from . import threads
 from .data import Data, check_data, data_length, iterate_batches
+from .interactive import widgets_enabled
 from .losses import TransferObjective
 from .models import (
     eval_mode,
@@ -507,7 +508,7 @@ class Trainer:
         shuffle = self.batch_size < n_train
         start = time.perf_counter()
         self.stop = False
-        bar = tqdm(range(epochs), desc="fit", disable=not self.progress, leave=False)
+        bar = tqdm(range(epochs), desc="fit", disable=not (self.progress and widgets_enabled()), leave=False)
         # one thread count for the whole run (validation's predict calls do not re-decide it)
         with threads.fixed_threads(), self._random_state():
             for cb in callbacks:
@@ -652,7 +653,7 @@ def _forward_batches(
     batches = tqdm(
         iterate_batches(data, batch_size),
         total=n_batches,
-        disable=not progress,
+        disable=not (progress and widgets_enabled()),  # no frozen bars in executed copies
         desc=desc,
         leave=False,
     )
