@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
+from exercise_support import solution as _solution  # noqa: E402
 
 from tlhelpers.exercises import (
     CHAPTERS,
@@ -31,32 +32,6 @@ from tlhelpers.recipes import get_recipe
 EXERCISES = all_exercises()
 #: Challenges train a model (slow tests of their own); everything else is fast.
 FAST = [k for k in EXERCISES if not k.endswith("_challenge")]
-
-
-def _setup_namespace(chapter: str) -> dict:
-    """The names a chapter's solutions run with: its source notebook's setup cell, executed."""
-    from tlhelpers.classroom import _nbg, _source, source_notebooks
-
-    ns = {"torch": torch, "F": F, "np": np, "l2sp": l2sp, "transfer_model": transfer_model,
-          "get_recipe": get_recipe, "scratch_model": scratch_model}  # fmt: skip
-    for path in source_notebooks():
-        if path.name.startswith(chapter + "_"):
-            import nbformat
-
-            nb = nbformat.read(str(path), as_version=4)
-            for cell in nb.cells:
-                if _nbg(cell).get("grade_id") == f"{chapter}_setup":
-                    exec(_source(cell), ns)
-    return ns
-
-
-def _solution(ex):
-    chapter = ex.id.split("_")[0]
-    ns = _setup_namespace(chapter)
-    for other in EXERCISES.values():  # a solution may call an earlier one (leep uses leep_tables)
-        if other.id.startswith(chapter + "_"):
-            exec(other.solution_code, ns)
-    return ns[ex.answer_name]
 
 
 def test_every_chapter_has_at_least_three_exercises_with_hints_and_estimates():
@@ -574,7 +549,6 @@ def test_hints_and_solution_print(capsys):
 
 
 def challenge_scratch(train, source):  # exactly the baseline: must not pass
-    from tlhelpers.models import scratch_model
 
     model = scratch_model(5, seed=0)
     get_recipe("scratch").fit(model, train, seed=0)

@@ -7,18 +7,11 @@ import copy
 import pytest
 import torch
 import torch.nn.functional as F
+from exercise_support import solution as _solution
 
 from tlhelpers.exercises import FAILED, PASSED, ex05
 from tlhelpers.models import scratch_model
 from tlhelpers.recipes import get_recipe
-
-
-def _solution(ex):
-    ns = {"torch": torch, "F": F, "scratch_model": scratch_model, "get_recipe": get_recipe}
-    exec(ex05.anb.solution_code, ns)
-    exec(ex.solution_code, ns)
-    return ns[ex.answer_name]
-
 
 # ------------------------------------------------------------------ wrong answers
 

@@ -5,21 +5,12 @@ from __future__ import annotations
 import math
 
 import pytest
-import torch
+from exercise_support import solution as _solution
 
 from tlhelpers.exercises import FAILED, PASSED, ex10
-from tlhelpers.features import extract_features
 from tlhelpers.models import scratch_model, transfer_model
 from tlhelpers.recipes import get_recipe
 from tlhelpers.transferability import logme
-
-
-def _solution(ex):
-    ns = {"torch": torch, "math": math, "logme": logme, "extract_features": extract_features,
-          "transfer_model": transfer_model, "get_recipe": get_recipe}  # fmt: skip
-    for e in (ex10.schedule, ex10.halving, ex10.ranking, ex10.challenge):
-        exec(e.solution_code, ns)
-    return ns[ex.answer_name]
 
 
 def rounds_floor(n, eta, r0, big_r):
