@@ -304,7 +304,12 @@ SMOKE_09 = json.loads((NOTEBOOK_09.parent.parent / "tests" / "smoke_params.json"
 
 def _printed(path: Path) -> str:
     cells = nbformat.read(path, as_version=4).cells
-    return "".join(o.get("text", "") for c in cells if c.cell_type == "code" for o in c.outputs)
+    return "".join(
+        o.get("text", "") or o.get("data", {}).get("text/plain", "")
+        for c in cells
+        if c.cell_type == "code"
+        for o in c.outputs
+    )
 
 
 def _check_control(out: Path) -> dict:
@@ -325,9 +330,12 @@ def _check_control(out: Path) -> dict:
     assert len(res["dann_domain_accuracy_last_pass"]) == n
     printed = _printed(out / NOTEBOOK_09.name)
     assert "Against joint pass (target test accuracy):" in printed
-    for c in vs_joint:  # every verdict against the control is printed as computed
-        assert c["sentence"].split(" vs ")[1] in printed
-    assert "alignment adds to the joint pass:" in printed
+    after = printed.split("against the joint-pass control")[1]  # the control's table
+    rows = [line.split() for line in after.splitlines()]
+    for c in vs_joint:  # every verdict against the control is in the printed table as computed
+        row = [r for r in rows if r and " ".join(r).startswith(c["name_a"] + " ")]
+        assert row and f"{c['diff_mean']:+.3f}" in row[0] and c["verdict"].split()[0] in row[0], c
+    assert "So alignment is shown to add to the joint pass for:" in printed
     return res
 
 
@@ -349,3 +357,53 @@ def test_09_claims_hold_at_fresh_seed_offsets(seed: int, tmp_path: Path):
     doc = json.loads((tmp_path / "results.json").read_text())
     assert doc["claims"] and all(c["holds"] for c in doc["claims"]), doc["claims"]
     _check_control(tmp_path)
+
+
+def test_label_free_scores_agree_with_their_parts_and_read_no_target_label():
+    from tlhelpers.analysis import label_free_scores
+    from tlhelpers.features import extract_features
+    from tlhelpers.models import SmallCNN, split_model
+    from tlhelpers.runtime import seeded
+    from tlhelpers.training import evaluate, predict
+
+    with seeded(0):
+        model = split_model(SmallCNN(3, in_channels=1, width=4)).eval()
+        val = (torch.rand(30, 1, 28, 28), torch.randint(0, 3, (30,)))
+        target = torch.rand(40, 1, 28, 28)
+    scores = label_free_scores(model, val, target)
+    assert scores["source_val_acc"] == evaluate(model, val)["accuracy"]
+    dummy = (target, torch.zeros(40, dtype=torch.long))
+    f_val, y_val = extract_features(model, val)
+    f_t, _ = extract_features(model, dummy)
+    pseudo = predict(model, dummy)[0].argmax(1)
+    assert scores["reverse_val"] == reverse_validation(f_val, y_val, f_t, pseudo)
+    with pytest.raises(ValueError, match="target_images"):
+        label_free_scores(model, val, target[0])
+
+
+def test_choosing_with_target_labels_reports_the_peek_winner_and_the_like_for_like_gain():
+    from tlhelpers.analysis import choosing_with_target_labels
+
+    class Fixed(torch.nn.Module):  # predicts class 1 on the first k images of any batch, else 0
+        def __init__(self, answers):
+            super().__init__()
+            self.answers = answers
+            self.w = torch.nn.Parameter(torch.zeros(1))
+
+        def forward(self, x):
+            idx = x[:, 0, 0, 0].long()
+            return torch.nn.functional.one_hot(self.answers[idx], 2).float() + 0 * self.w
+
+    n = 10
+    x = torch.arange(2 * n, dtype=torch.float).view(-1, 1, 1, 1)
+    y = torch.ones(2 * n, dtype=torch.long)
+    peek, fresh = (x[:n], y[:n]), (x[n:], y[n:])
+    good_on_peek = torch.cat([torch.ones(n), torch.zeros(n)]).long()  # right on peek only
+    half = torch.cat([torch.ones(n // 2), torch.zeros(n // 2)] * 2).long()  # half right on both
+    out = choosing_with_target_labels(
+        {"m": {0.1: Fixed(good_on_peek), 1.0: Fixed(half)}}, {"m": 1.0}, peek, fresh
+    )["m"]
+    assert out["oracle_value"] == 0.1 and out["oracle_reported"] == 1.0 and out["oracle_fresh"] == 0.0
+    assert out["label_free_fresh"] == 0.5 and out["fresh_gain"] == -0.5
+    with pytest.raises(ValueError, match="chosen"):
+        choosing_with_target_labels({"m": {0.1: Fixed(half)}}, {"m": 3.0}, peek, fresh)

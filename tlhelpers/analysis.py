@@ -32,6 +32,8 @@ from .training import evaluate
 from .validation import check_int, check_positive, to_numpy
 
 __all__ = [
+    "choosing_with_target_labels",
+    "label_free_scores",
     "domain_gap",
     "interpolate_state",
     "loss_along_path",
@@ -262,6 +264,73 @@ def reverse_validation(
     if len(classes) == 1:
         return float(np.mean(ys == classes[0]))
     return linear_probe(ft, pt, fs, ys, C=C, max_iter=1000, standardize=True)
+
+
+def label_free_scores(model: SplitModel, source_val: Data, target_images: Tensor) -> dict[str, float]:
+    """The two label-free scores of an adapted model: no target label is read.
+
+    ``{"source_val_acc": ..., "reverse_val": ...}``: accuracy on labelled source validation
+    data ``source_val`` (``(images, labels)``), and :func:`reverse_validation` (a classifier
+    fitted to the model's pseudo-labels on ``target_images``, in its feature space, scored
+    on ``source_val``). Both higher is better. Used to choose an adaptation strength
+    (Ganin et al., JMLR 2016, section 5.1.2).
+    """
+    from .features import extract_features
+    from .training import predict
+
+    if not isinstance(target_images, Tensor) or target_images.ndim != 4:
+        raise ValueError(
+            "target_images must be a 4-d tensor (images, channels, height, width), got "
+            f"{type(target_images).__name__} of shape {tuple(getattr(target_images, 'shape', ()))}."
+        )
+    unlabelled = (target_images, torch.zeros(len(target_images), dtype=torch.long))
+    f_val, y_val = extract_features(model, source_val)
+    logits_t, _ = predict(model, unlabelled)
+    f_t, _ = extract_features(model, unlabelled)
+    return {
+        "source_val_acc": evaluate(model, source_val)["accuracy"],
+        "reverse_val": reverse_validation(f_val, y_val, f_t, logits_t.argmax(1)),
+    }
+
+
+def choosing_with_target_labels(
+    candidates: Mapping[str, Mapping[float, nn.Module]],
+    chosen: Mapping[str, float],
+    peek: Data,
+    fresh: Data,
+) -> dict[str, dict[str, float]]:
+    """What choosing a hyper-parameter on target *test* labels reports, and what it gains.
+
+    The test images are split in two halves: ``peek`` (used to choose) and ``fresh`` (what a
+    new user would see). Per method (``candidates[method][value]`` a trained model,
+    ``chosen[method]`` the label-free choice), the result holds ``oracle_value`` (best on
+    peek), ``oracle_reported`` (its peek accuracy, what a paper tuned on its test set would
+    report), ``oracle_fresh`` (its honest accuracy), ``label_free_fresh`` (the label-free
+    choice on the same fresh half) and ``fresh_gain`` = ``oracle_fresh - label_free_fresh``
+    (what target labels bought, like for like). The winner's curse is
+    ``oracle_reported - oracle_fresh`` (Cawley & Talbot, JMLR 2010).
+    """
+    missing = [m for m in candidates if m not in chosen]
+    if missing:
+        raise ValueError(f"chosen has no value for {missing}; it has {sorted(chosen)}.")
+    out: dict[str, dict[str, float]] = {}
+    for method, models in candidates.items():
+        if chosen[method] not in models:
+            raise ValueError(
+                f"chosen[{method!r}] = {chosen[method]!r} is not a candidate; valid values: {list(models)}."
+            )
+        peek_acc = {v: evaluate(m, peek)["accuracy"] for v, m in models.items()}
+        fresh_acc = {v: evaluate(m, fresh)["accuracy"] for v, m in models.items()}
+        oracle = max(peek_acc, key=lambda v: peek_acc[v])
+        out[method] = {
+            "oracle_value": oracle,
+            "label_free_value": chosen[method],
+            "oracle_reported": peek_acc[oracle],
+            "oracle_fresh": fresh_acc[oracle],
+            "label_free_fresh": fresh_acc[chosen[method]],
+            "fresh_gain": fresh_acc[oracle] - fresh_acc[chosen[method]],
+        }
+    return out
 
 
 # ------------------------------------------------------------------ latency

@@ -42,7 +42,7 @@ from __future__ import annotations
 
 import math
 import time
-from collections.abc import Callable, Hashable, Sequence
+from collections.abc import Callable, Hashable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -51,6 +51,7 @@ import numpy as np
 from .validation import check_int
 
 __all__ = [
+    "choice_note",
     "Compute",
     "Round",
     "SearchResult",
@@ -190,6 +191,38 @@ def _ilog(x: int, base: int) -> int:
     while base ** (k + 1) <= x:
         k += 1
     return k
+
+
+def choice_note(scores: Mapping[Any, float], se: float) -> str:
+    """How much a choice on validation is worth, in words: the winner's margin over the
+    runner-up against the validation noise, and whether it sits at an edge of its grid.
+
+    ``scores`` maps each candidate value (in grid order, numbers) to its validation score,
+    higher is better; ``se`` is one standard error of a score (e.g. ``sqrt(0.25 / n)`` for an
+    accuracy on ``n`` images). A margin within two standard errors makes the choice weak
+    evidence; a choice at the grid's smallest or largest value means the best value may lie
+    outside the grid. Ties go to the first candidate listed (as ``max`` does).
+    """
+    if not isinstance(scores, Mapping) or not scores:
+        raise ValueError(f"scores must be a non-empty mapping of candidate -> score, got {scores!r}.")
+    if not isinstance(se, (int, float)) or isinstance(se, bool) or not se >= 0:
+        raise ValueError(f"se must be a non-negative number, got {se!r}.")
+    values = list(scores)
+    best = max(values, key=lambda v: scores[v])
+    if len(values) == 1:
+        return f"{best:g}: one candidate only, nothing was chosen"
+    runner = max((v for v in values if v != best), key=lambda v: scores[v])
+    margin = float(scores[best]) - float(scores[runner])
+    if margin == 0:
+        note = f"ties with {runner:g} (the first listed is kept)"
+    elif margin <= 2 * se:
+        note = f"margin {margin:.3f} over {runner:g}: within two standard errors (noise)"
+    else:
+        note = f"margin {margin:.3f} over {runner:g}: more than two standard errors"
+    numeric = all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in values)
+    if numeric and best in (min(values), max(values)):
+        note += "; at the edge of its grid (the best value may lie outside it)"
+    return f"{best:g}: {note}"
 
 
 def halving_schedule(
