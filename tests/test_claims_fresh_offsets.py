@@ -25,6 +25,7 @@ FRESH_OFFSETS = (4242, 8191)
 #: notebook -> (parameters that only save time and leave the claims' numbers unchanged,
 #: metrics of the claims it checks (``check`` true), metrics of its findings).
 NOTEBOOKS = {
+    "03a_loss_transfer": ({}, ["test accuracy", "||w - w0|| of the body"], []),
     "07_evaluation": (
         {"tsne": False},
         ["optimism, reported minus fresh accuracy", "verification ROC AUC"],
