@@ -9,6 +9,7 @@ import re
 from pathlib import Path
 
 import nbformat
+import numpy as np
 import papermill as pm
 import pytest
 
@@ -168,3 +169,40 @@ def test_welcome_pretraining_control_at_fresh_seeds(tmp_path: Path, seed: int):
         in printed
     )
     assert "raw pixels" in printed and "standardised, C=1" in printed
+
+
+@pytest.mark.slow
+@pytest.mark.notebooks
+def test_preprocessing_distance_controls(tmp_path: Path):
+    """Notebook 01's distance controls at a seed never used while writing: each between-pool MMD^2
+    is compared, seed by seed, with the larger of its two pools' within-pool values; the colour
+    control is printed as two values and their ratio (no percentage); the LFW pool is named."""
+    nb = NOTEBOOKS[[p.stem for p in NOTEBOOKS].index("01_preprocessing")]
+    params = {"seed": 2500, "n_draws": 4, "check_claims": False, "out_dir": str(tmp_path)}
+    pm.execute_notebook(
+        str(nb), str(tmp_path / "out.ipynb"), parameters=params, kernel_name="python3",
+        progress_bar=False,
+    )  # fmt: skip
+    res = json.loads((tmp_path / "results.json").read_text())["results"]
+    per_seed = res["gap_mmd2"]
+    pools = {"photos", "LFW crops", "Fashion-MNIST"}
+    between = [v for v in res["verdicts"] if v["name_b"] == "larger within-pool value"]
+    assert len(between) == 3
+    for v in between:
+        a, b = v["name_a"].split(" vs ")
+        assert a in pools and b in pools
+        null = np.maximum(per_seed[f"within {a}"], per_seed[f"within {b}"])
+        assert v["b"] == pytest.approx(list(null)) and v["a"] == pytest.approx(
+            per_seed[v["name_a"]]
+        )
+        assert len(v["a"]) == 5
+    executed = nbformat.read(tmp_path / "out.ipynb", as_version=4)
+    printed = " ".join(
+        o.get("text", "")
+        for c in executed.cells
+        if c.cell_type == "code"
+        for o in c.get("outputs", [])
+    )
+    colour = res["gap_mmd2_colour_photos_vs_lfw_mean"], res["gap_mmd2_grey_photos_vs_lfw_mean"]
+    assert f"from {colour[0]:.3f} to {colour[1]:.3f}" in printed and "%" not in printed
+    assert "on 100 test crops" in printed
