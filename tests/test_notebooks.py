@@ -204,5 +204,5 @@ def test_preprocessing_distance_controls(tmp_path: Path):
         for o in c.get("outputs", [])
     )
     colour = res["gap_mmd2_colour_photos_vs_lfw_mean"], res["gap_mmd2_grey_photos_vs_lfw_mean"]
-    assert f"from {colour[0]:.3f} to {colour[1]:.3f}" in printed and "%" not in printed
+    assert f"from {colour[0]:.3f} to {colour[1]:.3f}" in printed and "accounts for" not in printed
     assert "on 100 test crops" in printed
