@@ -26,6 +26,11 @@ FRESH_OFFSETS = (4242, 8191)
 #: metrics of the claims it checks (``check`` true), metrics of its findings).
 NOTEBOOKS = {
     "03a_loss_transfer": ({}, ["test accuracy", "||w - w0|| of the body"], []),
+    "01_preprocessing": (
+        {},
+        ["probe test accuracy"] * 2 + ["MMD^2"] * 3 + ["test accuracy"] * 2,
+        [],
+    ),
     "07_evaluation": (
         {"tsne": False},
         ["optimism, reported minus fresh accuracy", "verification ROC AUC"],

@@ -235,3 +235,18 @@ def test_save_results_prints_and_records_claims_below_the_bar_as_findings(tmp_pa
     assert [c["asserted"] for c in doc["claims"]] == [True, False, False]
     assert doc["claims"][1]["holds"] is True and doc["claims"][1]["chance"] < MIN_CHANCE
     assert doc["claims"][0]["chance"] >= MIN_CHANCE and doc["claims"][2]["check"] is False
+
+
+def test_check_environment_names_each_missing_or_altered_asset():
+    from tlhelpers.notebook import MissingAssetError, check_environment
+
+    ok = {"assets": {"weights:mobilenet_v2": "/w/m.pth", "data:fashion_mnist": "/d/fm"}}
+    assert check_environment(ok) == ok
+    bad = {"assets": {"weights:mobilenet_v2": "altered (sha256 mismatch): /w/m.pth"}}
+    with pytest.raises(MissingAssetError) as err:
+        check_environment(bad)
+    text = str(err.value)
+    assert "weights:mobilenet_v2 is altered" in text and "delete that file" in text
+    assert "data:fashion_mnist is missing" in text and "clone" in text
+    with pytest.raises(TypeError, match="assets"):
+        check_environment({"python": "3.11"})

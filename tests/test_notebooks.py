@@ -9,6 +9,7 @@ import re
 from pathlib import Path
 
 import nbformat
+import numpy as np
 import papermill as pm
 import pytest
 
@@ -117,36 +118,91 @@ WELCOME_FRESH_SEEDS = [300, 7000]
 @pytest.mark.notebooks
 @pytest.mark.parametrize("seed", WELCOME_FRESH_SEEDS)
 def test_welcome_pretraining_control_at_fresh_seeds(tmp_path: Path, seed: int):
-    """Notebook 00's control: ImageNet MobileNetV2 features vs the same network untrained (AdaBN statistics),
-    same input and probe. Its numbers are saved, its verdict printed, and its claim holds at fresh seeds."""
+    """Notebook 00's controls: ImageNet MobileNetV2 features vs the same network untrained (AdaBN
+    statistics), same input and probe; the same with both networks' statistics re-estimated on the
+    same crops; raw pixels through the same probe; the verdict under other penalties of the probe.
+    Their numbers are saved, their verdicts printed, and the asserted claims hold at fresh seeds."""
     _execute_welcome(tmp_path, seed=seed)  # check_claims=True: a claim that fails raises here
     doc = json.loads((tmp_path / "results.json").read_text())
     assert doc["status"] == "ok", doc["error"]
-    (claim,) = doc["claims"]
-    assert (claim["name_a"], claim["name_b"]) == ("ImageNet features", "untrained features")
-    assert claim["expected"] == claim["verdict"] == "better" and claim["ci_low"] > 0
+    pretraining, pixels, equal_bn = doc["claims"]
+    assert (pretraining["name_a"], pretraining["name_b"]) == ("ImageNet", "untrained + AdaBN")
+    assert (pixels["name_a"], pixels["name_b"]) == ("ImageNet", "raw pixels")
+    for claim in (pretraining, pixels):  # asserted: they hold and were checked
+        assert claim["check"] and claim["expected"] == claim["verdict"] == "better"
+        assert claim["ci_low"] > 0
+    # the equalised control is recorded as a finding, with its chance, never raised on
+    assert (equal_bn["name_a"], equal_bn["check"]) == ("ImageNet + AdaBN", False)
+    assert not equal_bn["asserted"] and 0 <= equal_bn["chance"] <= 1
     res = doc["results"]
-    assert res["comparisons"]["pretraining"]["sentence"] == claim["sentence"]
+    assert res["comparisons"]["pretraining"]["sentence"] == pretraining["sentence"]
     assert len(res["untrained_probe_accuracy"]) == len(res["probe_accuracy"]) == 10
+    assert set(res["accuracy"]) == {
+        "ImageNet", "ImageNet + AdaBN", "untrained + AdaBN", "raw pixels", "scratch CNN"
+    }  # fmt: skip
     assert res["pretraining_gain"] == pytest.approx(
         res["probe_accuracy_mean"] - res["untrained_probe_accuracy_mean"]
     )
-    # the three comparisons add up: old gap = pretraining + everything else that differs
+    # the comparisons add up: ImageNet vs scratch = pretraining - (scratch vs untrained)
     parts = res["comparisons"]
     assert parts["imagenet_vs_scratch_cnn"]["diff_mean"] == pytest.approx(
-        parts["pretraining"]["diff_mean"] + parts["untrained_vs_scratch_cnn"]["diff_mean"]
+        parts["pretraining"]["diff_mean"] - parts["vs_untrained/scratch CNN"]["diff_mean"]
     )
+    # the probe's penalty: the pretraining comparison at every setting, C=1 being the headline
+    by_probe = res["pretraining_by_probe"]
+    assert list(by_probe) == ["C=0.1", "C=1", "C=10", "standardised, C=1"]
+    assert by_probe["C=1"]["diff_mean"] == pytest.approx(pretraining["diff_mean"])
     # AdaBN is what keeps the control from being a broken network (the notebook's prose says so)
     norms = res["feature_norm"]
-    assert norms["untrained, placeholder statistics"] < 1e-3 * norms["untrained, AdaBN"]
+    assert norms["untrained, placeholder statistics"] < 1e-3 * norms["untrained + AdaBN"]
     executed = nbformat.read(tmp_path / "out.ipynb", as_version=4)
     printed = "".join(
+        o.get("text", "") or o.get("data", {}).get("text/plain", "")
+        for c in executed.cells
+        if c.cell_type == "code"
+        for o in c.get("outputs", [])
+    )
+    printed = " ".join(printed.split())
+    assert "1. Pretraining: ImageNet beat untrained + AdaBN" in printed
+    assert (
+        "2. With the BatchNorm statistics equalised, only the weights differ: ImageNet + AdaBN"
+        in printed
+    )
+    assert "raw pixels" in printed and "standardised, C=1" in printed
+
+
+@pytest.mark.slow
+@pytest.mark.notebooks
+def test_preprocessing_distance_controls(tmp_path: Path):
+    """Notebook 01's distance controls at a seed never used while writing: each between-pool MMD^2
+    is compared, seed by seed, with the larger of its two pools' within-pool values; the colour
+    control is printed as two values and their ratio (no percentage); the LFW pool is named."""
+    nb = NOTEBOOKS[[p.stem for p in NOTEBOOKS].index("01_preprocessing")]
+    params = {"seed": 2500, "n_draws": 4, "check_claims": False, "out_dir": str(tmp_path)}
+    pm.execute_notebook(
+        str(nb), str(tmp_path / "out.ipynb"), parameters=params, kernel_name="python3",
+        progress_bar=False,
+    )  # fmt: skip
+    res = json.loads((tmp_path / "results.json").read_text())["results"]
+    per_seed = res["gap_mmd2"]
+    pools = {"photos", "LFW crops", "Fashion-MNIST"}
+    between = [v for v in res["verdicts"] if v["name_b"] == "larger within-pool value"]
+    assert len(between) == 3
+    for v in between:
+        a, b = v["name_a"].split(" vs ")
+        assert a in pools and b in pools
+        null = np.maximum(per_seed[f"within {a}"], per_seed[f"within {b}"])
+        assert v["b"] == pytest.approx(list(null)) and v["a"] == pytest.approx(
+            per_seed[v["name_a"]]
+        )
+        assert len(v["a"]) == 5
+    executed = nbformat.read(tmp_path / "out.ipynb", as_version=4)
+    printed = " ".join(
         o.get("text", "")
         for c in executed.cells
         if c.cell_type == "code"
         for o in c.get("outputs", [])
     )
-    printed = " ".join(printed.split())  # print_verdicts pads the names into columns
-    for c in parts.values():
-        assert c["sentence"] in printed
-    assert "1. Pretraining: ImageNet features beat untrained features" in printed
+    colour = res["gap_mmd2_colour_photos_vs_lfw_mean"], res["gap_mmd2_grey_photos_vs_lfw_mean"]
+    assert f"from {colour[0]:.3f} to {colour[1]:.3f}" in printed and "accounts for" not in printed
+    assert "on 100 test crops" in printed

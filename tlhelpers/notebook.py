@@ -29,6 +29,8 @@ from .paths import atomic_write, repo_root
 
 __all__ = [
     "environment",
+    "check_environment",
+    "MissingAssetError",
     "ParameterError",
     "ParameterGuard",
     "resolve_out_dir",
@@ -294,4 +296,41 @@ def environment(short: bool = False) -> dict[str, Any]:
     ok = all((fm / f).is_file() for f in FASHION_MNIST_FILES)
     assets["data:fashion_mnist"] = str(fm) if ok else "missing"
     env["assets"] = assets
+    return env
+
+
+class MissingAssetError(RuntimeError):
+    """An offline asset the course needs is missing or altered (:func:`check_environment`)."""
+
+
+#: Assets the default course cannot run without, and what to do when one is missing.
+REQUIRED_ASSETS: dict[str, str] = {
+    "weights:mobilenet_v2": "run `make setup` to install the MobileNetV2 weights",
+    "data:fashion_mnist": "data/fashion-mnist is missing: clone the repository again",
+}
+
+
+def check_environment(env: Mapping[str, Any] | None = None) -> dict[str, Any]:
+    """The environment report of :func:`environment`, after checking that every asset in
+    :data:`REQUIRED_ASSETS` is on disk and unaltered.
+
+    Raises :class:`MissingAssetError` naming each missing or altered asset and what to do
+    about it (an altered file: delete it, then ``make setup``). ``env`` is an
+    :func:`environment` report to check (default: a fresh one).
+    """
+    env = dict(environment() if env is None else env)
+    assets = env.get("assets")
+    if not isinstance(assets, Mapping):
+        raise TypeError(
+            f"env must be a report of environment() with an 'assets' mapping, got {env!r}."
+        )
+    problems = []
+    for name, fix in REQUIRED_ASSETS.items():
+        status = str(assets.get(name, "missing"))
+        if status.startswith("missing"):
+            problems.append(f"{name} is missing: {fix}")
+        elif status.startswith("altered"):
+            problems.append(f"{name} is {status}: delete that file, then run `make setup`")
+    if problems:
+        raise MissingAssetError("The course cannot run offline:\n  - " + "\n  - ".join(problems))
     return env
