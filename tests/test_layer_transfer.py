@@ -213,6 +213,51 @@ def test_exact_setting_needs_the_same_fingerprint_and_code():
     assert not lt.is_exact_setting({})  # an old grid without a fingerprint: checked by meaning
 
 
+def test_the_inexact_reason_names_what_really_differs():
+    here, code = lt.live_platform(), lt.code_version_now()
+    elsewhere = {**here, "cpu_capability": "DEFAULT"}
+    assert lt.inexact_reason({"platform": here, "code_version": code}) == ""
+    assert lt.inexact_reason({"platform": elsewhere, "code_version": code}) == "another platform"
+    changed = lt.inexact_reason({"platform": here, "code_version": {"sha256": "x"}})
+    assert changed == "the code changed since the grid was built"
+    both = lt.inexact_reason({"platform": elsewhere, "code_version": {"sha256": "x"}})
+    assert both == "another platform and the code changed since the grid was built"
+    stored = {0: 0.80, 1: 0.82, 2: 0.81}
+    match = lt.seed_match({0: 0.80, 1: 0.82}, stored, name="AnB_3", exact=False, reason=changed)
+    assert str(match).startswith("AnB_3: the code changed since the grid was built, so live values")
+    assert "another platform" not in str(match)
+
+
+def test_live_checks_match_stored_seeds_and_test_new_seeds_with_bonferroni():
+    grid = lt.load_stored_grid()
+    split, cells = "semantic", ("AnB_3", "AnB+_3")
+    per_seed = grid.per_seed(split)
+    shared = grid.seeds[:3]
+    live = {k: per_seed[k][:3] for k in cells}  # the stored values themselves: they must agree
+    checks = lt.live_checks(live, grid, split, shared)
+    assert [type(c) for c in checks] == [lt.SeedMatch, lt.SeedMatch]
+    assert all(c.agrees for c in checks) and checks[0].seeds == tuple(shared)
+    reason = lt.inexact_reason(grid.meta)
+    assert all(c.exact == (reason == "") for c in checks)
+    if reason:
+        assert reason in str(checks[0])
+    # two new seeds per cell: one Welch interval each, Bonferroni over the two
+    new = [max(grid.seeds) + 1, max(grid.seeds) + 2]
+    mean = {k: float(np.mean(per_seed[k])) for k in cells}
+    checks = lt.live_checks(
+        {k: [mean[k] - 0.001, mean[k] + 0.001] for k in cells}, grid, split, new
+    )
+    assert [type(c) for c in checks] == [lt.Agreement, lt.Agreement]
+    assert all(c.confidence == pytest.approx(1 - 0.05 / 2) and c.agrees for c in checks)
+    assert lt.live_checks({"AnB_3": [0.5]}, grid, split, [new[0]]) == []  # one new seed: unchecked
+    with pytest.raises(ValueError, match="split"):
+        lt.live_checks(live, grid, "other", shared)
+    with pytest.raises(ValueError, match="does not store"):
+        lt.live_checks({"XnY_9": [0.5, 0.5, 0.5]}, grid, split, shared)
+    with pytest.raises(ValueError, match="values for 3 seeds"):
+        lt.live_checks({"AnB_3": [0.5]}, grid, split, shared)
+
+
 def test_a_grid_from_another_platform_passes_and_an_other_recipe_is_refused(tmp_path):
     """The stored numbers perturbed by the measured cross-platform differences, fingerprint altered."""
     shipped = lt.load_stored_grid()

@@ -140,6 +140,19 @@ def test_claims():
         check_claims([c])  # a Comparison is not a claim
 
 
+def test_find_comparison_picks_by_name_and_metric_and_names_the_choices():
+    from tlhelpers.stats import compare, find_comparison
+
+    a = compare([0.6, 0.7], [0.5, 0.5], name_a="x", name_b="s", metric="AUC, unseen")
+    b = compare([0.6, 0.7], [0.5, 0.5], name_a="x", name_b="s", metric="recall@1, unseen")
+    c = compare([0.6, 0.7], [0.5, 0.5], name_a="y", name_b="s", metric="recall@1, unseen")
+    assert find_comparison([a, b, c], "x", "recall") is b
+    assert find_comparison([a, b, c], "y") is c
+    assert find_comparison([a, b, c], "x") is a  # the first that fits
+    with pytest.raises(ValueError, match="'z'.*Valid values: 'x' \\(AUC, unseen\\)"):
+        find_comparison([a, b, c], "z")
+
+
 def test_compare_all_and_print(capsys):
     results = {
         "scratch": [0.50, 0.52, 0.48, 0.51],

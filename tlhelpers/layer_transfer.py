@@ -390,6 +390,7 @@ class SeedMatch:
     margin_sd: float
     tol: float = EXACT_TOL
     alpha: float = EQUIVALENCE_ALPHA
+    reason: str = "another platform"
 
     @property
     def max_abs_diff(self) -> float:
@@ -420,7 +421,7 @@ class SeedMatch:
         ci = (f"{100 * (1 - 2 * self.alpha):g}% CI {_f3(t.ci_low)} to {_f3(t.ci_high)}"
               if t.n > 1 else "one seed: no interval")  # fmt: skip
         word = "equivalent" if self.agrees else "NOT equivalent"
-        return (f"{self.name}: another platform, so live values at seeds {seeds} are checked in "
+        return (f"{self.name}: {self.reason}, so live values at seeds {seeds} are checked in "
                 f"meaning: live - stored {diff}, mean {_f3(t.diff_mean)} ({ci}); margin "
                 f"+/-{self.margin:.4f} = {self.margin_sd:g} x the cell's seed SD {self.stored_sd:.4f}: "
                 f"{word}.")  # fmt: skip
@@ -431,7 +432,8 @@ class SeedMatch:
 
 
 def seed_match(live: Mapping[int, float], stored: Mapping[int, float], name: str = "", *,
-               exact: bool, margin_sd: float = MARGIN_SD) -> SeedMatch:  # fmt: skip
+               exact: bool, margin_sd: float = MARGIN_SD,
+               reason: str = "another platform") -> SeedMatch:  # fmt: skip
     """Do live runs at seeds the grid also ran agree with the stored values of those seeds?
 
     :func:`run_point` is deterministic given the seed *on one platform*, so a live value at
@@ -441,6 +443,8 @@ def seed_match(live: Mapping[int, float], stored: Mapping[int, float], name: str
     meaning, two one-sided tests that the mean difference is within ``margin_sd`` seed SDs
     of the cell (the SD of ``stored`` over all its seeds). ``live`` maps seed -> value and
     every one of its seeds must be in ``stored``; ``stored`` maps every stored seed.
+    ``reason`` says why the check is not exact (:func:`inexact_reason` words it from the
+    grid's metadata: another platform, changed code, or both).
     """
     if isinstance(margin_sd, bool) or not isinstance(margin_sd, (int, float)) or not margin_sd >= 0:
         raise ValueError(f"margin_sd must be a number >= 0, got {margin_sd!r}.")
@@ -455,7 +459,8 @@ def seed_match(live: Mapping[int, float], stored: Mapping[int, float], name: str
     seeds = tuple(sorted(live))
     sd = float(np.std([float(v) for v in stored.values()], ddof=1))
     return SeedMatch(str(name), seeds, tuple(float(live[s]) for s in seeds),
-                     tuple(float(stored[s]) for s in seeds), bool(exact), sd, float(margin_sd))  # fmt: skip
+                     tuple(float(stored[s]) for s in seeds), bool(exact), sd, float(margin_sd),
+                     reason=str(reason))  # fmt: skip
 
 
 class DisagreementError(AssertionError):
@@ -494,6 +499,68 @@ def is_exact_setting(meta: Mapping[str, Any]) -> bool:
         same_platform(meta.get("platform"), live_platform())
         and code == code_version_now()["sha256"]
     )
+
+
+def inexact_reason(meta: Mapping[str, Any] | None) -> str:
+    """Why live values at stored seeds cannot be required to match the grid exactly.
+
+    ``""`` when :func:`is_exact_setting` holds; otherwise the differences that matter, in words:
+    ``"another platform"``, ``"the code changed since the grid was built"`` (the modules
+    :func:`run_point` uses), ``"the recipe changed"``, or several of them joined by "and".
+    """
+    meta = meta or {}
+    reasons = []
+    if not same_platform(meta.get("platform"), live_platform()):
+        reasons.append("another platform")
+    if (meta.get("code_version") or {}).get("sha256") != code_version_now()["sha256"]:
+        reasons.append("the code changed since the grid was built")
+    stored_recipe = meta.get("recipe_sha256")
+    if stored_recipe is not None and stored_recipe != recipe_sha256():
+        reasons.append("the recipe changed")
+    return " and ".join(reasons)
+
+
+def live_checks(live: Mapping[str, Sequence[float]], stored: StoredGrid, split: str,
+                seeds: Sequence[int], family_alpha: float = 0.05) -> list[Agreement | SeedMatch]:  # fmt: skip
+    """Check live runs of grid cells against the stored grid, seed by seed where it can.
+
+    ``live`` maps a cell's key (:func:`key`, e.g. ``"AnB_3"``) to its live values at ``seeds``.
+    At seeds the grid also ran, a live value is a re-computation: :func:`seed_match`, exact
+    when :func:`is_exact_setting` holds, else in meaning (the reason from
+    :func:`inexact_reason`). At two or more seeds the grid did not run, the new values are new
+    draws: Welch's interval against the stored values (:func:`agreement`), each at confidence
+    :math:`1 - \\alpha/m` for :math:`m` such intervals (Bonferroni), so a correct grid fails a
+    run by chance at most ``family_alpha`` of the time. A single new seed is not checked.
+    """
+    check_choice("split", split, SPLITS)
+    if not 0 < family_alpha < 1:
+        raise ValueError(f"family_alpha must be in (0, 1), got {family_alpha!r}.")
+    seeds = list(seeds)
+    shared = [s for s in seeds if s in stored.seeds]
+    new = [s for s in seeds if s not in stored.seeds]
+    exact = is_exact_setting(stored.meta)
+    reason = inexact_reason(stored.meta) or "another platform"
+    per_seed = stored.per_seed(split)
+    unknown = sorted(set(live) - set(per_seed))
+    if unknown:
+        raise ValueError(
+            f"live has cells the grid does not store: {unknown}; valid: {sorted(per_seed)}."
+        )
+    out: list[Agreement | SeedMatch] = []
+    welch = len(live) if len(new) >= 2 else 0
+    for k, values in live.items():
+        if len(values) != len(seeds):
+            raise ValueError(f"live[{k!r}] has {len(values)} values for {len(seeds)} seeds.")
+        by_seed = dict(zip(seeds, values, strict=True))
+        stored_by_seed = dict(zip(stored.seeds, per_seed[k], strict=True))
+        name = f"{k} ({split})"
+        if shared:
+            out.append(seed_match({s: by_seed[s] for s in shared}, stored_by_seed, name=name,
+                                  exact=exact, reason=reason))  # fmt: skip
+        if welch:
+            out.append(agreement([by_seed[s] for s in new], per_seed[k], name=f"{name}, new seeds {new}",
+                                 confidence=1 - family_alpha / welch))  # fmt: skip
+    return out
 
 
 def diagnosis(meta: Mapping[str, Any] | None) -> tuple[list[str], bool]:
@@ -972,9 +1039,11 @@ __all__ = [
     "EXACT_TOL",
     "fixed_sentence",
     "GRID_SEEDS",
+    "inexact_reason",
     "is_exact_setting",
     "key",
     "LayerTransferRecipe",
+    "live_checks",
     "live_platform",
     "load_stored_grid",
     "main",

@@ -60,6 +60,7 @@ __all__ = [
     "ClaimFailed",
     "compare",
     "compare_all",
+    "find_comparison",
     "compare_unpaired",
     "UnpairedComparison",
     "print_verdicts",
@@ -617,6 +618,24 @@ def compare_all(
         for k, v in results.items()
         if k != baseline
     ]
+
+
+def find_comparison(
+    comparisons: Sequence[_Interval], name_a: str, metric_start: str = ""
+) -> _Interval:
+    """The first comparison of ``name_a`` whose metric starts with ``metric_start``.
+
+    For picking one verdict out of :func:`compare_all`'s list by name (e.g. the claim a
+    notebook asserts). Raises ``ValueError`` naming the comparisons there are when none fits.
+    """
+    for c in comparisons:
+        if c.name_a == name_a and c.metric.startswith(metric_start):
+            return c
+    shown = ", ".join(f"{c.name_a!r} ({c.metric})" for c in comparisons) or "none"
+    raise ValueError(
+        f"No comparison with name_a={name_a!r} and a metric starting {metric_start!r}. "
+        f"Valid values: {shown}."
+    )
 
 
 def print_verdicts(comparisons: Sequence[Comparison]) -> None:
