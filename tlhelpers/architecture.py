@@ -51,6 +51,7 @@ LAYERS: list[tuple[str, ...]] = [
         "detection",
         "selection",
         "fingerprint",
+        "lessons",
     ),
     ("data", "models", "plots", "stats"),
     ("losses", "optim"),
