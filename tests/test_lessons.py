@@ -1,5 +1,6 @@
 """Every notebook keeps the shape of a lesson (CONTRIBUTING.md): short code cells, no scaffolding
-in view, the shape's headings and reading time, its notes and its teacher's answers.
+in view, the shape's headings and reading time, its notes and its teacher's answers, every
+glossary term linked at its first use.
 
 The printed-words limit needs executed outputs: ``tlhelpers.runner`` counts them for every
 notebook it runs and flags any over the limit in ``summary.md``; its counter is tested here.
@@ -12,12 +13,13 @@ from pathlib import Path
 
 import pytest
 
-from tlhelpers import lessons
+from tlhelpers import glossary, lessons
 from tlhelpers.runner import course_notebooks
 
 ROOT = Path(__file__).resolve().parent.parent
 FOLDER = ROOT / "notebooks"
 NOTEBOOKS = course_notebooks(FOLDER)
+TERMS = glossary.read(FOLDER / glossary.GLOSSARY_NAME)
 
 #: Notebooks not yet rewritten to the shape; their checks are expected to fail (strictly: a
 #: notebook that complies fails the test until its name is removed from this list).
@@ -72,6 +74,12 @@ def lesson_problems(path: Path) -> list[str]:
         f"scaffolding in a teaching cell (tag it remove-cell): {line}"
         for line in lessons.scaffolding_lines(nb)
     ]
+    unlinked = glossary.unlinked(nb, TERMS)
+    if unlinked:
+        problems.append(
+            f"glossary terms not linked at first use ({', '.join(unlinked)}): "
+            f"python -m tlhelpers.glossary link notebooks/{path.name}"
+        )
     return problems
 
 

@@ -52,6 +52,7 @@ LAYERS: list[tuple[str, ...]] = [
         "selection",
         "fingerprint",
         "lessons",
+        "glossary",
     ),
     ("data", "models", "plots", "stats"),
     ("losses", "optim"),
