@@ -65,6 +65,7 @@ class Term:
 
     @property
     def names(self) -> tuple[str, ...]:
+        """The English term, then its aliases."""
         return (self.term, *self.aliases)
 
     @property
@@ -195,6 +196,8 @@ def unlinked(nb: Mapping[str, Any], terms: Iterable[Term]) -> list[str]:
 
 
 def main(argv: list[str] | None = None) -> int:
+    """``link [--check] [--glossary PATH] NOTEBOOK...``: link first uses (exit 1 with ``--check``
+    when some are unlinked)."""
     import nbformat
 
     parser = argparse.ArgumentParser(prog="python -m tlhelpers.glossary", description=__doc__)
