@@ -55,11 +55,10 @@ COURSE_STYLE: dict[str, Any] = {
 
 def use_course_style() -> None:
     """Apply :data:`COURSE_STYLE` and :data:`PALETTE` to matplotlib (for every later figure)."""
-    import matplotlib as mpl
+    import matplotlib.style
     from cycler import cycler
 
-    mpl.rcParams.update(COURSE_STYLE)
-    mpl.rcParams["axes.prop_cycle"] = cycler(color=list(PALETTE))
+    matplotlib.style.use({**COURSE_STYLE, "axes.prop_cycle": cycler(color=list(PALETTE))})
 
 
 def colour_of(name: str) -> str:
