@@ -112,7 +112,8 @@ def _course(root: Path) -> list[Path]:
         "*Checked: [notes/00_alpha.md](notes/00_alpha.md); [notes/02_gamma.md](notes/02_gamma.md).*",
         FIGURE.format(n=1),
         f"print({VERDICT!r})",
-        "import os\nprint('wrote', os.path.join(out_dir, 'results.json'))",
+        "import os\nprint('wrote', os.path.join(out_dir, 'results.json'))\n"
+        "long_name_for_a_value = [x for x in range(3)]  # a comment long enough to be wider than a phone's screen",
         SAVE,
     )
     beta = _notebook(
@@ -499,6 +500,45 @@ def test_browser_renders_formulas_and_images_without_console_errors(site):
     assert requests and all(u.startswith(base) for u in requests), [
         u for u in requests if not u.startswith(base)
     ]
+
+
+LAYOUT = """() => {
+  const col = document.querySelector('.bd-article').getBoundingClientRect().width;
+  const imgs = Array.from(document.images).filter(i => i.src.includes('_images/'))
+    .map(i => ({shown: i.getBoundingClientRect().width, natural: i.naturalWidth}));
+  const top = s => { const e = Array.from(document.querySelectorAll(s)).pop();
+                     return e ? e.getBoundingClientRect().top + window.scrollY : null; };
+  return {scroll: document.documentElement.scrollWidth, view: window.innerWidth, col, imgs,
+          box: top('.admonition.book-run'), verdict: top('.cell_output')};
+}"""
+
+
+@pytest.mark.parametrize("width", [390, 1280])
+def test_chapter_reads_on_a_phone_and_a_desktop(site, width):
+    """No sideways scrolling of the page, figures at >= 80% of their size or of the column,
+    the run box after the lesson."""
+    from browser import launch, require_browser
+
+    require_browser()
+    from playwright.sync_api import sync_playwright
+
+    server = _serve(site)
+    base = f"http://127.0.0.1:{server.server_address[1]}"
+    try:
+        with sync_playwright() as pw:
+            context = launch(pw, viewport={"width": width, "height": 844})
+            page = context.new_page()
+            page.goto(f"{base}/notebooks/00_alpha.html")
+            page.wait_for_load_state("networkidle")
+            got = page.evaluate(LAYOUT)
+            context.close()
+    finally:
+        server.shutdown()
+    assert got["scroll"] <= got["view"], got
+    assert got["imgs"], got
+    for img in got["imgs"]:
+        assert img["shown"] >= 0.8 * min(img["natural"], got["col"]), got
+    assert got["box"] is not None and got["box"] > got["verdict"] > 0, got
 
 
 @pytest.mark.notebooks
