@@ -108,7 +108,8 @@ def _course(root: Path) -> list[Path]:
         nbs / "00_alpha.ipynb",
         "# 00 · Alpha\n\nThe loss $\\mathcal{L}(\\theta) = \\theta^2$ has the gradient\n\n"
         "$$\\nabla_\\theta \\mathcal{L} = 2\\,\\theta$$\n\n"
-        "Each [seed](glossary.md#seed) is a run. "
+        "Each [seed](glossary.md#seed) is a run, stored in "
+        "`data/layer_transfer/a_file_name_too_long_for_the_width_of_a_phone_screen.json`. "
         "*Checked: [notes/00_alpha.md](notes/00_alpha.md); [notes/02_gamma.md](notes/02_gamma.md).*",
         FIGURE.format(n=1),
         f"print({VERDICT!r})",
