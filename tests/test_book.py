@@ -49,6 +49,15 @@ FIGURE = (
 )
 VERDICT = "alpha vs beta (toy metric, 4 paired seeds): +0.125 (95% CI +0.050 to +0.200): better."
 SECRET = "SECRET-SOLUTION-42"
+ANSWER = "TEACHER-ANSWER-7"
+GLOSSARY = """# Glossary · 术语表
+
+<a id="seed"></a>
+**Seed** · 随机种子 — Fixes the random numbers. First taught in [00](00_alpha.ipynb).
+
+<a id="loss-function"></a>
+**Loss function** · 损失函数 — What training minimises. First taught in [09](09_gone.ipynb).
+"""
 README = """# Tiny course
 
 A test course. See [the guide](CONTRIBUTING.md).
@@ -98,9 +107,14 @@ def _course(root: Path) -> list[Path]:
     alpha = _notebook(
         nbs / "00_alpha.ipynb",
         "# 00 · Alpha\n\nThe loss $\\mathcal{L}(\\theta) = \\theta^2$ has the gradient\n\n"
-        "$$\\nabla_\\theta \\mathcal{L} = 2\\,\\theta$$",
+        "$$\\nabla_\\theta \\mathcal{L} = 2\\,\\theta$$\n\n"
+        "Each [seed](glossary.md#seed) is a run, stored in "
+        "`data/layer_transfer/a_file_name_too_long_for_the_width_of_a_phone_screen.json`. "
+        "*Checked: [notes/00_alpha.md](notes/00_alpha.md); [notes/02_gamma.md](notes/02_gamma.md).*",
         FIGURE.format(n=1),
         f"print({VERDICT!r})",
+        "import os\nprint('wrote', os.path.join(out_dir, 'results.json'))\n"
+        "long_name_for_a_value = [x for x in range(3)]  # a comment long enough to be wider than a phone's screen",
         SAVE,
     )
     beta = _notebook(
@@ -110,6 +124,15 @@ def _course(root: Path) -> list[Path]:
         SAVE,
     )
     gamma = _notebook(nbs / "02_gamma.ipynb", "# 02 · Gamma", FIGURE.format(n=2), SAVE)
+    (nbs / "glossary.md").write_text(GLOSSARY)
+    (nbs / "notes").mkdir()
+    (nbs / "notes" / "00_alpha.md").write_text(
+        "# 00 notes\n\nSeeds tried: 0, 100. See [alpha](../00_alpha.ipynb) and [t](../../tests/x.py).\n"
+    )
+    (nbs / "answers").mkdir()
+    (nbs / "answers" / "00_alpha.md").write_text(
+        f"# 00 · Alpha: answers\n\n1. {ANSWER}: y is {{{{y}}}}, the gap {{{{gap:.2f}}}}.\n"
+    )
     ex = root / "exercises"
     _notebook(ex / "student" / "e1_first.ipynb", "# Exercise 1\n\nSTUDENT-COPY: fill in.")
     _notebook(ex / "solutions" / "e1_first.ipynb", f"# Exercise 1\n\n{SECRET}")
@@ -232,7 +255,7 @@ def test_every_chapter_shows_its_figures_verdicts_and_parameters(site, course):
     alpha = _text(site / "notebooks" / "00_alpha.html")
     assert VERDICT in alpha  # the printed verdict, as printed
     assert "y = 8" in alpha and "gap = 0.125" in alpha  # key numbers of the run with x=4
-    assert re.search(r"`?x`? 4 `?1`? the input", alpha.replace("| ", "")), alpha[:3000]
+    assert re.search(r"`?x`? 4 \(default 1\) the input", alpha.replace("| ", "")), alpha[:3000]
     assert "(holds)" in alpha  # the checked claim
 
 
@@ -246,7 +269,59 @@ def test_chapter_links_download_its_notebooks(site, course):
     executed = [json.loads(f.read_text()) for f in files]
     with_outputs = [nb for nb in executed if any(c.get("outputs") for c in nb["cells"])]
     assert len(with_outputs) == 1  # one executed copy, one without outputs
-    assert "localhost:8888/lab/tree/00_alpha.ipynb" in page.read_text()
+    assert "localhost:8888" not in page.read_text()
+
+
+def test_glossary_is_a_page_and_chapters_link_its_entries(site):
+    glossary = site / "notebooks" / "glossary.html"
+    assert "随机种子" in _text(glossary) and "glossary-seed" in _parse(glossary).ids
+    links = {v for _, _, v in _parse(site / "notebooks" / "00_alpha.html").links}
+    assert "glossary.html#glossary-seed" in links
+    assert "09_gone" not in glossary.read_text()  # a chapter not in the book: link dropped
+
+
+def test_notes_are_pages_and_links_to_missing_notes_are_dropped(site):
+    notes = site / "notebooks" / "notes" / "00_alpha.html"
+    assert "Seeds tried: 0, 100" in _text(notes)
+    assert "../00_alpha.html" in {v for _, _, v in _parse(notes).links}
+    alpha = site / "notebooks" / "00_alpha.html"
+    hrefs = {v for _, _, v in _parse(alpha).links}
+    assert "notes/00_alpha.html" in hrefs
+    assert not any("02_gamma" in h for h in hrefs if "notes" in h)
+    assert "notes/02_gamma.md" in _text(alpha)  # as plain text
+
+
+def test_students_site_has_no_answers(site):
+    assert not (site / "answers").exists() and not (site / "notebooks" / "answers").exists()
+    assert all(ANSWER not in p.read_text(errors="replace") for p in site.rglob("*") if p.is_file())
+
+
+def test_pages_hold_no_machine_paths_or_papermill_cells_and_the_run_box_comes_last(site, course):
+    root, _, _ = course
+    html = (site / "notebooks" / "00_alpha.html").read_text()
+    assert "wrote results.json" in _text(site / "notebooks" / "00_alpha.html")
+    assert ".attempt-" not in html and str(root) not in html
+    assert "injected-parameters" not in html
+    assert html.index(VERDICT) < html.index("This run")  # the teaching first, the run box after
+
+
+def test_teacher_guide_fills_placeholders_from_the_run(course, tmp_path):
+    root, build, notebooks = course
+    html = book.build_teacher_guide(build, tmp_path / "teacher", root=root, notebooks=notebooks)
+    text = _text(html / "answers" / "00_alpha.html")
+    assert f"{ANSWER}: y is 8, the gap 0.12" in text  # the run with x=4
+    assert "Teacher’s guide" in _text(html / "index.html")  # Sphinx's typographic apostrophe
+
+
+def test_placeholders():
+    res = {"means": {"adam": 0.91234, "sgd": [0.5, 0.6]}, "n": 3}
+    text = "{{means.adam:.2f}} {{ n }} {{means.sgd.1:+.1f}} {{means.adam}}"
+    assert book.fill_placeholders(text, res, "a.md") == "0.91 3 +0.6 0.912"
+    with pytest.raises(ValueError, match=r"a\.md.*means\.adm.*'adm'.*means.*\['adam', 'sgd'\]"):
+        book.fill_placeholders("{{means.adm}}", res, "a.md")
+    with pytest.raises(ValueError, match="a.md.*no(ne)?"):
+        book.fill_placeholders("{{n}}", None, "a.md")
+    assert book.fill_placeholders("no placeholders", None, "a.md") == "no placeholders"
 
 
 def test_failed_run_gets_a_page_with_the_error(site):
@@ -426,6 +501,45 @@ def test_browser_renders_formulas_and_images_without_console_errors(site):
     assert requests and all(u.startswith(base) for u in requests), [
         u for u in requests if not u.startswith(base)
     ]
+
+
+LAYOUT = """() => {
+  const col = document.querySelector('.bd-article').getBoundingClientRect().width;
+  const imgs = Array.from(document.images).filter(i => i.src.includes('_images/'))
+    .map(i => ({shown: i.getBoundingClientRect().width, natural: i.naturalWidth}));
+  const top = s => { const e = Array.from(document.querySelectorAll(s)).pop();
+                     return e ? e.getBoundingClientRect().top + window.scrollY : null; };
+  return {scroll: document.documentElement.scrollWidth, view: window.innerWidth, col, imgs,
+          box: top('.admonition.book-run'), verdict: top('.cell_output')};
+}"""
+
+
+@pytest.mark.parametrize("width", [390, 1280])
+def test_chapter_reads_on_a_phone_and_a_desktop(site, width):
+    """No sideways scrolling of the page, figures at >= 80% of their size or of the column,
+    the run box after the lesson."""
+    from browser import launch, require_browser
+
+    require_browser()
+    from playwright.sync_api import sync_playwright
+
+    server = _serve(site)
+    base = f"http://127.0.0.1:{server.server_address[1]}"
+    try:
+        with sync_playwright() as pw:
+            context = launch(pw, viewport={"width": width, "height": 844})
+            page = context.new_page()
+            page.goto(f"{base}/notebooks/00_alpha.html")
+            page.wait_for_load_state("networkidle")
+            got = page.evaluate(LAYOUT)
+            context.close()
+    finally:
+        server.shutdown()
+    assert got["scroll"] <= got["view"], got
+    assert got["imgs"], got
+    for img in got["imgs"]:
+        assert img["shown"] >= 0.8 * min(img["natural"], got["col"]), got
+    assert got["box"] is not None and got["box"] > got["verdict"] > 0, got
 
 
 @pytest.mark.notebooks

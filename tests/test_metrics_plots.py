@@ -110,3 +110,44 @@ def test_readable_log_axis_labels_plain_numbers():
         if not minor:
             assert minors == set()
         plt.close(fig)
+
+
+# --- the course style: legible on a phone, one colour per model ---------------------------------
+
+PHONE_COLUMN_PX = 360  # a 390-pixel phone screen less the page margins
+
+
+def test_course_style_fonts_survive_a_phone_column():
+    from tlhelpers.plots import COURSE_STYLE, use_course_style
+
+    before = matplotlib.rcParams["font.size"]
+    with matplotlib.rc_context():
+        use_course_style()
+        rc = matplotlib.rcParams
+        width_px = rc["figure.figsize"][0] * rc["figure.dpi"]
+        scale = PHONE_COLUMN_PX / width_px  # the figure shown at the column's width
+        for key in ("font.size", "axes.labelsize", "xtick.labelsize", "legend.fontsize"):
+            size_pt = matplotlib.font_manager.FontProperties(size=rc[key]).get_size_in_points()
+            assert size_pt * rc["figure.dpi"] / 72 * scale >= 9, key  # pixels on the phone
+        assert rc["font.size"] == COURSE_STYLE["font.size"]
+        colours = [c["color"] for c in rc["axes.prop_cycle"]]
+        assert colours[:3] == ["#0072B2", "#E69F00", "#009E73"]
+    assert matplotlib.rcParams["font.size"] == before  # rc_context undid it: other tests unaffected
+
+
+def test_colour_of_is_stable_and_colours_for_are_distinct():
+    from matplotlib.colors import is_color_like
+
+    from tlhelpers.plots import PALETTE, colour_of, colours_for
+
+    names = ["resnet18", "mobilenet_v2", "efficientnet_b0", "vit_tiny", "scratch CNN"]
+    assert all(is_color_like(colour_of(n)) and colour_of(n) in PALETTE for n in names)
+    assert [colour_of(n) for n in names] == [colour_of(n) for n in names]
+    got = colours_for(names)
+    assert list(got) == names and len(set(got.values())) == len(names)
+    assert colours_for(list(reversed(names))) == got  # order of the panel does not matter
+    assert colours_for(names[:2])[names[0]] in PALETTE
+    with pytest.raises(ValueError, match="name"):
+        colour_of("")
+    with pytest.raises(ValueError, match="at most 10"):
+        colours_for([f"m{i}" for i in range(11)])

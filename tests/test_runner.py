@@ -132,8 +132,22 @@ def test_a_failed_claim_keeps_its_numbers_in_build_and_in_the_summary(tmp_path):
     md = (build / "summary.md").read_text()
     row = next(line for line in md.splitlines() if line.startswith("| claim.ipynb |"))
     assert "| failed |" in row and "**from a failed run:** gain=-0.107, x=1" in row
-    assert "ClaimFailed: 1 claim(s) failed: - new vs old" in row and row.count("|") == 5
+    assert "ClaimFailed: 1 claim(s) failed: - new vs old" in row and row.count("|") == 6
     assert json.loads((build / "summary.json").read_text())[0]["key_numbers"]["x"] == 1
+
+
+def test_summary_lists_printed_words_and_flags_those_over_the_limit(tmp_path):
+    records = [
+        runner.RunRecord("a.ipynb", "ok", 1.0, printed_words=120),
+        runner.RunRecord("b.ipynb", "ok", 1.0, printed_words=runner.MAX_PRINTED_WORDS + 1),
+        runner.RunRecord("c.ipynb", "failed", 1.0, error="boom"),
+    ]
+    runner._write_summary(records, tmp_path)
+    rows = {ln.split(" | ")[0]: ln for ln in (tmp_path / "summary.md").read_text().splitlines()}
+    assert "| 120 |" in rows["| a.ipynb"] and "over" not in rows["| a.ipynb"]
+    limit = runner.MAX_PRINTED_WORDS
+    assert f"| {limit + 1} **over {limit}** |" in rows["| b.ipynb"]
+    assert "| - |" in rows["| c.ipynb"]
 
 
 def test_run_all_continues_past_failing_notebook(tmp_path):
@@ -146,6 +160,7 @@ def test_run_all_continues_past_failing_notebook(tmp_path):
         ("b_good.ipynb", "ok"),
     ]
     assert records[1].key_numbers == {"y": 10}
+    assert records[1].printed_words == 1  # the value of its last line, write()'s character count
     summary = json.loads((build / "summary.json").read_text())
     assert [s["status"] for s in summary] == ["failed", "ok"]
     assert summary[1]["key_numbers"] == {"y": 10}

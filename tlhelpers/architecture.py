@@ -51,6 +51,8 @@ LAYERS: list[tuple[str, ...]] = [
         "detection",
         "selection",
         "fingerprint",
+        "lessons",
+        "glossary",
     ),
     ("data", "models", "plots", "stats"),
     ("losses", "optim"),

@@ -18,6 +18,15 @@ A notebook with no executed copy stops the build with the commands that make one
 empty pages); a notebook whose run failed gets a page that says so, with the error.
 Exercises: only the students' copies (``exercises/student/*.ipynb``) are published,
 never ``exercises/solutions`` or ``exercises/source``.
+
+The glossary (``notebooks/glossary.md``) is a page of its own; the chapters' links to
+``glossary.md#slug`` point at its entries. The maintainer notes (``notebooks/notes/*.md``)
+are pages too, listed at the end of the contents. Outputs lose machine paths (``/work/...``,
+``/tmp/...``, papermill's ``.attempt-...`` folders); papermill's injected cell is dropped (the
+run box at the end of each chapter lists the parameters). The teacher's answers
+(``notebooks/answers/*.md``) are never staged here: ``--teacher`` builds them into a separate
+site (``BUILD/book/teacher/html``), with ``{{key}}`` / ``{{key:fmt}}`` filled from each
+chapter's ``results.json``.
 """
 
 from __future__ import annotations
@@ -37,6 +46,8 @@ from .runner import LOG_NAME, RUN_INFO, course_notebooks
 
 __all__ = [
     "build_book",
+    "build_teacher_guide",
+    "fill_placeholders",
     "Chapter",
     "check_runs",
     "CONF_NAME",
@@ -64,6 +75,15 @@ _LINK = re.compile(r"(?<!!)\[([^\]]+)\]\(([^)\s]+)\)")
 MATHJAX_DIR = "mathjax"
 #: A failed run's page shows at most this many characters of the end of its log.
 LOG_TAIL_CHARS = 3000
+#: The glossary, the maintainer notes and the teacher's answers, next to the notebooks.
+GLOSSARY, NOTES, ANSWERS = "glossary.md", "notes", "answers"
+_GLOSSARY_LINK = re.compile(r"\[([^\]]+)\]\(" + re.escape(GLOSSARY) + r"#([\w-]+)\)")
+_NOTES_LINK = re.compile(r"\[([^\]]+)\]\(" + NOTES + r"/([\w.-]+\.md)\)")
+_PLACEHOLDER = re.compile(r"\{\{\s*([\w.-]+)\s*(?::([^{}]*))?\}\}")
+#: Machine paths in outputs: a papermill staging folder, or an absolute path under these roots.
+_MACHINE_PATH = re.compile(
+    r"(?:/[\w.@+-]+)*/\.attempt-[\w-]+/?|/(?:work|tmp|home|root|Users)/[^\s'\"),]*/"
+)
 
 
 class MissingRunsError(ValueError):
@@ -231,13 +251,15 @@ def _parameters_table(ch: Chapter) -> str:
     import papermill as pm
 
     declared = pm.inspect_notebook(str(ch.source))
-    rows = ["| parameter | this run | default | meaning |", "|---|---|---|---|"]
+    rows = ["| parameter | value | meaning |", "|---|---|---|"]
     for name, spec in declared.items():
         if name == "out_dir":  # a staging folder of the runner: not the reader's concern
             continue
-        value = _fmt(ch.parameters[name]) if name in ch.parameters else "default"
-        rows.append(f"| `{name}` | {value} | `{spec.get('default')}` | "
-                    f"{_fmt(spec.get('help') or '')} |")  # fmt: skip
+        default = str(spec.get("default")).strip("'\"")
+        value = (
+            f"{_fmt(ch.parameters[name])} (default {default})" if name in ch.parameters else default
+        )
+        rows.append(f"| `{name}` | {value} | {_fmt(spec.get('help') or '')} |")
     return "\n".join(rows) if len(rows) > 2 else ""
 
 
@@ -254,7 +276,7 @@ def _run_line(ch: Chapter, info: dict) -> str:
 
 
 def _header(ch: Chapter, info: dict, title: str) -> str:
-    """The MyST block placed under a chapter's title: its run, downloads, parameters."""
+    """The MyST blocks placed under a chapter's title: a failed run, a notebook changed since."""
     lines = []
     if ch.status != "ok":
         what = "was interrupted" if ch.status == "interrupted" else "failed"
@@ -283,9 +305,15 @@ def _header(ch: Chapter, info: dict, title: str) -> str:
             f"`notebooks/{ch.name}` differs from the copy that was run: `make run` again "
             "to bring this page up to date.", ":::", "",
         ]  # fmt: skip
+    return "\n".join(lines)
+
+
+def _run_box(ch: Chapter, info: dict) -> str:
+    """The MyST block at the end of a chapter: its run, downloads, key numbers, parameters."""
+    lines = []
     run = _run_line(ch, info)
     lines += [
-        ":::{admonition} This run", ":class: note",
+        ":::{admonition} This run", ":class: note book-run",
         f"This page is `{ch.name}` as executed by `make run`" + (f", {run}." if run else "."),
         "",
         (
@@ -295,8 +323,7 @@ def _header(ch: Chapter, info: dict, title: str) -> str:
             else "Download "
         )
         + f"{{download}}`the notebook without outputs <../{FILES}/source/{ch.name}>`. "
-        f"To run it yourself: `make lab` in the repository, then open it in JupyterLab "
-        f"(<http://localhost:8888/lab/tree/{ch.name}>).",
+        f"To run it yourself: `make lab` in the repository, then open `notebooks/{ch.name}`.",
     ]  # fmt: skip
     if ch.key_numbers:
         nums = ", ".join(f"{k} = {_fmt(v)}" for k, v in ch.key_numbers.items())
@@ -359,10 +386,46 @@ def _chapter_notebook(ch: Chapter, info: dict) -> dict:
     ):  # its banner above the title: the header says it
         del nb["cells"][0]
     title = _title(nb, ch.stem)
-    header = _markdown_cell(_header(ch, info, title), "book-run")
-    cells = nb["cells"]
-    _insert_under_title(cells, header)
+    cells = [
+        c for c in nb["cells"] if "injected-parameters" not in c.get("metadata", {}).get("tags", [])
+    ]
+    for cell in cells:
+        _clean_outputs(cell)
+    nb["cells"] = cells
+    header = _header(ch, info, title)
+    if header:
+        _insert_under_title(cells, _markdown_cell(header, "book-status"))
+    cells.append(_markdown_cell(_run_box(ch, info), "book-run"))
     return nb
+
+
+def _clean_outputs(cell: dict) -> None:
+    """Machine paths in a cell's text outputs shortened to the file name (in place)."""
+    for out in cell.get("outputs", []):
+        if "text" in out:
+            out["text"] = _MACHINE_PATH.sub("", "".join(out["text"]))
+        data = out.get("data", {})
+        for kind in ("text/plain", "text/html", "text/markdown"):
+            if kind in data:
+                data[kind] = _MACHINE_PATH.sub("", "".join(data[kind]))
+
+
+def _chapter_links(text: str, notes: set[str]) -> str:
+    """A chapter's markdown with glossary links made Sphinx references and links to notes that
+    are not staged made plain text."""
+    text = _GLOSSARY_LINK.sub(lambda m: f"{{ref}}`{m.group(1)} <glossary-{m.group(2)}>`", text)
+    return _NOTES_LINK.sub(lambda m: m.group(0) if m.group(2) in notes else m.group(1), text)
+
+
+def _glossary_page(text: str, staged: set[str]) -> str:
+    """The glossary with its HTML anchors as Sphinx targets and links to missing chapters dropped."""
+    text = re.sub(r'^<a id="([\w-]+)"></a>\s*$', r"(glossary-\1)=", text, flags=re.M)
+    return _LINK.sub(
+        lambda m: (
+            m.group(0) if not m.group(2).endswith(".ipynb") or m.group(2) in staged else m.group(1)
+        ),
+        text,
+    )
 
 
 def _log_tail(build: Path, ch: Chapter) -> str:
@@ -504,10 +567,24 @@ def stage(
         if extra.is_file() and extra.name != CONF_NAME:
             shutil.copy(extra, src / "_static" / extra.name)
     shutil.copytree(_mathjax_static(), src / "_static" / MATHJAX_DIR)
+    folder = chapters[0].source.parent if chapters else src
+    staged = {c.name for c in chapters}
+    notes = sorted((folder / NOTES).glob("*.md")) if (folder / NOTES).is_dir() else []
+    if notes:
+        (src / CHAPTERS / NOTES).mkdir()
+    for path in notes:
+        text = _book_links(path.read_text(), f"{CHAPTERS}/{NOTES}/{path.name}", staged, set())
+        (src / CHAPTERS / NOTES / path.name).write_text(text)
+    glossary = folder / GLOSSARY
+    if glossary.is_file():
+        (src / CHAPTERS / GLOSSARY).write_text(_glossary_page(glossary.read_text(), staged))
     for ch in chapters:
         if ch.executed is None:
             ch.log_tail = _log_tail(build, ch)
         nb = _chapter_notebook(ch, info)
+        for cell in nb["cells"]:
+            if cell.get("cell_type") == "markdown":
+                cell["source"] = _chapter_links("".join(cell["source"]), {p.name for p in notes})
         (src / CHAPTERS / ch.name).write_text(json.dumps(nb))
         shutil.copy(ch.source, src / FILES / "source" / ch.name)
         if ch.executed is not None:
@@ -537,7 +614,13 @@ def stage(
         (src / REFERENCE / path.name).write_text(
             _book_links(path.read_text(), where, staged, pages)
         )
-    (src / "index.md").write_text(front_page(readme, chapters, exercises, info, references))
+    index = front_page(readme, chapters, exercises, info, references)
+    if glossary.is_file():
+        index += "\n```{toctree}\n:hidden:\n:caption: Glossary\n\n" + f"{CHAPTERS}/glossary\n```\n"
+    if notes:
+        index += "\n```{toctree}\n:hidden:\n:caption: Maintainer notes\n\n"
+        index += "".join(f"{CHAPTERS}/{NOTES}/{p.stem}\n" for p in notes) + "```\n"
+    (src / "index.md").write_text(index)
     (src / "run.md").write_text(run_page(chapters, info))
 
 
@@ -589,6 +672,109 @@ def build_book(
     return html
 
 
+def _lookup(results: Any, key: str, source: str) -> Any:
+    value = results
+    for i, part in enumerate(key.split(".")):
+        if isinstance(value, dict) and part in value:
+            value = value[part]
+        elif isinstance(value, list) and part.isdigit() and int(part) < len(value):
+            value = value[int(part)]
+        else:
+            where = ".".join(key.split(".")[:i]) or "results"
+            have = sorted(value) if isinstance(value, dict) else f"{type(value).__name__}"
+            raise ValueError(
+                f"{source}: the placeholder {{{{{key}}}}} names no value: {part!r} is not in "
+                f"{where}; available there: {have}."
+            )
+    return value
+
+
+def fill_placeholders(text: str, results: dict[str, Any] | None, source: str) -> str:
+    """``text`` with each ``{{key}}`` or ``{{key:fmt}}`` replaced by the value at the dotted
+    path ``key`` of ``results`` (a chapter's ``results.json`` "results"), formatted with ``fmt``
+    (``{{means.adam:.3f}}``). A key that is not there raises ``ValueError`` naming ``source``,
+    the key and the keys available where it failed; so does a placeholder with no results."""
+
+    def fill(match: re.Match) -> str:
+        key, fmt = match.group(1), (match.group(2) or "").strip()
+        if results is None:
+            raise ValueError(
+                f"{source}: the placeholder {{{{{key}}}}} needs results.json, and there is none."
+            )
+        value = _lookup(results, key, source)
+        try:
+            return format(value, fmt) if fmt else _fmt(value)
+        except (TypeError, ValueError) as err:
+            raise ValueError(
+                f"{source}: {{{{{key}:{fmt}}}}} cannot format {value!r}: {err}"
+            ) from None
+
+    return _PLACEHOLDER.sub(fill, text)
+
+
+def build_teacher_guide(
+    build: str | Path = "build",
+    out: str | Path | None = None,
+    *,
+    root: str | Path | None = None,
+    notebooks: list[Path] | None = None,
+    quiet: bool = True,
+) -> Path:
+    """Build the teacher's guide (a site apart from the students'): each chapter's answers
+    (``notebooks/answers/<stem>.md``) with their placeholders filled from
+    ``build/<stem>/results.json``. Returns ``out/html`` (``out`` defaults to ``BUILD/book/teacher``)."""
+    root = Path(root) if root is not None else Path(__file__).resolve().parent.parent
+    build = Path(build).resolve()
+    out = Path(out).resolve() if out is not None else build / "book" / "teacher"
+    notebooks = notebooks if notebooks is not None else course_notebooks(root / "notebooks")
+    conf = root / "book" / CONF_NAME
+    src, html = out / "src", out / "html"
+    if src.exists():
+        shutil.rmtree(src)
+    (src / ANSWERS).mkdir(parents=True)
+    (src / "_static").mkdir()
+    shutil.copy(conf, src / CONF_NAME)
+    for extra in sorted(conf.parent.iterdir()):
+        if extra.is_file() and extra.name != CONF_NAME:
+            shutil.copy(extra, src / "_static" / extra.name)
+    shutil.copytree(_mathjax_static(), src / "_static" / MATHJAX_DIR)
+    pages = []
+    for nb in notebooks:
+        answers = nb.parent / ANSWERS / f"{nb.stem}.md"
+        if not answers.is_file():
+            continue
+        doc = _read_json(build / nb.stem / "results.json")
+        results = doc.get("results") if isinstance(doc, dict) else None
+        text = fill_placeholders(answers.read_text(), results, str(answers))
+        text = _book_links(text, f"{CHAPTERS}/{ANSWERS}/{answers.name}", set(), set())
+        (src / ANSWERS / answers.name).write_text(text)
+        pages.append(answers)
+    if not pages:
+        raise ValueError(
+            f"no answers (notebooks/{ANSWERS}/<notebook>.md) for {len(notebooks)} notebooks"
+        )
+    index = [
+        "# Teacher's guide", "",
+        "Worked answers to each chapter's questions, with the numbers of the run in "
+        f"`{build.name}/`. This site is built apart from the students' pages; do not publish it "
+        "with them.", "",
+        *[f"- [{_page_title(p)}]({ANSWERS}/{p.name})" for p in pages], "",
+        "```{toctree}", ":hidden:", ":caption: Answers", "",
+        *[f"{ANSWERS}/{p.stem}" for p in pages], "```", "",
+    ]  # fmt: skip
+    (src / "index.md").write_text("\n".join(index))
+    if html.exists():
+        shutil.rmtree(html)
+    cmd = [sys.executable, "-m", "sphinx", "-b", "html", "-E", "-W", "--keep-going",
+           "-d", str(out / "doctrees"), str(src), str(html)]  # fmt: skip
+    if quiet:
+        cmd.insert(3, "-q")
+    proc = subprocess.run(cmd, capture_output=True, text=True)
+    if proc.returncode != 0:
+        raise RuntimeError(f"Sphinx failed (exit {proc.returncode}):\n{proc.stderr[-5000:]}")
+    return html
+
+
 def main(argv: list[str] | None = None) -> int:
     """``python -m tlhelpers.book``: stage the executed notebooks and build the site."""
     parser = argparse.ArgumentParser(prog="python -m tlhelpers.book", description=__doc__,
@@ -596,9 +782,16 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--build", default="build", help="make run's folder (default: build)")
     parser.add_argument("--out", help="where the book goes (default: BUILD/book)")
     parser.add_argument("--exercises", help="students' notebooks (default: exercises/student)")
+    parser.add_argument(
+        "--teacher", action="store_true",
+        help="build the teacher's guide (answers with this run's numbers) into BUILD/book/teacher",
+    )  # fmt: skip
     args = parser.parse_args(argv)
     try:
-        html = build_book(args.build, args.out, exercises=args.exercises, quiet=True)
+        if args.teacher:
+            html = build_teacher_guide(args.build, args.out, quiet=True)
+        else:
+            html = build_book(args.build, args.out, exercises=args.exercises, quiet=True)
     except MissingRunsError as err:
         print(f"error: {err}", file=sys.stderr)
         return 2

@@ -38,6 +38,7 @@ from typing import Any
 
 from .fingerprint import cpu_model
 from .interactive import WIDGETS_ENV
+from .lessons import MAX_PRINTED_WORDS, printed_words
 from .paths import atomic_write, read_text_file, repo_root
 from .threads import child_environment
 
@@ -84,6 +85,8 @@ class RunRecord:
     key_numbers: dict[str, Any] = field(default_factory=dict)
     output: str = ""
     error: str = ""
+    #: Words the executed notebook printed (:func:`tlhelpers.lessons.printed_words`); None without a copy.
+    printed_words: int | None = None
 
 
 @dataclass
@@ -342,7 +345,16 @@ def run_notebook(
         parameters=parameters,
         key_numbers=_key_numbers(results) if outcome.status == "ok" or own else {},
         output=str(out / path.name), error=outcome.error,
+        printed_words=_printed_words(out / path.name),
     )  # fmt: skip
+
+
+def _printed_words(executed: Path) -> int | None:
+    """Words the executed copy at ``executed`` printed; None when there is no readable copy."""
+    try:
+        return printed_words(json.loads(executed.read_text()))
+    except (OSError, ValueError):
+        return None
 
 
 #: A course notebook's file name: two digits, an optional part letter, "_", a name
@@ -385,8 +397,14 @@ def _cell(text: str) -> str:
 def _write_summary(records: list[RunRecord], build: Path) -> None:
     """``summary.json`` and ``summary.md``; a failed run's numbers are marked as such, with its error."""
     (build / "summary.json").write_text(json.dumps([asdict(r) for r in records], indent=2))
-    lines = ["| notebook | status | wall time (s) | key numbers |", "|---|---|---|---|"]
+    lines = [
+        "| notebook | status | wall time (s) | printed words | key numbers |",
+        "|---|---|---|---|---|",
+    ]
     for r in records:
+        words = "-" if r.printed_words is None else str(r.printed_words)
+        if r.printed_words is not None and r.printed_words > MAX_PRINTED_WORDS:
+            words += f" **over {MAX_PRINTED_WORDS}**"
         nums = ", ".join(
             f"{k}={v:.3f}" if isinstance(v, float) else f"{k}={v}" for k, v in r.key_numbers.items()
         )
@@ -396,7 +414,7 @@ def _write_summary(records: list[RunRecord], build: Path) -> None:
             shown = f"**from a {r.status} run:** {nums}; error: {_cell(r.error)[:200]}"
         else:
             shown = _cell(r.error)[:200]
-        lines.append(f"| {r.notebook} | {r.status} | {r.wall_time_s} | {shown} |")
+        lines.append(f"| {r.notebook} | {r.status} | {r.wall_time_s} | {words} | {shown} |")
     (build / "summary.md").write_text("\n".join(lines) + "\n")
 
 
