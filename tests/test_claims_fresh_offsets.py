@@ -25,6 +25,12 @@ FRESH_OFFSETS = (4242, 8191)
 #: notebook -> (parameters that only save time and leave the claims' numbers unchanged,
 #: metrics of the claims it checks (``check`` true), metrics of its findings).
 NOTEBOOKS = {
+    "06_optimizers": (
+        {},
+        ["||w - w0|| of the body (mechanism check)"],
+        # findings: Adam vs SGD at the range-test rate and at the rate chosen on validation
+        ["test accuracy", "test accuracy"],
+    ),
     "07_evaluation": (
         {"tsne": False},
         ["optimism, reported minus fresh accuracy", "verification ROC AUC"],
