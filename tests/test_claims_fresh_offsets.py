@@ -31,6 +31,12 @@ NOTEBOOKS = {
         ["probe test accuracy"] * 2 + ["MMD^2"] * 3 + ["test accuracy"] * 2,
         [],
     ),
+    "06_optimizers": (
+        {},
+        ["||w - w0|| of the body (mechanism check)"],
+        # findings: Adam vs SGD at the range-test rate and at the rate chosen on validation
+        ["test accuracy", "test accuracy"],
+    ),
     "07_evaluation": (
         {"tsne": False},
         ["optimism, reported minus fresh accuracy", "verification ROC AUC"],
