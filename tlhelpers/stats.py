@@ -31,7 +31,7 @@ Notebooks print every sentence about their own numbers from a :class:`Comparison
 assert claims with ``save_results(..., claims=[c.expect("better")])``, which writes
 ``results.json`` first and then raises :class:`ClaimFailed` for any claim that does not hold::
 
-    c = compare(acc["finetune"], acc["scratch"], name_a="fine-tuning", name_b="scratch",
+    c = compare(acc["fine-tuning"], acc["scratch"], name_a="fine-tuning", name_b="scratch",
                 metric="test accuracy")
     print(c)   # fine-tuning vs scratch (test accuracy, 10 paired seeds): +0.052 (95% CI ...): better.
 
