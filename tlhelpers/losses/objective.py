@@ -30,6 +30,7 @@ __all__ = [
     "TransferObjective",
     "TERM_FIELDS",
     "TRANSFER_METHODS",
+    "RENAMED_METHODS",
     "DEFAULT_STRENGTHS",
     "DELTA_LAYERS",
     "make_objective",
