@@ -77,7 +77,7 @@ TEST_WORKERS ?= 2
 test: lint
 	@test -x "$${CHROMIUM:-/usr/bin/chromium}" || echo "NOTE: no Chromium at $${CHROMIUM:-/usr/bin/chromium}:" \
 	    "the browser test (tests/test_browser.py) will skip; .ci/run installs it (apt-get install -y chromium)"
-	$(BIN)/python -m pytest -rs -n $(TEST_WORKERS) --dist loadfile tests notebooks exercises/solutions
+	$(BIN)/python -m pytest -rs -n $(TEST_WORKERS) --dist loadfile tests notebooks
 
 test-fast: setup
 	$(BIN)/python -m pytest tests -m "not slow and not notebooks"

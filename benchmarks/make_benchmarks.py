@@ -544,7 +544,7 @@ def _accuracy(method: str, source, train, test, seed: int, steps: int | None = N
         if method == "linear probe":
             get_recipe("linear_probe").fit(model, train, seed=seed, steps=steps)
         else:
-            objective = make_objective("l2sp" if method == "L2-SP" else "finetune", model)
+            objective = make_objective("l2sp" if method == "L2-SP" else "none", model)
             get_recipe("fine_tune").fit(model, train, objective=objective, seed=seed, steps=steps)
     return evaluate(model, test)["accuracy"]
 

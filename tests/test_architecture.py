@@ -177,3 +177,41 @@ def test_docstring_notes_name_notebooks_that_import_the_module(uses):
                         name = getattr(node, "name", "<module>")
                         wrong.append(f"{path.relative_to(ROOT)} {name}: {match.group(0)!r}")
     assert not wrong, "\n".join(wrong)
+
+
+def test_the_book_package_page_is_generated_and_up_to_date():
+    text = (ROOT / "book" / "reference" / "package.md").read_text()
+    assert "<!-- generated: modules -->" in text
+    assert A.render(text) == text, "stale: run python -m tlhelpers.architecture"
+
+
+def test_module_table_lists_each_module_with_its_declared_names():
+    table = A.module_table(PACKAGE)
+    rows = {r.split(" | ")[0].strip("| `"): r for r in table.splitlines()[2:]}
+    for dotted in ("stats", "losses.objective", "data.batches", "selection"):
+        module = importlib.import_module(f"tlhelpers.{dotted}")
+        cells = rows[dotted].split(" | ")
+        assert cells[2].rstrip(" |") == ", ".join(f"`{n}`" for n in module.__all__), dotted
+    assert rows["losses/"].split(" | ")[2].rstrip(" |") == "-"  # all its names are its submodules'
+    assert "_utils" not in table and "__main__" not in table
+
+
+def test_module_names_reads_a_literal_all_and_refuses_to_guess(tmp_path):
+    lit = tmp_path / "lit.py"
+    lit.write_text('"""Doc."""\n__all__ = ["b", "a"]\n')
+    computed = tmp_path / "computed.py"
+    computed.write_text('__all__ = [n for n in ("a",)]\n')
+    assert A.module_names(lit) == ["b", "a"]
+    assert A.module_names(computed) is None
+    assert A.module_names(tmp_path / "lit.py") is not None
+
+
+def test_check_mode_checks_every_file_it_is_given(tmp_path, capsys):
+    fresh = tmp_path / "fresh.md"
+    fresh.write_text("no generated block\n")
+    stale = tmp_path / "stale.md"
+    stale.write_text("<!-- generated: modules -->\nold\n<!-- end generated -->\n")
+    assert A.main(["--check", str(fresh), str(stale)]) == 1
+    assert "stale.md is stale" in capsys.readouterr().err
+    assert A.main([str(fresh), str(stale)]) == 0
+    assert "| `validation` |" in stale.read_text()

@@ -189,10 +189,10 @@ def _batch(seed: int = 0):
     return torch.rand(8, 1, 8, 8, generator=g), torch.randint(3, (8,), generator=g)
 
 
-def test_objective_source_only_is_cross_entropy_and_never_reads_target():
+def test_objective_none_is_cross_entropy_and_never_reads_target():
     model = _model()
     x, y = _batch()
-    obj = DomainAdaptationObjective("source_only", torch.full((8, 1, 8, 8), float("nan")), steps=10)
+    obj = DomainAdaptationObjective("none", torch.full((8, 1, 8, 8), float("nan")), steps=10)
     out = obj(model.eval(), x, y)
     assert torch.allclose(out["total"], F.cross_entropy(model(x), y))
 
@@ -236,11 +236,9 @@ def test_objective_dann_reverses_the_domain_gradient_with_the_schedule():
 
 def test_objective_validates():
     t = torch.rand(4, 1, 8, 8)
-    with pytest.raises(
-        ValueError, match="Unknown method 'dan'.*'source_only', 'mmd', 'coral', 'dann'"
-    ):
+    with pytest.raises(ValueError, match="Unknown method 'dan'.*'none', 'mmd', 'coral', 'dann'"):
         DomainAdaptationObjective("dan", t, steps=5)
-    assert ADAPTATION_METHODS == ("source_only", "mmd", "coral", "dann")
+    assert ADAPTATION_METHODS == ("none", "mmd", "coral", "dann")
     with pytest.raises(ValueError, match="num_features"):
         DomainAdaptationObjective("dann", t, steps=5)
     with pytest.raises(ValueError, match="strength"):
@@ -271,7 +269,7 @@ def _shifted_task(n: int = 96):
 def test_adapt_trains_the_domain_classifier_and_aligns_features():
     source, target, _ = _shifted_task()
     gaps = {}
-    for method, strength in (("source_only", 0.0), ("coral", 3000.0)):
+    for method, strength in (("none", 0.0), ("coral", 3000.0)):
         model = _model(1)
         hist = adapt(
             model, source, target, method=method, strength=strength, steps=60, batch_size=32, seed=0
@@ -281,7 +279,7 @@ def test_adapt_trains_the_domain_classifier_and_aligns_features():
             model.eval()
             gaps[method] = float(coral(model.body(source[0]), model.body(target)))
     # coral at a large strength leaves a smaller covariance gap than no alignment
-    assert gaps["coral"] < 0.5 * gaps["source_only"]
+    assert gaps["coral"] < 0.5 * gaps["none"]
     model = _model(2)
     before = [p.clone() for p in model.parameters()]
     hist = adapt(

@@ -158,7 +158,7 @@ def test_make_objective_builds_one_named_term_per_method():
     for method in TRANSFER_METHODS:
         model = transfer_model(source, 5)
         obj = make_objective(method, model, source=source)
-        expected = [] if method == "finetune" else [method]
+        expected = [] if method == "none" else [method]
         assert list(obj.weights) == expected, method
         if method == "delta":
             obj.terms["delta"].fn.remove()
@@ -205,3 +205,18 @@ def test_distillation_objective_refuses_a_negative_strength_and_a_non_linear_hea
     odd = SplitModel(nn.Flatten(), nn.Sequential(nn.Linear(144, 3)))
     with pytest.raises(TypeError, match="nn.Linear"):
         make_distillation_objective(odd, source)
+
+
+@pytest.mark.parametrize("old", ["finetune", "source_only"])
+def test_an_old_method_name_is_refused_with_the_new_name(old):
+    """No added term has one name, ``"none"``, in fine-tuning and in domain adaptation."""
+    from tlhelpers.losses import ADAPTATION_METHODS, DomainAdaptationObjective
+
+    assert TRANSFER_METHODS[0] == ADAPTATION_METHODS[0] == "none"
+    model = transfer_model(SmallCNN(num_classes=5, width=4).eval(), 5)
+    with pytest.raises(ValueError, match=f"method '{old}': it is now called 'none'. Valid values"):
+        make_objective(old, model)
+    with pytest.raises(ValueError, match=f"method '{old}': it is now called 'none'. Valid values"):
+        DomainAdaptationObjective(old, torch.rand(4, 1, 8, 8), steps=5)
+    with pytest.raises(ValueError, match="Unknown method 'l3'. Valid values: 'none', 'l2'"):
+        make_objective("l3", model)

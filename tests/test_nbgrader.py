@@ -149,6 +149,32 @@ def test_autograde_gives_the_solution_full_points_and_the_student_copy_zero(name
     assert course["scores"][(name, "student")] == (0.0, total)
     for student in STUDENTS:  # no crash: every graded notebook was written
         assert (course["folder"] / "autograded" / student / name / f"{name}.ipynb").is_file()
+    # The solution copy is executed here only (make test does not run it under nbval too):
+    # full points say every graded check passed; no cell of it may raise either.
+    graded = course["folder"] / "autograded" / "solution" / name / f"{name}.ipynb"
+    raised = _raising_cells(json.loads(graded.read_text()))
+    assert not raised, f"{name}: solution cells raised: {raised}"
+
+
+def _raising_cells(nb: dict) -> list[str]:
+    """``"cell N: ErrorName"`` for every code cell of an executed notebook with an error output."""
+    return [
+        f"cell {i}: {o.get('ename', '?')}"
+        for i, cell in enumerate(nb["cells"])
+        if cell["cell_type"] == "code"
+        for o in cell.get("outputs", [])
+        if o.get("output_type") == "error"
+    ]
+
+
+def test_raising_cells_names_each_error_output():
+    nb = {"cells": [
+        {"cell_type": "markdown", "source": "x"},
+        {"cell_type": "code", "outputs": [{"output_type": "stream", "text": "ok"}]},
+        {"cell_type": "code", "outputs": [{"output_type": "error", "ename": "AssertionError"}]},
+    ]}  # fmt: skip
+    assert _raising_cells(nb) == ["cell 2: AssertionError"]
+    assert _raising_cells({"cells": nb["cells"][:2]}) == []
 
 
 def test_validate_does_not_pass_an_untouched_notebook(runs):

@@ -189,3 +189,47 @@ def test_recipe_gradual_unfreezing_runs_the_same_loop_and_ends_all_trainable(sou
     assert not torch.equal(
         before["body.0.block1.0.weight"], model.state_dict()["body.0.block1.0.weight"]
     )
+
+
+def _candidate_data(seed: int, n: int):
+    g = torch.Generator().manual_seed(seed)
+    return torch.rand(n, 1, 28, 28, generator=g), torch.arange(n) % 5
+
+
+@pytest.mark.parametrize(
+    ("method", "strength"), [("linear_probe", 0.0), ("l2sp", 0.1), ("none", 0.0)]
+)
+def test_a_candidate_run_resumes_exactly(method, strength):
+    """advance(6) then advance(12) gives the weights of advance(12) at once (the trainer keeps
+    optimiser, batch order and random state): successive halving can continue a survivor."""
+    from tlhelpers.models import SmallCNN, parameter_state
+    from tlhelpers.recipes import CandidateRun
+
+    torch.manual_seed(0)
+    source = SmallCNN(num_classes=5, width=4).eval()
+    train, val = _candidate_data(1, 10), _candidate_data(2, 10)
+    a = CandidateRun(method, strength, source, train, val, num_classes=5, seed=3)
+    b = CandidateRun(method, strength, source, train, val, num_classes=5, seed=3)
+    a.advance(6)
+    score = a.advance(12)
+    assert score == b.advance(12) and 0.0 <= score <= 1.0
+    assert a.steps == b.steps == 12
+    sa, sb = parameter_state(a.model), parameter_state(b.model)
+    assert sa.keys() == sb.keys() and all(torch.equal(sa[k], sb[k]) for k in sa)
+    assert a.test_accuracy(_candidate_data(4, 15)) == b.test_accuracy(_candidate_data(4, 15))
+    if method == "linear_probe":  # the probe trains the head on the frozen body's features
+        assert a.train[0].shape == (10, a.model.head.in_features)
+
+
+def test_a_candidate_run_refuses_bad_input_by_name():
+    from tlhelpers.models import SmallCNN
+    from tlhelpers.recipes import CandidateRun
+
+    source = SmallCNN(num_classes=5, width=4).eval()
+    train = _candidate_data(1, 10)
+    with pytest.raises(ValueError, match="Unknown method 'finetune': it is now called 'none'"):
+        CandidateRun("finetune", 0.0, source, train, train, num_classes=5)
+    run = CandidateRun("none", 0.0, source, train, train, num_classes=5)
+    run.advance(2)
+    with pytest.raises(ValueError, match="total_steps"):
+        run.advance(1)  # a run cannot go back

@@ -242,3 +242,65 @@ def test_module_entry_point_usage():
         env=dict(os.environ, PYTHONPATH=str(ROOT)), capture_output=True, text=True, timeout=60,
     )  # fmt: skip
     assert out.returncode == 0 and "sweep" in out.stdout and "run" in out.stdout
+
+
+def _dies_then_runs(deaths: int):
+    calls = []
+
+    def execute():
+        calls.append(1)
+        if len(calls) <= deaths:
+            raise RuntimeError("Kernel died before replying to kernel_info")
+        return "executed"
+
+    return execute, calls
+
+
+def test_a_kernel_that_dies_before_kernel_info_is_started_again():
+    from tlhelpers.runner import retry_kernel_start
+
+    execute, calls = _dies_then_runs(2)
+    lines: list[str] = []
+    assert retry_kernel_start(execute, tries=3, wait_s=0.0, log=lines.append) == "executed"
+    assert len(calls) == 3 and len(lines) == 2
+    assert "died before it answered (try 2 of 3)" in lines[1]
+
+
+def test_kernel_start_retries_are_bounded_and_other_errors_are_not_retried():
+    from tlhelpers.runner import kernel_died_at_start, retry_kernel_start
+
+    execute, calls = _dies_then_runs(5)
+    with pytest.raises(RuntimeError, match="died before replying to kernel_info"):
+        retry_kernel_start(execute, tries=3, wait_s=0.0, log=lambda line: None)
+    assert len(calls) == 3
+    other = []
+
+    def fails():
+        other.append(1)
+        raise RuntimeError("Kernel didn't respond in 60 seconds")
+
+    with pytest.raises(RuntimeError, match="didn't respond"):
+        retry_kernel_start(fails, tries=3, wait_s=0.0)
+    assert len(other) == 1  # a kernel that may have run cells is not started again
+    assert not kernel_died_at_start(ValueError("Kernel died before replying to kernel_info"))
+    with pytest.raises(ValueError, match="tries must be an integer >= 1, got 0"):
+        retry_kernel_start(fails, tries=0)
+
+
+def test_the_run_child_retries_a_kernel_that_dies_at_start(tmp_path, monkeypatch):
+    """``_child`` (the process of every run, sweep and grading) starts papermill through the
+    retry: a kernel that dies once before kernel_info still gives an "ok" outcome."""
+    import papermill
+
+    from tlhelpers import runner
+
+    execute, calls = _dies_then_runs(1)
+    monkeypatch.setattr(papermill, "execute_notebook", lambda *a, **k: execute())
+    monkeypatch.setattr(runner.signal, "signal", lambda *a: None)
+    monkeypatch.setattr(runner.time, "sleep", lambda s: None)
+    spec = {"notebook": "nb.ipynb", "output": str(tmp_path / "o.ipynb"), "parameters": {},
+            "cwd": str(tmp_path), "timeout": 10, "outcome": str(tmp_path / "outcome.json")}  # fmt: skip
+    (tmp_path / "spec.json").write_text(json.dumps(spec))
+    assert runner._child(str(tmp_path / "spec.json")) == 0
+    assert json.loads((tmp_path / "outcome.json").read_text())["status"] == "ok"
+    assert len(calls) == 2

@@ -280,12 +280,12 @@ def test_to_dict_is_plain_json():
     import json
 
     res = successive_halving(
-        [("lwf", 1.0), ("l2sp", 0.1), ("finetune", 0.0)],
+        [("lwf", 1.0), ("l2sp", 0.1), ("none", 0.0)],
         Runs(
             {
                 ("lwf", 1.0): lambda r: 0.6,
                 ("l2sp", 0.1): lambda r: 0.7,
-                ("finetune", 0.0): lambda r: 0.5,
+                ("none", 0.0): lambda r: 0.5,
             }
         ),
         min_resource=2,

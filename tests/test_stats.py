@@ -602,3 +602,26 @@ def test_in_words_says_the_verdict_with_its_interval():
     assert in_words(down).startswith("p lost to q")
     with pytest.raises(TypeError):
         in_words("x")
+
+
+def test_who_beat_names_the_winners_against_one_baseline():
+    from tlhelpers.stats import compare, who_beat
+
+    base = [0.5, 0.52, 0.49, 0.51]
+    up = [0.7, 0.71, 0.69, 0.72]
+    same = [0.51, 0.50, 0.50, 0.52]
+
+    def c(name, a):
+        return compare(a, base, name_a=name, name_b="the probe")
+
+    assert who_beat([c("A", same), c("B", same)]) == "neither A nor B beat the probe"
+    assert who_beat([c("A", up), c("B", same)]) == "only A beat the probe"
+    assert who_beat([c("A", up), c("B", up)]) == "both A and B beat the probe"
+    assert who_beat([c("A", up), c("B", up), c("C", up)]) == "A, B and C all beat the probe"
+    assert who_beat([c("A", same), c("B", same), c("C", same)]) == "none of A, B and C beat the probe"
+    assert who_beat([c("A", same)]) == "A did not beat the probe"
+    assert who_beat([c("A", up)], more="outscored") == "A outscored the probe"
+    with pytest.raises(ValueError, match="one baseline"):
+        who_beat([c("A", up), compare(up, same, name_a="A", name_b="other")])
+    with pytest.raises(ValueError, match="more must be a non-empty string"):
+        who_beat([c("A", up)], more="")

@@ -291,7 +291,7 @@ def test_every_method_trains_and_logs_its_term(method, source, data):
     hist = fine_tune(model, data, objective=obj, steps=4, lr=1e-2, reference=ref)
     assert len(hist) == 4
     assert "train/task" in hist.keys() and "train/weight_distance" in hist.keys()
-    if method != "finetune":
+    if method != "none":
         assert f"train/{method}" in hist.keys()
     assert hist["train/weight_distance"][0] == 0.0  # logged before the first step
     assert hist["train/weight_distance"][-1] > 0
@@ -304,7 +304,7 @@ def test_every_method_trains_and_logs_its_term(method, source, data):
 
 def test_l2sp_keeps_weights_closer_than_plain_finetuning(source, data):
     dists = {}
-    for method, strength in [("finetune", None), ("l2sp", 100.0)]:
+    for method, strength in [("none", None), ("l2sp", 100.0)]:
         model = transfer_model(source, 5)
         ref = parameter_state(model, "body.")
         fine_tune(
@@ -316,7 +316,7 @@ def test_l2sp_keeps_weights_closer_than_plain_finetuning(source, data):
             reference=ref,
         )
         dists[method] = weight_distance(model, ref)
-    assert dists["l2sp"] < dists["finetune"]
+    assert dists["l2sp"] < dists["none"]
 
 
 def test_fine_tune_minibatch_steps(source, data):

@@ -38,7 +38,7 @@ def adapt(
 
     Each step takes a labelled source batch ``(x, y)`` and an unlabelled batch of ``target``
     images and minimises :class:`tlhelpers.losses.DomainAdaptationObjective` (``method``:
-    ``"source_only"``, ``"mmd"``, ``"coral"`` or ``"dann"`` with Ganin's schedule) with Adam
+    ``"none"`` for no added term, ``"mmd"``, ``"coral"`` or ``"dann"`` with Ganin's schedule) with Adam
     at ``lr`` over the model's parameters and, for DANN, the domain classifier's. BatchNorm
     trains (batch statistics). The loop is the kit's :class:`~tlhelpers.training.Trainer`
     through :func:`~tlhelpers.training.fine_tune` (non-finite losses stop it; ``seed`` makes

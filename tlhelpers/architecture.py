@@ -5,9 +5,10 @@ else is read from the source and the notebooks, never kept by hand: a module's s
 the first line of its docstring, and "taught in" lists the notebooks (and exercises) that
 import it, found by parsing their code cells, in the spirit of d2l's "Defined in" notes.
 
-``python -m tlhelpers.architecture`` rewrites the generated blocks of ``ARCHITECTURE.md``
-(between ``<!-- generated: NAME -->`` and ``<!-- end generated -->``); ``--check`` only
-reports whether they are stale (exit status 1), as ``tests/test_architecture.py`` does.
+``python -m tlhelpers.architecture`` rewrites the generated blocks of ``ARCHITECTURE.md`` and
+of the book's package page (between ``<!-- generated: NAME -->`` and
+``<!-- end generated -->``); ``--check`` only reports whether they are stale (exit status 1),
+as ``tests/test_architecture.py`` does.
 """
 
 from __future__ import annotations
@@ -26,7 +27,9 @@ __all__ = [
     "TIER",
     "concepts",
     "main",
+    "module_names",
     "module_summary",
+    "module_table",
     "name_table",
     "notebook_table",
     "notebook_uses",
@@ -69,6 +72,9 @@ TIER: dict[str, int] = {name: i for i, names in enumerate(LAYERS) for name in na
 #: Where the lessons and the exercises live, relative to the repository root.
 NOTEBOOK_DIRS = ("notebooks", "exercises/source")
 
+#: The files whose generated blocks ``main`` rewrites by default, relative to the root.
+GENERATED_FILES = ("ARCHITECTURE.md", "book/reference/package.md")
+
 
 def concepts(package: Path = PACKAGE) -> list[str]:
     """The package's top-level modules and subpackages (``"data"``, ``"losses"``, ...), sorted."""
@@ -94,6 +100,21 @@ def _summary(path: Path) -> str:
 def module_summary(concept: str, package: Path = PACKAGE) -> str:
     """The first paragraph of the module's docstring, on one line (``""`` when it has none)."""
     return _summary(_source_of(concept, package))
+
+
+def module_names(path: Path) -> list[str] | None:
+    """The names a module file declares public: its ``__all__`` when that is a literal list
+    or tuple of strings, in the order written; ``None`` when it has none or computes it."""
+    for node in ast.parse(path.read_text()).body:
+        if not isinstance(node, ast.Assign):
+            continue
+        if any(isinstance(t, ast.Name) and t.id == "__all__" for t in node.targets):
+            try:
+                names = ast.literal_eval(node.value)
+            except ValueError:
+                return None
+            return [str(n) for n in names]
+    return None
 
 
 @functools.cache
@@ -214,6 +235,39 @@ def layer_table(uses: dict[str, set[str]], package: Path = PACKAGE) -> str:
     return "\n".join(rows)
 
 
+def _names_cell(names: Iterable[str]) -> str:
+    return ", ".join(f"`{n}`" for n in names) or "-"
+
+
+def module_table(package: Path = PACKAGE) -> str:
+    """The markdown table of every public module in tier order: what it is (its docstring's
+    first paragraph) and the names it declares public (its ``__all__``). A package's row
+    lists only what its own ``__init__`` adds; its public submodules get a row each."""
+    rows = ["| module | what it is | public names |", "|---|---|---|"]
+    for names in LAYERS:
+        for name in names:
+            if name == "__main__":
+                continue
+            summary = module_summary(name, package).replace("|", "\\|")
+            if not (package / name / "__init__.py").is_file():
+                declared = module_names(package / f"{name}.py") or []
+                rows.append(f"| `{name}` | {summary} | {_names_cell(declared)} |")
+                continue
+            subs = sorted((package / name).glob("[!_]*.py"))
+            sub_names = {s.stem: module_names(s) or [] for s in subs}
+            inherited = {n for ns in sub_names.values() for n in ns} | set(sub_names)
+            own = [
+                n for n in module_names(package / name / "__init__.py") or [] if n not in inherited
+            ]
+            rows.append(f"| `{name}/` | {summary} | {_names_cell(own)} |")
+            for sub in subs:
+                line = _summary(sub).replace("|", "\\|")
+                rows.append(
+                    f"| `{name}.{sub.stem}` | {line} | {_names_cell(sub_names[sub.stem])} |"
+                )
+    return "\n".join(rows)
+
+
 def name_table(uses: dict[str, set[str]]) -> str:
     """Every ``tlhelpers`` name a notebook imports, with the notebooks that import it."""
     by_name: dict[str, list[str]] = {}
@@ -239,12 +293,14 @@ _BLOCK = re.compile(r"(<!-- generated: (\w+) -->\n)(?:.*?\n)??(<!-- end generate
 
 
 def render(text: str, root: Path = ROOT) -> str:
-    """``text`` (ARCHITECTURE.md) with every generated block rebuilt from the code."""
+    """``text`` (ARCHITECTURE.md, the book's package page) with every generated block
+    rebuilt from the code."""
     uses = notebook_uses(root)
     tables = {
         "layers": layer_table(uses, root / "tlhelpers"),
         "notebooks": notebook_table(uses),
         "names": name_table(uses),
+        "modules": module_table(root / "tlhelpers"),
     }
 
     def fill(match: re.Match[str]) -> str:
@@ -257,27 +313,30 @@ def render(text: str, root: Path = ROOT) -> str:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """``python -m tlhelpers.architecture [--check] [FILE]``: rewrite (or check) the map."""
+    """``python -m tlhelpers.architecture [--check] [FILE ...]``: rewrite (or check) the
+    generated blocks (default: ARCHITECTURE.md and book/reference/package.md)."""
     parser = argparse.ArgumentParser(
         prog="python -m tlhelpers.architecture", description=main.__doc__
     )
-    parser.add_argument("file", nargs="?", default=str(ROOT / "ARCHITECTURE.md"))
+    parser.add_argument("files", nargs="*", default=[str(ROOT / f) for f in GENERATED_FILES])
     parser.add_argument(
         "--check", action="store_true", help="exit 1 when the file is stale; write nothing"
     )
     args = parser.parse_args(argv)
-    path = Path(args.file)
-    old = path.read_text()
-    new = render(old)
-    if args.check:
+    status = 0
+    for file in args.files:
+        path = Path(file)
+        old = path.read_text()
+        new = render(old)
+        if args.check:
+            if new != old:
+                print(f"{path} is stale: run python -m tlhelpers.architecture", file=sys.stderr)
+                status = 1
+            continue
         if new != old:
-            print(f"{path} is stale: run python -m tlhelpers.architecture", file=sys.stderr)
-            return 1
-        return 0
-    if new != old:
-        path.write_text(new)
-    print(f"{path}: {'rewritten' if new != old else 'up to date'}")
-    return 0
+            path.write_text(new)
+        print(f"{path}: {'rewritten' if new != old else 'up to date'}")
+    return status
 
 
 if __name__ == "__main__":

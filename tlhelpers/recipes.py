@@ -41,7 +41,7 @@ from .training import (
 )
 from .validation import check_choice, check_int, check_positive
 
-__all__ = ["Recipe", "RECIPES", "get_recipe"]
+__all__ = ["CandidateRun", "Recipe", "RECIPES", "get_recipe"]
 
 TRAINS = ("all", "head")
 
@@ -245,6 +245,73 @@ class Recipe:
             callbacks=callbacks,
         )
         return trainer.fit(data, steps=steps)
+
+
+class CandidateRun:
+    """One candidate transfer method on one source, trained in segments: a resumable run.
+
+    ``method`` is ``"linear_probe"`` or one of :data:`tlhelpers.losses.TRANSFER_METHODS`,
+    with its ``strength`` (:func:`tlhelpers.losses.make_objective`). The model is
+    :func:`tlhelpers.models.transfer_model` of ``source`` with a new ``num_classes``-way head seeded by
+    ``seed`` (the same head for every method at one seed). The linear probe trains that head
+    on the frozen body's features, extracted once (``extract_features`` with its
+    ``cache``), with the ``linear_probe`` recipe; every other method trains the whole network
+    with the ``fine_tune`` recipe and its objective. Both run on the recipe's
+    :meth:`Recipe.trainer`, which keeps the optimiser, the batch order and the random state
+    between calls, so :meth:`advance` to 6 steps then to 12 gives the weights of 12 steps at
+    once. That is what lets successive halving *continue* a survivor
+    (:func:`tlhelpers.selection.successive_halving`, notebook 10).
+    """
+
+    def __init__(
+        self,
+        method: str,
+        strength: float,
+        source: nn.Module,
+        train: Data,
+        val: Data,
+        *,
+        num_classes: int,
+        seed: int = 0,
+        cache: bool | str = False,
+    ) -> None:
+        from .features import extract_features
+        from .losses import RENAMED_METHODS, TRANSFER_METHODS, make_objective
+        from .models import SplitModel, transfer_model
+
+        check_choice("method", method, ("linear_probe", *TRANSFER_METHODS), renamed=RENAMED_METHODS)
+        check_int("num_classes", num_classes, minimum=2)
+        check_int("seed", seed, minimum=0)
+        self.method, self.strength, self.steps = method, float(strength), 0
+        self.source, self.cache = source, cache
+        model = transfer_model(source, num_classes, seed=seed)
+        objective: TransferObjective | None
+        if method == "linear_probe":  # a head on features: the body runs once, not per step
+            self.recipe, objective = get_recipe("linear_probe"), None
+            self.model: nn.Module = SplitModel(nn.Identity(), model.head)
+            self._features = lambda d: extract_features(source, d, cache=cache)
+        else:
+            self.recipe, self.model = get_recipe("fine_tune"), model
+            objective = make_objective(method, model, source=source, strength=strength)
+            self._features = lambda d: d
+        self.train, self.val = self._features(train), self._features(val)
+        self.trainer = self.recipe.trainer(self.model, objective=objective, seed=seed)
+
+    def advance(self, total_steps: int) -> float:
+        """Train up to ``total_steps`` steps in all; return the validation accuracy."""
+        from .training import evaluate
+
+        check_int("total_steps", total_steps, minimum=self.steps)
+        if total_steps > self.steps:
+            self.trainer.fit(self.train, steps=total_steps - self.steps)
+        self.steps = total_steps
+        return evaluate(self.model, self.val)["accuracy"]
+
+    def test_accuracy(self, test: Data) -> float:
+        """Accuracy on ``test`` (the probe reads the frozen body's features of it)."""
+        from .training import evaluate
+
+        return evaluate(self.model, self._features(test))["accuracy"]
 
 
 #: The course's named training recipes.

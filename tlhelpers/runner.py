@@ -48,6 +48,9 @@ __all__ = [
     "course_notebooks",
     "default_notebooks",
     "execute_isolated",
+    "KERNEL_START_TRIES",
+    "kernel_died_at_start",
+    "retry_kernel_start",
     "load_params_file",
     "LOG_NAME",
     "machine_info",
@@ -72,6 +75,8 @@ THREAD_ENV = ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS", "NUM
 LOG_NAME = "run.log"
 #: Seconds a stopped run gets to end its kernel before it is killed.
 STOP_GRACE_S = 5.0
+#: Attempts to start a kernel that dies before it answers (see :func:`retry_kernel_start`).
+KERNEL_START_TRIES = 3
 
 
 @dataclass
@@ -270,11 +275,11 @@ def _child(spec_path: str) -> int:
     try:
         import papermill as pm
 
-        pm.execute_notebook(
+        retry_kernel_start(lambda: pm.execute_notebook(
             spec["notebook"], spec["output"], parameters=spec["parameters"], cwd=spec["cwd"],
             execution_timeout=spec["timeout"], progress_bar=False, kernel_name="python3",
             shutdown_kernel="immediate", allow_errors=spec.get("allow_errors", False),
-        )  # fmt: skip
+        ))  # fmt: skip
     except KeyboardInterrupt:
         status, error = "interrupted", "stopped before the notebook finished"
     except Exception as err:
@@ -282,6 +287,43 @@ def _child(spec_path: str) -> int:
     with atomic_write(spec["outcome"]) as tmp:
         tmp.write_text(json.dumps({"status": status, "error": error}))
     return 0 if status == "ok" else 1
+
+
+def kernel_died_at_start(err: BaseException) -> bool:
+    """True for jupyter_client's "Kernel died before replying to kernel_info": the kernel
+    ended before it ran any cell (when several kernels start at the same moment, two can
+    pick the same free port and one of them dies)."""
+    return isinstance(err, RuntimeError) and "died before replying to kernel_info" in str(err)
+
+
+def retry_kernel_start(
+    execute: Callable[[], Any],
+    *,
+    tries: int = KERNEL_START_TRIES,
+    wait_s: float = 1.0,
+    log: Callable[[str], None] = lambda line: print(line, file=sys.stderr, flush=True),
+) -> Any:
+    """``execute()``, started again (at most ``tries`` times in all) while its kernel dies
+    before replying to ``kernel_info``.
+
+    Such a kernel ran no cell, so a new attempt repeats no work; any other error, and the
+    last attempt's, propagates. Between attempts it waits ``wait_s`` times the attempt
+    number plus up to ``wait_s`` at random (kernels that collided start apart) and logs
+    one line (to the run's log, :data:`LOG_NAME`).
+    """
+    import random
+
+    if not isinstance(tries, int) or isinstance(tries, bool) or tries < 1:
+        raise ValueError(f"tries must be an integer >= 1, got {tries!r}.")
+    for attempt in range(1, tries + 1):
+        try:
+            return execute()
+        except RuntimeError as err:
+            if attempt == tries or not kernel_died_at_start(err):
+                raise
+            log(f"the kernel died before it answered (try {attempt} of {tries}); starting again")
+            time.sleep(wait_s * attempt + random.uniform(0.0, wait_s))
+    raise AssertionError("unreachable")  # pragma: no cover
 
 
 def _error_text(err: Exception) -> str:

@@ -26,8 +26,8 @@ is dropped early (``tests/test_selection.py`` shows one).
 candidates often tie. Both searches rank with a stable sort: among equal scores the
 candidate given *earlier* in ``candidates`` ranks first, survives a cut and wins a final
 tie. That is a stated rule, not chance: list the candidates in the order you would prefer
-on a tie (notebook 10 lists the cheaper, simpler methods first and each regulariser from
-weak to strong). :func:`cut_ties` reports every cut (and final pick) that fell inside a
+on a tie, or in a random order to break ties at random (notebook 10 draws one order per
+target and seed, so that no candidate is favoured). :func:`cut_ties` reports every cut (and final pick) that fell inside a
 tie, i.e. where the list order, not the score, decided.
 
 The caller supplies ``advance(candidate, resource) -> score``: bring that candidate to

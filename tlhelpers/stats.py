@@ -31,7 +31,7 @@ Notebooks print every sentence about their own numbers from a :class:`Comparison
 assert claims with ``save_results(..., claims=[c.expect("better")])``, which writes
 ``results.json`` first and then raises :class:`ClaimFailed` for any claim that does not hold::
 
-    c = compare(acc["finetune"], acc["scratch"], name_a="fine-tuning", name_b="scratch",
+    c = compare(acc["fine-tuning"], acc["scratch"], name_a="fine-tuning", name_b="scratch",
                 metric="test accuracy")
     print(c)   # fine-tuning vs scratch (test accuracy, 10 paired seeds): +0.052 (95% CI ...): better.
 
@@ -65,6 +65,7 @@ __all__ = [
     "UnpairedComparison",
     "print_verdicts",
     "verdict_groups",
+    "who_beat",
     "summarise_verdicts",
     "check_claims",
     "Equivalence",
@@ -692,6 +693,40 @@ def summarise_verdicts(comparisons: Sequence[_Interval]) -> str:
     metric = f"{first.metric}, lower is better" if first.lower_is_better else first.metric
     parts = "; ".join(f"{v}: {', '.join(names) or 'none'}" for v, names in groups.items())
     return f"Against {first.name_b} ({metric}): {parts}."
+
+
+def who_beat(comparisons: Sequence[_Interval], more: str = "beat") -> str:
+    """Which methods beat one baseline, as a clause for a notebook's "what we found".
+
+    ``"neither successive halving nor exhaustive search beat always the linear probe"``,
+    ``"only exhaustive search beat the average candidate"``, ``"both A and B beat C"``,
+    ``"A, B and C all beat D"``, ``"none of A, B and C beat D"`` (``more`` replaces "beat",
+    e.g. ``"outscored"``). "Beat" is the verdict ``"better"`` (``"larger"`` when neutral)
+    of each paired interval. Same checks as :func:`verdict_groups` (one baseline, one metric).
+    """
+    comparisons = _same_baseline(comparisons, "who_beat")
+    if not isinstance(more, str) or not more.strip():
+        raise ValueError(f"more must be a non-empty string, got {more!r}.")
+    names = [c.name_a for c in comparisons]
+    winners = verdict_groups(comparisons)[comparisons[0].verdicts[0]]
+    baseline = comparisons[0].name_b
+
+    def listed(xs: list[str]) -> str:
+        return xs[0] if len(xs) == 1 else ", ".join(xs[:-1]) + " and " + xs[-1]
+
+    if not winners:
+        if len(names) == 1:
+            return f"{names[0]} did not {more} {baseline}"
+        if len(names) == 2:
+            return f"neither {names[0]} nor {names[1]} {more} {baseline}"
+        return f"none of {listed(names)} {more} {baseline}"
+    if len(winners) == len(names):
+        if len(names) == 1:
+            return f"{names[0]} {more} {baseline}"
+        if len(names) == 2:
+            return f"both {listed(names)} {more} {baseline}"
+        return f"{listed(names)} all {more} {baseline}"
+    return f"only {listed(winners)} {more} {baseline}"
 
 
 def check_claims(claims: Sequence[Claim]) -> None:

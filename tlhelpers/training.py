@@ -318,7 +318,7 @@ class Trainer:
       ``lr`` over the trainable parameters. The trainer keeps it: a second :meth:`fit`
       call continues with Adam's moments, the step count, the batch order and the random
       stream where the first ended, so ``fit(steps=6); fit(steps=6)`` equals ``fit(steps=12)``
-      bit for bit (notebook 10's resumable runs).
+      bit for bit (the resumable runs of :class:`tlhelpers.recipes.CandidateRun`).
     - ``batchnorm``: ``"train"`` (batch statistics, running estimates updated) or
       ``"eval"`` (every BatchNorm layer keeps its stored statistics while the rest trains:
       :func:`tlhelpers.models.set_batchnorm_eval`).

@@ -24,11 +24,20 @@ __all__ = [
 _T = TypeVar("_T")
 
 
-def check_choice(name: str, value: Any, valid: Iterable[Any], *, what: str | None = None) -> Any:
+def check_choice(
+    name: str,
+    value: Any,
+    valid: Iterable[Any],
+    *,
+    what: str | None = None,
+    renamed: dict[Any, Any] | None = None,
+) -> Any:
     """Return ``value`` if it is one of ``valid``, else raise a ``ValueError`` listing them.
 
     ``name`` is the argument's name; ``what`` the kind of thing when the name does not say
-    it (``load_dataset(name=...)``: "Unknown dataset name='x'").
+    it (``load_dataset(name=...)``: "Unknown dataset name='x'"). ``renamed`` maps a value
+    the kit no longer accepts to the one that replaced it: the error then names the new
+    value (old names are refused, never silently accepted).
 
     >>> check_choice("split", "train", ["train", "test"])
     'train'
@@ -37,8 +46,20 @@ def check_choice(name: str, value: Any, valid: Iterable[Any], *, what: str | Non
     if value not in valid:
         shown = ", ".join(repr(v) for v in valid)
         label = f"{what} {name}={value!r}" if what else f"{name} {value!r}"
+        if renamed is not None and _hashable(value) and value in renamed:
+            raise ValueError(
+                f"Unknown {label}: it is now called {renamed[value]!r}. Valid values: {shown}."
+            )
         raise ValueError(f"Unknown {label}. Valid values: {shown}.")
     return value
+
+
+def _hashable(value: Any) -> bool:
+    try:
+        hash(value)
+    except TypeError:
+        return False
+    return True
 
 
 def check_positive(name: str, value: _T, *, strict: bool = True) -> _T:

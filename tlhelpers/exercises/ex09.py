@@ -409,7 +409,7 @@ def _source_model() -> nn.Module:
         d = _domains()
         with seeded(CHALLENGE["seed"]):
             model = split_model(SmallCNN(10, width=CHALLENGE["width"]))
-        adapt(model, d["source"], d["target"], method="source_only",
+        adapt(model, d["source"], d["target"], method="none",
               steps=CHALLENGE["pretrain_steps"], lr=get_recipe("scratch").lr_body, batch_size=32,
               seed=CHALLENGE["seed"])  # fmt: skip
         _cache["model"] = model.eval()

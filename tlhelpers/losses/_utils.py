@@ -13,6 +13,10 @@ from tlhelpers.validation import check_choice
 #: Reductions understood by most losses of the catalogue (same meaning as in ``torch.nn``).
 REDUCTIONS: tuple[str, ...] = ("mean", "sum", "none")
 
+#: Method names the kit no longer accepts -> the name that replaced them (named in the error).
+#: ``"none"`` is the one name of "no added term", in fine-tuning and in domain adaptation.
+RENAMED_METHODS: dict[str, str] = {"finetune": "none", "source_only": "none"}
+
 
 def reduce(values: Tensor, reduction: str, valid: Sequence[str] = REDUCTIONS) -> Tensor:
     """Apply ``reduction`` ("mean", "sum" or "none") to a tensor of per-element losses."""

@@ -15,7 +15,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from tlhelpers.losses._utils import check_2d, check_same_dim
+from tlhelpers.losses._utils import RENAMED_METHODS, check_2d, check_same_dim
 from tlhelpers.losses._utils import check_finite as _check_finite
 from tlhelpers.runtime import seeded
 from tlhelpers.validation import check_choice, check_int, check_positive
@@ -423,7 +423,7 @@ class DomainAdversarialLoss(nn.Module):
 # --------------------------------------------------------------------------- the adaptation step
 
 #: Methods of :class:`DomainAdaptationObjective` (AdaBN needs no training: ``training.adabn``).
-ADAPTATION_METHODS: tuple[str, ...] = ("source_only", "mmd", "coral", "dann")
+ADAPTATION_METHODS: tuple[str, ...] = ("none", "mmd", "coral", "dann")
 
 
 class DomainAdaptationObjective(nn.Module):
@@ -443,7 +443,8 @@ class DomainAdaptationObjective(nn.Module):
       the term enters with weight 1 (the classifier gets its full gradient) and the
       reversal coefficient is :math:`\lambda \cdot \lambda_p`, Ganin's schedule
       :func:`dann_lambda` of the progress :math:`p` = step / ``steps``;
-    - ``"source_only"``: no term, and the target batch is not forwarded at all.
+    - ``"none"``: no added term, and the target batch is not forwarded at all (the
+      *source-only* model of the domain-adaptation literature).
 
     A callable ``(model, x, y) -> dict`` for :func:`tlhelpers.training.fit`: ``(x, y)`` is the
     labelled source batch; every call draws an unlabelled batch of ``batch_size`` target
@@ -451,7 +452,7 @@ class DomainAdaptationObjective(nn.Module):
     Source and target go through the body in **one** forward pass (as TLlib does), so
     BatchNorm in train mode normalises with the statistics of the mixed batch, and its running
     estimates see both domains: part of what the aligned models gain at test time on the
-    target comes from that, which ``source_only`` does not get (compare with AdaBN).
+    target comes from that, which method ``"none"`` does not get (compare with AdaBN).
     Call :meth:`on_step` after every optimiser step (``fit(on_step=objective.on_step)``) to
     advance the DANN schedule. The DANN domain classifier is a submodule: give its
     parameters to the optimiser (``tlhelpers.adaptation.adapt`` does).
@@ -486,7 +487,7 @@ class DomainAdaptationObjective(nn.Module):
         hidden: int = 64,
     ) -> None:
         super().__init__()
-        self.method = check_choice("method", method, ADAPTATION_METHODS)
+        self.method = check_choice("method", method, ADAPTATION_METHODS, renamed=RENAMED_METHODS)
         if not isinstance(target, Tensor) or target.ndim < 2 or len(target) < 2:
             shape = tuple(target.shape) if isinstance(target, Tensor) else type(target).__name__
             raise ValueError(f"target must be a tensor of at least 2 images, got {shape}.")
@@ -535,7 +536,7 @@ class DomainAdaptationObjective(nn.Module):
                 f"model must have .body and .head (a tlhelpers.models.SplitModel), got "
                 f"{type(model).__name__}."
             )
-        if self.method == "source_only":
+        if self.method == "none":
             task = F.cross_entropy(head(body(x)), y)
             return {"total": task, "task": task}
         xt = self.target_batch().to(device=x.device, dtype=x.dtype)

@@ -17,6 +17,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from tlhelpers.data import Data, as_tensors, check_data
+from tlhelpers.losses._utils import RENAMED_METHODS
 from tlhelpers.losses.distillation import LwF
 from tlhelpers.losses.regularization import L2, L2SP, BatchSpectralShrinkage, FeatureMapDistance
 from tlhelpers.models import MultiTaskModel, SplitModel, split_model
@@ -29,6 +30,7 @@ __all__ = [
     "TransferObjective",
     "TERM_FIELDS",
     "TRANSFER_METHODS",
+    "RENAMED_METHODS",
     "DEFAULT_STRENGTHS",
     "DELTA_LAYERS",
     "make_objective",
@@ -213,11 +215,11 @@ class TransferObjective(nn.Module):
 # --------------------------------------------------------------------------- notebook 03's objectives
 
 #: Fine-tuning objectives of notebook 03: the target loss plus (at most) one transfer term.
-TRANSFER_METHODS: tuple[str, ...] = ("finetune", "l2", "l2sp", "lwf", "bss", "delta")
+TRANSFER_METHODS: tuple[str, ...] = ("none", "l2", "l2sp", "lwf", "bss", "delta")
 
 #: Default weight of each method's term (the kit's term conventions).
 DEFAULT_STRENGTHS: dict[str, float] = {
-    "finetune": 0.0,
+    "none": 0.0,
     "l2": 0.01,  # alpha of alpha/2 ||w||^2
     "l2sp": 0.1,  # alpha of alpha/2 ||w_S - w_S^0||^2 (beta = 0.01 on the head)
     "lwf": 1.0,  # weight of T^2 KL(old outputs), T = 2
@@ -241,7 +243,7 @@ def make_objective(
 
     Build it *before* any training step (L2-SP and DELTA snapshot the current weights).
 
-    - ``"finetune"``: :math:`\mathrm{CE}` only.
+    - ``"none"``: no added term, :math:`\mathrm{CE}` only (plain fine-tuning).
     - ``"l2"``: :math:`+\frac{\alpha}{2}\lVert w\rVert^2` (toward zero).
     - ``"l2sp"``: :math:`+\frac{\alpha}{2}\lVert w_S - w_S^0\rVert^2 + \frac{\beta}{2}\lVert
       w_{head}\rVert^2`, :math:`\beta = 0.01` (the authors' default; a larger
@@ -255,10 +257,10 @@ def make_objective(
 
     ``strength`` defaults to :data:`DEFAULT_STRENGTHS`.
     """
-    check_choice("method", method, TRANSFER_METHODS)
+    check_choice("method", method, TRANSFER_METHODS, renamed=RENAMED_METHODS)
     w = DEFAULT_STRENGTHS[method] if strength is None else strength
     check_positive("strength", w, strict=False)
-    if method == "finetune":
+    if method == "none":
         return TransferObjective()
     if method == "l2":
         return TransferObjective(terms={"l2": (1.0, L2(alpha=w))})
