@@ -286,6 +286,8 @@ def label_free_scores(model: SplitModel, source_val: Data, target_images: Tensor
     unlabelled = (target_images, torch.zeros(len(target_images), dtype=torch.long))
     f_val, y_val = extract_features(model, source_val)
     logits_t, _ = predict(model, unlabelled)
+    if not isinstance(logits_t, Tensor):
+        raise TypeError(f"model must return one logits tensor, got {type(logits_t).__name__}.")
     f_t, _ = extract_features(model, unlabelled)
     return {
         "source_val_acc": evaluate(model, source_val)["accuracy"],
