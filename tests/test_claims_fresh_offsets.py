@@ -25,6 +25,11 @@ FRESH_OFFSETS = (4242, 8191)
 #: notebook -> (parameters that only save time and leave the claims' numbers unchanged,
 #: metrics of the claims it checks (``check`` true), metrics of its findings).
 NOTEBOOKS = {
+    "02_model_choice": (
+        {"latency_repeats": 1},
+        ["probe test accuracy", "probe test accuracy, target statistics"],
+        ["probe test accuracy, target statistics"],
+    ),
     "07_evaluation": (
         {"tsne": False},
         ["optimism, reported minus fresh accuracy", "verification ROC AUC"],
