@@ -28,7 +28,7 @@ NOTEBOOKS = {
     "02_model_choice": (
         {"latency_repeats": 1},
         ["probe test accuracy", "probe test accuracy, target statistics"],
-        ["probe test accuracy, target statistics"],
+        [],
     ),
     "07_evaluation": (
         {"tsne": False},
