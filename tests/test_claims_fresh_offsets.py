@@ -37,6 +37,11 @@ NOTEBOOKS = {
         # findings: Adam vs SGD at the range-test rate and at the rate chosen on validation
         ["test accuracy", "test accuracy"],
     ),
+    "02_model_choice": (
+        {"latency_repeats": 1},
+        ["probe test accuracy", "probe test accuracy, target statistics"],
+        [],
+    ),
     "07_evaluation": (
         {"tsne": False},
         ["optimism, reported minus fresh accuracy", "verification ROC AUC"],

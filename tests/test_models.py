@@ -467,3 +467,31 @@ def test_eval_mode_restores_every_submodules_own_mode():
     with eval_mode(net):
         assert not any(m.training for m in net.modules())
     assert net.training and net[0].training and not net[1].training
+
+
+# ------------------------------------------------------------------ cutting MobileNetV2 (notebook 02)
+
+
+@pytest.mark.parametrize("blocks, dim", [(4, 24), (7, 32)])
+def test_cut_mobilenet_is_the_first_blocks_pooled_and_a_copy(blocks, dim, empty_torch_home):
+    full = torchvision.models.mobilenet_v2(weights=None).eval()
+    cut = models.cut_mobilenet(full, blocks).eval()
+    x = torch.randn(2, 3, 32, 32)
+    with torch.no_grad():
+        expected = full.features[:blocks](x).mean(dim=(2, 3))  # computed independently of the cut
+        got = cut(x)
+    assert isinstance(cut.head, nn.Identity) and got.shape == (2, dim)
+    torch.testing.assert_close(got, expected, rtol=1e-5, atol=1e-6)
+    with torch.no_grad():  # a copy: changing the cut leaves the full network alone
+        next(cut.body.parameters()).add_(1.0)
+    assert not torch.equal(next(cut.body.parameters()), next(full.features.parameters()))
+
+
+def test_cut_mobilenet_refuses_bad_input(empty_torch_home):
+    full = torchvision.models.mobilenet_v2(weights=None)
+    with pytest.raises(ValueError, match="blocks"):
+        models.cut_mobilenet(full, 0)
+    with pytest.raises(ValueError, match="blocks must be at most 19"):
+        models.cut_mobilenet(full, 20)
+    with pytest.raises(TypeError, match="MobileNetV2"):
+        models.cut_mobilenet(nn.Linear(2, 2), 4)

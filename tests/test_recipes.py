@@ -233,3 +233,26 @@ def test_a_candidate_run_refuses_bad_input_by_name():
     run.advance(2)
     with pytest.raises(ValueError, match="total_steps"):
         run.advance(1)  # a run cannot go back
+
+
+def test_scratch_recipe_is_far_above_a_network_with_never_estimated_batchnorm_statistics():
+    """The bug the scratch recipe prevents: a new network trained with BatchNorm in eval mode
+    normalises with statistics that were never estimated (mean 0, variance 1); with a small
+    budget (30 steps at lr 3e-4) it stays near chance, so any source "beats" it by a wide margin.
+    The scratch recipe (BatchNorm in train mode, at least 150 steps) is the baseline to beat."""
+    from tlhelpers.data import load_task, train_val_test
+    from tlhelpers.training import evaluate
+
+    pool, test_pool = load_task("fmnist_b", "train"), load_task("fmnist_b", "test")
+    broken = get_recipe("scratch").replace(
+        name="never-estimated statistics", batchnorm="eval", lr_body=3e-4, lr_head=3e-3,
+        min_steps=30, max_steps=30,
+    )  # fmt: skip
+    good, bad = [], []
+    for s in (0, 1):
+        split = train_val_test(pool, test_pool, 5, val_per_class=1, n_test=300, seed=s)
+        for recipe, out in ((get_recipe("scratch"), good), (broken, bad)):
+            model = scratch_model(5, seed=s)
+            recipe.fit(model, split.train, seed=s)
+            out.append(evaluate(model, split.test)["accuracy"])
+    assert max(bad) < 0.45 < 0.6 < min(good), (good, bad)

@@ -473,3 +473,61 @@ def test_rank_correlation_interval_rejects_bad_input():
         rank_correlation_interval([1, 2, 3, 4], acc, n_boot=10)
     with pytest.raises(ValueError, match="constant"):
         rank_correlation_interval([1, 1, 1, 1], acc)
+
+
+# --------------------------------------------------------------------------- over few-shot draws (notebook 02)
+
+
+def _candidates(rng):
+    feats = rng.normal(size=(40, 6))
+    probs = rng.dirichlet(np.ones(3), size=40)
+    labels = np.repeat(np.arange(4), 10)
+    return {
+        "a": {"features": feats, "source_probs": probs},
+        "cut": {"features": feats[:, :3]},
+    }, labels
+
+
+def test_scores_over_draws_is_the_mean_of_each_draws_score():
+    from tlhelpers.transferability import scores_over_draws
+
+    cands, labels = _candidates(np.random.default_rng(0))
+    draws = [np.arange(0, 40, 2), np.arange(1, 40, 2), np.arange(20)]
+    out = scores_over_draws(cands, labels, draws, ("logme", "leep"))
+    expected = np.mean([logme(cands["a"]["features"][d], labels[d]) for d in draws])
+    assert out["a"]["logme"] == pytest.approx(expected)
+    expected = np.mean([leep(cands["a"]["source_probs"][d], labels[d]) for d in draws])
+    assert out["a"]["leep"] == pytest.approx(expected)
+    assert out["cut"]["leep"] is None and list(out) == ["a", "cut"]
+
+
+def test_scores_over_draws_refuses_bad_draws():
+    from tlhelpers.transferability import scores_over_draws
+
+    cands, labels = _candidates(np.random.default_rng(1))
+    with pytest.raises(ValueError, match="at least one draw"):
+        scores_over_draws(cands, labels, [], ("logme",))
+    with pytest.raises(ValueError, match="row indices below 40"):
+        scores_over_draws(cands, labels, [np.array([0, 40])], ("logme",))
+    with pytest.raises(ValueError, match="score"):
+        scores_over_draws(cands, labels, [np.arange(10)], ("nope",))
+
+
+def test_rank_agreement_skips_undefined_tau_and_matches_the_interval():
+    from tlhelpers.transferability import rank_agreement
+
+    acc = {"m1": [0.5, 0.6], "m2": [0.7, 0.7], "m3": [0.8, 0.9], "m4": [0.6, 0.6]}
+    table = {
+        "m1": {"good": 1.0, "flat": 4.0, "few": 1.0},
+        "m2": {"good": 2.0, "flat": 4.0, "few": None},
+        "m3": {"good": 3.0, "flat": 4.0, "few": 2.0},
+        "m4": {"good": 1.5, "flat": 4.0, "few": None},
+    }
+    out = rank_agreement(table, acc, ["good", "flat", "few"], n_boot=200, seed=3)
+    assert out["flat"] is None and out["few"] is None  # tau undefined: constant, or under 3 models
+    expected = rank_correlation_interval(
+        [1.0, 2.0, 3.0, 1.5], [acc[m] for m in table], n_boot=200, seed=3
+    )
+    assert out["good"] == expected and out["good"]["tau"] == pytest.approx(1.0)
+    with pytest.raises(ValueError, match="m5"):
+        rank_agreement({**table, "m5": {"good": 0.0}}, acc, ["good"])

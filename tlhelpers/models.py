@@ -34,6 +34,7 @@ from .validation import check_choice, check_int, check_positive
 __all__ = [
     "BACKBONES",
     "count_parameters",
+    "cut_mobilenet",
     "eval_mode",
     "find_weights",
     "freeze_until",
@@ -391,6 +392,26 @@ def split_model(model: nn.Module) -> SplitModel:
         f"Don't know how to split {type(model).__name__}; "
         "wrap it yourself as SplitModel(body, head)."
     )
+
+
+def cut_mobilenet(model: nn.Module, blocks: int) -> SplitModel:
+    """MobileNetV2's first ``blocks`` feature blocks, average-pooled: a body without a head.
+
+    ``SplitModel(Sequential(features[:blocks] (copied), AdaptiveAvgPool2d(1), Flatten()),
+    Identity())``: the early, generic ImageNet filters without the later, ImageNet-specific
+    blocks and their cost (notebook 02's ``mobilenet_b4``/``mobilenet_b7``, 24 and 32
+    features). The head is ``nn.Identity``: a cut network has nothing to predict source
+    classes with. ``blocks`` from 1 to ``len(model.features)``.
+    """
+    if not isinstance(model, torchvision.models.MobileNetV2):
+        raise TypeError(f"model must be a torchvision MobileNetV2, got {type(model).__name__}.")
+    check_int("blocks", blocks, minimum=1)
+    if blocks > len(model.features):
+        raise ValueError(f"blocks must be at most {len(model.features)}, got {blocks}.")
+    body = nn.Sequential(
+        copy.deepcopy(model.features[:blocks]), nn.AdaptiveAvgPool2d(1), nn.Flatten()
+    )
+    return SplitModel(body, nn.Identity())
 
 
 def replace_head(model: nn.Module, num_classes: int, *, dropout: float = 0.0) -> SplitModel:

@@ -51,8 +51,10 @@ __all__ = [
     "logme",
     "nce",
     "rank_correlation",
+    "rank_agreement",
     "rank_correlation_interval",
     "rank_models",
+    "scores_over_draws",
 ]
 
 #: Names accepted by :func:`rank_models`, with the candidate key each one reads.
@@ -628,6 +630,47 @@ def rank_models(
     return [{"rank": r["rank"], "model": r["model"], **{s: r[s] for s in scores}} for r in rows]
 
 
+def scores_over_draws(
+    candidates: Mapping[str, Mapping[str, Any]],
+    target_labels: Any,
+    draws: Sequence[Any],
+    scores: Sequence[str] = ("logme", "h_score", "leep", "nce"),
+) -> dict[str, dict[str, float | None]]:
+    """Each score of each candidate, averaged over few-shot draws of the labelled images.
+
+    A score should see the labels the learner it predicts will have: with 5 labelled images
+    per class for training, a score computed on 50 per class answers a different question
+    (notebook 02). ``candidates`` and ``scores`` are as in :func:`rank_models`, each input
+    holding ``N`` rows; ``target_labels`` is ``(N,)``; ``draws`` lists, per draw, the row
+    indices of its labelled images. Returns ``{model: {score: mean over draws, or None
+    when the model lacks the score's input}}``, models in the given order.
+    """
+    draws = list(draws)
+    if not draws:
+        raise ValueError("draws must list at least one draw of row indices, got [].")
+    labels = np.asarray(to_numpy("target_labels", target_labels, ndim=1))
+    per_draw: dict[str, dict[str, list[float]]] = {name: {} for name in candidates}
+    for rows in draws:
+        idx = np.asarray(rows, dtype=np.int64)
+        if idx.ndim != 1 or idx.size == 0 or idx.min() < 0 or idx.max() >= len(labels):
+            raise ValueError(
+                f"each draw must be a non-empty 1-D array of row indices below {len(labels)}, "
+                f"got {rows!r}."
+            )
+        sliced = {
+            name: {k: np.asarray(to_numpy(k, v, ndim=None))[idx] for k, v in inputs.items()}
+            for name, inputs in candidates.items()
+        }
+        for row in rank_models(sliced, labels[idx], scores):
+            for score in scores:
+                if row[score] is not None:
+                    per_draw[row["model"]].setdefault(score, []).append(row[score])
+    return {
+        name: {s: float(np.mean(got[s])) if s in got else None for s in scores}
+        for name, got in per_draw.items()
+    }
+
+
 def format_table(rows: Sequence[Mapping[str, Any]], *, precision: int = 4) -> str:
     """Format the output of :func:`rank_models` (any list of flat dicts) as aligned text.
 
@@ -781,3 +824,37 @@ def rank_correlation_interval(
         "n_boot": int(taus.size),
         "verdict": verdict,
     }
+
+
+def rank_agreement(
+    score_table: Mapping[str, Mapping[str, float | None]],
+    accuracies: Mapping[str, Sequence[float]],
+    scores: Sequence[str],
+    *,
+    n_boot: int = 2000,
+    seed: int = 0,
+) -> dict[str, dict[str, Any] | None]:
+    """:func:`rank_correlation_interval` of every score against one measured answer (notebook 02).
+
+    ``score_table`` maps model -> {score: value or None} (:func:`scores_over_draws`),
+    ``accuracies`` model -> per-seed accuracies (the same number of seeds for every model).
+    A score is compared over the models that have it; it gets ``None`` where fewer than 3
+    models have it or its values (or their mean accuracies) are all equal, so Kendall's tau is
+    undefined (e.g. the plain H-score at its ceiling for every model).
+    """
+    missing = [m for m in score_table if m not in accuracies]
+    if missing:
+        raise ValueError(f"accuracies has no entry for models {missing}.")
+    out: dict[str, dict[str, Any] | None] = {}
+    for score in scores:
+        have = [m for m in score_table if score_table[m].get(score) is not None]
+        x = np.array([score_table[m][score] for m in have], dtype=np.float64)
+        acc = np.array([list(accuracies[m]) for m in have], dtype=np.float64)
+        if len(have) < 3 or np.ptp(x) <= 1e-9 * max(1.0, float(np.abs(x).max())):
+            out[score] = None
+            continue
+        if np.ptp(acc.mean(axis=1)) == 0:
+            out[score] = None
+            continue
+        out[score] = rank_correlation_interval(x, acc, n_boot=n_boot, seed=seed)
+    return out
