@@ -644,7 +644,9 @@ class CentreHead(torch.nn.Module):
         super().__init__()
         out = torch.nn.Conv2d(check_int("hidden", hidden, minimum=1), 5, 1)
         with torch.no_grad():
-            out.bias[0] = float(np.log(0.1 / 0.9))
+            bias = out.bias
+            assert bias is not None  # Conv2d(bias=True)
+            bias[0] = float(np.log(0.1 / 0.9))
         self.body = torch.nn.Sequential(
             torch.nn.Conv2d(check_int("in_channels", in_channels, minimum=1), hidden, 3, padding=1),
             torch.nn.ReLU(),
