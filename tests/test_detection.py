@@ -11,12 +11,18 @@ import torch
 import torchvision
 
 from tlhelpers.detection import (
+    CentreDetector,
+    CentreHead,
     Detections,
     HaarDetector,
     MTCNNDetector,
     SlidingWindowDetector,
     box_iou,
+    centre_loss,
     check_image,
+    composite_faces,
+    decode_centres,
+    encode_centres,
     nms,
     pyramid_windows,
     sliding_windows,
@@ -392,3 +398,81 @@ def test_sliding_window_detector_with_voting_keeps_one_box_per_object():
     found = det.detect(img)
     # the votes around the blob are symmetric about its centre: the box stays on it
     assert len(found) == 1 and found.boxes[0].tolist() == pytest.approx([48, 32, 80, 64], abs=0.5)
+
+
+# ---------------------------------------------------------------- the dense (CenterNet-style) head
+
+
+def test_encode_then_decode_gives_back_the_boxes():
+    boxes = torch.tensor(
+        [[10.0, 20.0, 50.0, 70.0], [80.0, 8.0, 150.0, 90.0], [3.0, 100.0, 21.0, 120.0]]
+    )
+    heat, reg, mask = encode_centres(boxes, 128, 160, stride=16)
+    assert heat.shape == (1, 8, 10) and reg.shape == (4, 8, 10) and mask.sum() == 3
+    assert heat.max() == 1 and heat.min() >= 0 and int((heat == 1).sum()) == 3
+    # centre cell of box 0: centre (30, 45) px -> cell (row 2, col 1), offset (30/16 - 1.5, 45/16 - 2.5)
+    assert heat[0, 2, 1] == 1 and reg[:, 2, 1].tolist() == pytest.approx(
+        [np.log(40 / 16), np.log(50 / 16), 30 / 16 - 1.5, 45 / 16 - 2.5], abs=1e-6
+    )
+    found = decode_centres(heat, reg, 16, threshold=0.99, nms_iou=None)
+    assert len(found) == 3 and torch.all(found.scores == 1)
+    order = torch.argsort(found.boxes[:, 0])
+    assert torch.allclose(found.boxes[order], boxes[torch.argsort(boxes[:, 0])], atol=1e-4)
+    assert (
+        len(decode_centres(torch.zeros(1, 8, 10), reg, 16)) == 0
+    )  # nothing above threshold: empty
+
+
+def test_dense_head_on_a_synthetic_image_with_known_boxes():
+    faces = torch.rand(4, 1, 25, 25, generator=torch.Generator().manual_seed(0)) * 0.5 + 0.5
+    images, boxes = composite_faces(
+        faces, [torch.zeros(100, 140)], 6, size=96, face_sizes=(20, 40), seed=1
+    )
+    assert images.shape == (6, 1, 96, 96) and len(boxes) == 6 and sum(len(b) for b in boxes) > 0
+    for img, b in zip(images, boxes, strict=True):
+        for x1, y1, x2, y2 in b.int().tolist():  # pasted faces are bright, the background is black
+            assert img[0, y1:y2, x1:x2].min() > 0.4 and 20 <= x2 - x1 <= 40
+        outside = torch.ones(96, 96, dtype=torch.bool)
+        for x1, y1, x2, y2 in b.int().tolist():
+            outside[y1:y2, x1:x2] = False
+        assert img[0][outside].max() == 0
+    # a head that predicts the encoded targets of the resized image detects the known boxes
+    k = int(np.argmax([len(b) for b in boxes]))
+    heat, reg, _ = encode_centres(
+        boxes[k] * 2, 192, 192, stride=16
+    )  # the detector resizes 96 -> 192
+
+    def head(feats):
+        return torch.logit(heat.clamp(1e-4, 1 - 1e-4))[None], reg[None]
+
+    rgb = images[k, 0, :, :, None].expand(-1, -1, 3).numpy()
+    det = CentreDetector(lambda x: x, head, 16, side=192, threshold=0.5)
+    found = det.detect(rgb)
+    assert len(found) == len(boxes[k])
+    assert box_iou(found.boxes, boxes[k]).max(dim=1).values.min() > 0.99
+
+
+def test_centre_loss_is_small_at_the_targets_and_larger_elsewhere():
+    heat, reg, mask = encode_centres([[10, 10, 42, 42]], 64, 64, stride=8)
+    perfect = torch.where(heat == 1, torch.tensor(12.0), torch.tensor(-12.0))[None]
+    good = centre_loss(perfect, reg[None], heat[None], reg[None], mask[None])
+    assert 0 <= float(good) < 1e-3
+    bad = centre_loss(-perfect, reg[None] + 1, heat[None], reg[None], mask[None])
+    assert float(bad) > 10
+    head = CentreHead(7)
+    logits, out = head(torch.zeros(2, 7, 8, 8))
+    assert logits.shape == (2, 1, 8, 8) and out.shape == (2, 4, 8, 8)
+    assert torch.sigmoid(logits).mean().item() == pytest.approx(0.1, abs=0.02)  # about the prior
+
+
+def test_dense_helpers_refuse_bad_arguments():
+    with pytest.raises(ValueError, match="positive width and height"):
+        encode_centres([[10, 10, 10, 20]], 64, 64, stride=8)
+    with pytest.raises(ValueError, match=r"heat must be \(1, H, W\)"):
+        decode_centres(torch.zeros(8, 8), torch.zeros(4, 8, 8), 8)
+    with pytest.raises(ValueError, match="face_sizes must satisfy"):
+        composite_faces(
+            torch.zeros(1, 1, 5, 5), [torch.zeros(64, 64)], 1, size=32, face_sizes=(8, 40)
+        )
+    with pytest.raises(ValueError, match="threshold must lie in"):
+        CentreDetector(lambda x: x, CentreHead(3), 8, threshold=2)

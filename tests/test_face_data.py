@@ -242,7 +242,7 @@ def test_missing_real_set_says_how_to_get_it(name, tmp_path, monkeypatch):
 
 NOTEBOOK = Path(__file__).resolve().parent.parent / "notebooks" / "08b_face_recognition.ipynb"
 CHEAP = {"n_seeds": 2, "steps": 20, "per_identity": 6, "image_size": 32, "arcface_margins": [0.2],
-         "triplet_margins": [0.1], "sgd_lrs": [0.01], "adam_lrs": [0.001], "n_gallery": 3}  # fmt: skip
+         "triplet_margins": [0.1], "n_gallery": 3}  # fmt: skip
 
 
 @pytest.mark.notebooks

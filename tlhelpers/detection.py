@@ -9,6 +9,10 @@ Every detector here has ``detect(image) -> Detections``: boxes ``(N, 4)`` as
   pyramid, keep those above a threshold, suppress overlapping ones.
 - :class:`HaarDetector`: Viola and Jones (2001)'s boosted cascade of Haar features, the
   cascade files that ship with OpenCV.
+- :class:`CentreDetector`: how detectors transfer a backbone: one pass over the whole image,
+  a small dense head on its feature map predicting a face-centre heatmap and the box size at
+  each cell (Zhou et al., 2019, "Objects as Points"; :func:`encode_centres`,
+  :func:`decode_centres`, :func:`centre_loss`), trained on :func:`composite_faces`.
 - :class:`MTCNNDetector`: Zhang et al. (2016)'s multi-task cascaded CNNs, the pretrained
   weights that ship inside the ``facenet-pytorch`` wheel (imported lazily).
 
@@ -33,7 +37,12 @@ __all__ = [
     "box_area",
     "box_iou",
     "box_voting",
+    "centre_loss",
+    "CentreDetector",
+    "CentreHead",
     "check_image",
+    "composite_faces",
+    "decode_centres",
     "Detections",
     "Detector",
     "GREY_WEIGHTS",
@@ -42,6 +51,9 @@ __all__ = [
     "MIN_IMAGE_SIDE",
     "MTCNN_INSTALL",
     "MTCNNDetector",
+    "encode_centres",
+    "FOCAL_ALPHA",
+    "FOCAL_BETA",
     "nms",
     "pyramid_windows",
     "sliding_windows",
@@ -544,3 +556,242 @@ class MTCNNDetector(Detector):
         boxes[:, [0, 2]] = boxes[:, [0, 2]].clip(0, w)  # MTCNN may reach past the border
         boxes[:, [1, 3]] = boxes[:, [1, 3]].clip(0, h)
         return Detections.from_arrays(boxes, probs)
+
+
+# ---------------------------------------------------------------- a dense head (CenterNet-style)
+#: CenterNet's focal-loss exponents (Law and Deng, 2018; Zhou et al., 2019).
+FOCAL_ALPHA, FOCAL_BETA = 2.0, 4.0
+
+
+def encode_centres(
+    boxes: Any, height: int, width: int, stride: int
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    r"""The targets of a centre-heatmap detector for one image (Zhou et al., 2019, CenterNet).
+
+    The image is a grid of ``stride``-pixel cells. A box with centre :math:`(c_x, c_y)` and
+    size :math:`(w, h)` puts a Gaussian peak on the heatmap, exactly 1 at the cell
+    :math:`(\lfloor c_y / s \rfloor, \lfloor c_x / s \rfloor)` holding its centre, with
+    :math:`\sigma = \max(w, h) / (6 s)` cells (at least 0.5); where peaks overlap the larger
+    value stays. At that cell the regression target is
+    :math:`(\log(w / s), \log(h / s), c_x / s - j - \tfrac12, c_y / s - i - \tfrac12)`: the size
+    in cells (log) and the centre's offset from the cell centre. Returns ``heat (1, H', W')``,
+    ``reg (4, H', W')`` and ``mask (1, H', W')`` (1 at the peak cells), with
+    :math:`H' = \lceil H / s \rceil`. :func:`decode_centres` inverts it.
+    """
+    boxes = _boxes("boxes", boxes)
+    check_int("height", height, minimum=1), check_int("width", width, minimum=1)
+    s = check_int("stride", stride, minimum=1)
+    gh, gw = -(-height // s), -(-width // s)
+    heat, reg, mask = torch.zeros(1, gh, gw), torch.zeros(4, gh, gw), torch.zeros(1, gh, gw)
+    ys, xs = torch.meshgrid(torch.arange(gh) + 0.5, torch.arange(gw) + 0.5, indexing="ij")
+    for x1, y1, x2, y2 in boxes.tolist():
+        w, h = x2 - x1, y2 - y1
+        if w <= 0 or h <= 0:
+            raise ValueError(f"boxes must have positive width and height, got {[x1, y1, x2, y2]}.")
+        cx, cy = (x1 + x2) / 2 / s, (y1 + y2) / 2 / s  # in cells
+        i, j = min(int(cy), gh - 1), min(int(cx), gw - 1)
+        sigma = max(max(w, h) / (6 * s), 0.5)
+        g = torch.exp(-((xs - cx) ** 2 + (ys - cy) ** 2) / (2 * sigma**2))
+        heat[0] = torch.maximum(heat[0], g)
+        heat[0, i, j] = 1.0
+        reg[:, i, j] = torch.tensor([np.log(w / s), np.log(h / s), cx - j - 0.5, cy - i - 0.5])
+        mask[0, i, j] = 1.0
+    return heat, reg, mask
+
+
+def decode_centres(
+    heat: torch.Tensor,
+    reg: torch.Tensor,
+    stride: int,
+    *,
+    threshold: float = 0.3,
+    nms_iou: float | None = 0.3,
+    max_boxes: int = 100,
+) -> Detections:
+    """Boxes from a centre heatmap ``(1, H', W')`` (probabilities) and its regression map
+    ``(4, H', W')`` (:func:`encode_centres`'s layout): every cell that is the maximum of its
+    3x3 neighbourhood and at least ``threshold`` is a centre (CenterNet's peak picking, which
+    replaces most of NMS); its box comes from the size and offset regressed there. The
+    ``max_boxes`` best, then box NMS at ``nms_iou`` (``None``: none). Pixels of the input."""
+    if heat.ndim != 3 or heat.shape[0] != 1 or reg.shape != (4, *heat.shape[1:]):
+        raise ValueError(
+            f"heat must be (1, H, W) and reg (4, H, W), got {tuple(heat.shape)} and {tuple(reg.shape)}."
+        )
+    if not 0 <= threshold <= 1:
+        raise ValueError(f"threshold must lie in [0, 1] (a probability), got {threshold!r}.")
+    s = check_int("stride", stride, minimum=1)
+    peak = heat == F.max_pool2d(heat[None], 3, stride=1, padding=1)[0]
+    _, i, j = torch.nonzero(peak & (heat >= threshold), as_tuple=True)
+    scores = heat[0, i, j]
+    order = scores.argsort(descending=True)[:max_boxes]
+    i, j, scores = i[order], j[order], scores[order]
+    w, h = reg[0, i, j].exp() * s, reg[1, i, j].exp() * s
+    cx, cy = (j + 0.5 + reg[2, i, j]) * s, (i + 0.5 + reg[3, i, j]) * s
+    boxes = torch.stack([cx - w / 2, cy - h / 2, cx + w / 2, cy + h / 2], dim=1)
+    if nms_iou is not None and len(boxes):
+        keep = nms(boxes, scores, nms_iou)
+        boxes, scores = boxes[keep], scores[keep]
+    return Detections.from_arrays(boxes.detach(), scores.detach())
+
+
+class CentreHead(torch.nn.Module):
+    """A small dense head on a backbone's feature map: a 3x3 convolution and ReLU, then a
+    1x1 convolution to 5 maps per cell, the face-centre logit and :func:`encode_centres`'s
+    four regression targets. The logit's bias starts at :math:`\\log(0.1/0.9)`, a prior of
+    0.1 (Lin et al., 2017), so early training is not swamped by the many empty cells."""
+
+    def __init__(self, in_channels: int, hidden: int = 64):
+        super().__init__()
+        out = torch.nn.Conv2d(check_int("hidden", hidden, minimum=1), 5, 1)
+        with torch.no_grad():
+            bias = out.bias
+            assert bias is not None  # Conv2d(bias=True)
+            bias[0] = float(np.log(0.1 / 0.9))
+        self.body = torch.nn.Sequential(
+            torch.nn.Conv2d(check_int("in_channels", in_channels, minimum=1), hidden, 3, padding=1),
+            torch.nn.ReLU(),
+            out,
+        )
+
+    def forward(self, features: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """``(N, C, H', W')`` -> centre logits ``(N, 1, H', W')``, regression ``(N, 4, H', W')``."""
+        out = self.body(features)
+        return out[:, :1], out[:, 1:]
+
+
+def centre_loss(
+    logits: torch.Tensor,
+    reg: torch.Tensor,
+    heat: torch.Tensor,
+    reg_target: torch.Tensor,
+    mask: torch.Tensor,
+) -> torch.Tensor:
+    r"""CenterNet's loss: the penalty-reduced focal loss on the heatmap plus L1 on the
+    regression at the centre cells, each averaged over the number of centres :math:`N`:
+
+    .. math:: L = -\frac1N \sum_{xy} \begin{cases} (1-p)^\alpha \log p & y = 1 \\
+              (1-y)^\beta p^\alpha \log(1-p) & \text{otherwise} \end{cases}
+              + \frac1N \sum_{\text{centres}} \lVert r - \hat r \rVert_1
+
+    with :math:`\alpha = 2, \beta = 4` (cells near a centre are penalised less for firing).
+    """
+    p = torch.sigmoid(logits).clamp(1e-6, 1 - 1e-6)
+    pos = heat.eq(1).float()
+    n = pos.sum().clamp(min=1)
+    focal = -(pos * (1 - p) ** FOCAL_ALPHA * torch.log(p)
+              + (1 - pos) * (1 - heat) ** FOCAL_BETA * p**FOCAL_ALPHA * torch.log(1 - p)).sum()  # fmt: skip
+    return (focal + (mask * (reg - reg_target).abs()).sum()) / n
+
+
+class CentreDetector(Detector):
+    """A dense detector: a frozen (or fine-tuned) backbone's feature map and a
+    :class:`CentreHead`, decoded by :func:`decode_centres`.
+
+    ``features`` maps images ``(1, 3, H, W)`` in [0, 1] to a feature map of stride
+    ``stride``; the image is turned grey (as the LFW crops) when ``grey``, resized so that its
+    longer side is ``side`` pixels, and the boxes are mapped back to the input's pixels.
+    One pass of the backbone per image, whatever the number of faces.
+    """
+
+    name = "dense head"
+
+    def __init__(
+        self,
+        features: Callable[[torch.Tensor], torch.Tensor],
+        head: CentreHead,
+        stride: int,
+        *,
+        side: int = 256,
+        threshold: float = 0.3,
+        nms_iou: float = 0.3,
+        grey: bool = True,
+    ):
+        if not callable(features):
+            raise ValueError(
+                f"features must be callable (images -> feature map), got {type(features).__name__}."
+            )
+        self.features, self.head = features, head
+        self.stride = check_int("stride", stride, minimum=1)
+        self.side = check_int("side", side, minimum=stride)
+        if not 0 <= threshold <= 1:
+            raise ValueError(f"threshold must lie in [0, 1] (a probability), got {threshold!r}.")
+        if not 0 <= nms_iou <= 1:
+            raise ValueError(f"nms_iou must lie in [0, 1], got {nms_iou!r}.")
+        self.threshold, self.nms_iou, self.grey = float(threshold), float(nms_iou), bool(grey)
+
+    def _detect(self, rgb: np.ndarray) -> Detections:
+        h, w = rgb.shape[:2]
+        x = torch.from_numpy(np.ascontiguousarray(rgb)).permute(2, 0, 1)[None].float()
+        if self.grey:
+            x = (
+                (x * torch.tensor(GREY_WEIGHTS).view(1, 3, 1, 1))
+                .sum(1, keepdim=True)
+                .expand(-1, 3, -1, -1)
+            )
+        scale = self.side / max(h, w)
+        size = (max(self.stride, round(h * scale)), max(self.stride, round(w * scale)))
+        x = F.interpolate(x, size=size, mode="bilinear", antialias=True, align_corners=False)
+        with torch.no_grad():
+            logits, reg = self.head(self.features(x))
+        found = decode_centres(torch.sigmoid(logits[0]), reg[0], self.stride,
+                               threshold=self.threshold, nms_iou=self.nms_iou)  # fmt: skip
+        boxes = found.boxes / torch.tensor([size[1] / w, size[0] / h, size[1] / w, size[0] / h])
+        boxes[:, [0, 2]] = boxes[:, [0, 2]].clamp(0, w)
+        boxes[:, [1, 3]] = boxes[:, [1, 3]].clamp(0, h)
+        return Detections.from_arrays(boxes, found.scores)
+
+
+def composite_faces(
+    faces: torch.Tensor,
+    backgrounds: Sequence[torch.Tensor],
+    n: int,
+    *,
+    size: int = 128,
+    face_sizes: tuple[int, int] = (24, 64),
+    max_faces: int = 3,
+    seed: int = 0,
+) -> tuple[torch.Tensor, list[torch.Tensor]]:
+    """Training images for a detector made from face crops and face-free photos: ``n`` grey
+    images ``(n, 1, size, size)`` and each image's face boxes ``(k, 4)``.
+
+    Each image is a random ``size`` x ``size`` window of a random background (grey ``(H, W)``
+    in [0, 1], resized up when smaller) with 0 to ``max_faces`` faces pasted at random
+    places, each a random crop of ``faces`` ``(F, 1, h, w)`` resized to a side drawn from
+    ``face_sizes``; a face overlapping an earlier one by IoU > 0.1 is not pasted. The box of a
+    pasted face is the whole pasted crop. Seeded.
+    """
+    check_int("n", n, minimum=1), check_int("size", size, minimum=8)
+    lo, hi = face_sizes
+    if not 1 <= lo <= hi <= size:
+        raise ValueError(
+            f"face_sizes must satisfy 1 <= low <= high <= size={size}, got {face_sizes}."
+        )
+    if not backgrounds:
+        raise ValueError("backgrounds must hold at least one grey image, got none.")
+    rng = np.random.default_rng(seed)
+    images, all_boxes = torch.zeros(n, 1, size, size), []
+    for k in range(n):
+        bg = backgrounds[int(rng.integers(len(backgrounds)))]
+        if min(bg.shape) < size:
+            bg = F.interpolate(bg[None, None], scale_factor=size / min(bg.shape), mode="bilinear")[
+                0, 0
+            ]
+        top, left = (
+            int(rng.integers(bg.shape[0] - size + 1)),
+            int(rng.integers(bg.shape[1] - size + 1)),
+        )
+        images[k, 0] = bg[top : top + size, left : left + size]
+        boxes: list[list[float]] = []
+        for _ in range(int(rng.integers(max_faces + 1))):
+            side = int(rng.integers(lo, hi + 1))
+            x, y = int(rng.integers(size - side + 1)), int(rng.integers(size - side + 1))
+            box = [float(x), float(y), float(x + side), float(y + side)]
+            if boxes and float(box_iou([box], boxes).max()) > 0.1:
+                continue
+            face = faces[int(rng.integers(len(faces)))][None]
+            images[k, :, y : y + side, x : x + side] = F.interpolate(
+                face, size=(side, side), mode="bilinear", align_corners=False
+            )[0]
+            boxes.append(box)
+        all_boxes.append(torch.tensor(boxes, dtype=torch.float32).reshape(-1, 4))
+    return images.clamp_(0, 1), all_boxes

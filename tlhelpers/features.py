@@ -5,6 +5,8 @@ cached features costs milliseconds. Every function here runs the model through
 :func:`tlhelpers.training.predict`, the kit's one batched inference loop.
 
 - :func:`extract_features` (notebooks 00-01): the body's features, with an on-disk cache.
+- :func:`face_descriptors` (notebook 08b): dlib's face-trained ResNet embedding (128-d), a
+  source trained on faces to set beside the ImageNet features.
 - :func:`timed_features` (notebook 01): the same plus the seconds it took.
 - :func:`source_outputs` (notebook 02): features *and* the source head's probabilities,
   what :mod:`tlhelpers.transferability` scores need.
@@ -30,7 +32,8 @@ import torch
 from torch import nn
 
 from .data import Data, as_tensors, few_shot_indices, iterate_batches
-from .models import split_model
+from .interactive import progress as _bar
+from .models import find_weights, split_model
 from .paths import CacheRebuiltWarning, atomic_write, cache_dir
 from .training import predict
 from .validation import check_choice, check_int, to_numpy
@@ -38,6 +41,7 @@ from .validation import check_choice, check_int, to_numpy
 __all__ = [
     "activation_maps",
     "cache_activations",
+    "face_descriptors",
     "extract_features",
     "linear_probe",
     "probe_over_seeds",
@@ -161,6 +165,84 @@ def extract_features(
         with atomic_write(path) as tmp:
             torch.save(payload, tmp)
     return out
+
+
+#: Side of the aligned face chip dlib's face ResNet reads.
+FACE_CHIP = 150
+
+
+def _dlib():
+    try:
+        import dlib
+    except ImportError:
+        raise ImportError(
+            "face_descriptors needs dlib: `pip install dlib-bin==20.0.1.post1 "
+            "face-recognition-models==0.3.0` (both in requirements.txt)."
+        ) from None
+    return dlib
+
+
+def face_descriptors(
+    images: torch.Tensor, *, cache: bool = False, progress: bool = False
+) -> torch.Tensor:
+    r"""dlib's face embedding (King, 2017) of face crops: ``(N, 128)`` float32, on the CPU.
+
+    ``images`` ``(N, C, H, W)`` in [0, 1], grey (C = 1) or RGB (C = 3), each already a crop
+    around one face (a detector's box). Each crop is resized to 150x150 RGB; dlib's
+    5-landmark shape predictor finds the eyes' corners and the nose on the whole crop;
+    ``dlib.get_face_chip`` rotates and scales the face so that they land where the
+    network expects them (alignment, padding 0.25); the ResNet maps the chip to a
+    128-d vector. It was trained with a metric loss (pairs of one person closer than 0.6
+    in Euclidean distance, other people farther) on about 3 million faces of about 7,500
+    people, so two crops are compared by cosine or distance, with no training here.
+
+    The model files come from the ``face-recognition-models`` package, located without
+    importing it and checked against their sha256 (:func:`tlhelpers.models.find_weights`).
+    ``cache=True`` stores the result on disk under the sha256 of the images (80 ms of CPU
+    per crop: a second run reads the file).
+    """
+    if not isinstance(images, torch.Tensor) or images.ndim != 4 or images.shape[1] not in (1, 3):
+        got = tuple(images.shape) if isinstance(images, torch.Tensor) else type(images).__name__
+        raise ValueError(f"images must be a tensor (N, 1 or 3, H, W) in [0, 1], got {got}.")
+    if len(images) and (float(images.min()) < 0 or float(images.max()) > 1):
+        raise ValueError(
+            f"images must lie in [0, 1], got values from {float(images.min()):.3g} "
+            f"to {float(images.max()):.3g}."
+        )
+    dlib = _dlib()
+    paths = find_weights("dlib_face_resnet"), find_weights("dlib_shape_5")
+    path = None
+    if cache:
+        h = hashlib.sha256(b"dlib_face_resnet_v1")
+        _hash_tensor(h, images)
+        key = h.hexdigest()
+        path = cache_dir("features") / f"dlib-faces-{key[:16]}.pt"
+        if path.is_file():
+            cached = _load_cached(path, key)
+            if cached is not None:
+                return cached[0]
+    net = dlib.face_recognition_model_v1(str(paths[0]))
+    aligner = dlib.shape_predictor(str(paths[1]))
+    rgb = images.expand(-1, 3, -1, -1) if images.shape[1] == 1 else images
+    rgb = torch.nn.functional.interpolate(
+        rgb.float(), size=(FACE_CHIP, FACE_CHIP), mode="bilinear", align_corners=False
+    )
+    pixels = (rgb.clamp(0, 1) * 255).round().to(torch.uint8).permute(0, 2, 3, 1).numpy()
+    whole = dlib.rectangle(0, 0, FACE_CHIP - 1, FACE_CHIP - 1)
+    out = np.zeros((len(images), 128), dtype=np.float32)
+    rows = range(len(images))
+    for i in _bar(rows, desc="dlib face descriptors") if progress else rows:
+        img = np.ascontiguousarray(pixels[i])
+        chip = dlib.get_face_chip(img, aligner(img, whole), size=FACE_CHIP, padding=0.25)
+        out[i] = np.asarray(net.compute_face_descriptor(chip), dtype=np.float32)
+    feats = torch.from_numpy(out)
+    if path is not None:
+        targets = torch.zeros(0)
+        payload = {"features": feats, "targets": targets, "key": key,
+                   "sha256": _content_sha256(feats, targets)}  # fmt: skip
+        with atomic_write(path) as tmp:
+            torch.save(payload, tmp)
+    return feats
 
 
 def timed_features(

