@@ -21,31 +21,8 @@ FOLDER = ROOT / "notebooks"
 NOTEBOOKS = course_notebooks(FOLDER)
 TERMS = glossary.read(FOLDER / glossary.GLOSSARY_NAME)
 
-#: Notebooks not yet rewritten to the shape; their checks are expected to fail (strictly: a
-#: notebook that complies fails the test until its name is removed from this list).
-NOT_YET_RESHAPED = [
-]
-
-
-def _cases() -> list:
-    return [
-        pytest.param(
-            p,
-            id=p.stem,
-            marks=pytest.mark.xfail(strict=True, reason="not yet reshaped into a lesson")
-            if p.stem in NOT_YET_RESHAPED
-            else (),
-        )
-        for p in NOTEBOOKS
-    ]
-
-
 def _nb(path: Path) -> dict:
     return json.loads(path.read_text())
-
-
-def test_not_yet_reshaped_names_real_notebooks():
-    assert set(NOT_YET_RESHAPED) <= {p.stem for p in NOTEBOOKS}
 
 
 def lesson_problems(path: Path) -> list[str]:
@@ -69,7 +46,7 @@ def lesson_problems(path: Path) -> list[str]:
     return problems
 
 
-@pytest.mark.parametrize("path", _cases())
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=[p.stem for p in NOTEBOOKS])
 def test_lesson_limits(path: Path):
     """One test per notebook, so that a notebook leaves NOT_YET_RESHAPED when all of it complies."""
     problems = lesson_problems(path)
