@@ -48,7 +48,7 @@ def lesson_problems(path: Path) -> list[str]:
 
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=[p.stem for p in NOTEBOOKS])
 def test_lesson_limits(path: Path):
-    """One test per notebook, so that a notebook leaves NOT_YET_RESHAPED when all of it complies."""
+    """One test per notebook: its shape, its limits and its links to the glossary, notes and answers."""
     problems = lesson_problems(path)
     assert not problems, "\n".join(problems)
 
