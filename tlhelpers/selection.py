@@ -221,7 +221,7 @@ def choice_note(scores: Mapping[Any, float], se: float) -> str:
         note = f"margin {margin:.3f} over {runner:g}: more than two standard errors"
     numeric = all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in values)
     if numeric and best in (min(values), max(values)):
-        note += "; at the edge of its grid (the best value may lie outside it)"
+        note += "; at an edge of its grid"
     return f"{best:g}: {note}"
 
 
