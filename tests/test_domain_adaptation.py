@@ -401,7 +401,9 @@ def test_choosing_with_target_labels_reports_the_peek_winner_and_the_like_for_li
     out = choosing_with_target_labels(
         {"m": {0.1: Fixed(good_on_peek), 1.0: Fixed(half)}}, {"m": 1.0}, peek, fresh
     )["m"]
-    assert out["oracle_value"] == 0.1 and out["oracle_reported"] == 1.0 and out["oracle_fresh"] == 0.0
+    assert (
+        out["oracle_value"] == 0.1 and out["oracle_reported"] == 1.0 and out["oracle_fresh"] == 0.0
+    )
     assert out["label_free_fresh"] == 0.5 and out["fresh_gain"] == -0.5
     with pytest.raises(ValueError, match="chosen"):
         choosing_with_target_labels({"m": {0.1: Fixed(half)}}, {"m": 3.0}, peek, fresh)

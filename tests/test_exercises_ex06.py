@@ -18,8 +18,6 @@ EXERCISES = [ex06.schedule, ex06.groups, ex06.range_test, ex06.challenge]
 FAST = [e for e in EXERCISES if e is not ex06.challenge]
 
 
-
-
 def test_four_exercises_with_hints_estimates_and_ids():
     exercises = exercises_of(ex06)
     assert [e.id for e in exercises] == [
@@ -30,10 +28,6 @@ def test_four_exercises_with_hints_estimates_and_ids():
     ]
     for name, e in zip(["schedule", "groups", "range_test", "challenge"], exercises, strict=True):
         assert e.id == f"ex06_{name}" and len(e.hints) >= 2 and 1 <= e.minutes <= 60
-
-
-
-
 
 
 # ---------------------------------------------------------------- the references are independent and agree

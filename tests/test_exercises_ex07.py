@@ -18,8 +18,6 @@ EXERCISES = [ex07.ece, ex07.tar_far, ex07.winners_curse, ex07.challenge]
 FAST = [e for e in EXERCISES if e is not ex07.challenge]
 
 
-
-
 def test_four_exercises_with_hints_estimates_and_ids():
     exercises = exercises_of(ex07)
     assert [e.id for e in exercises] == [
@@ -30,10 +28,6 @@ def test_four_exercises_with_hints_estimates_and_ids():
     ]
     for name, e in zip(["ece", "tar_far", "winners_curse", "challenge"], exercises, strict=True):
         assert e.id == f"ex07_{name}" and len(e.hints) >= 2 and 1 <= e.minutes <= 60
-
-
-
-
 
 
 # ---------------------------------------------------------------- the references agree with scikit-learn

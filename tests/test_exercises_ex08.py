@@ -15,17 +15,11 @@ from tlhelpers.exercises import _core as core
 MINE = [ex08.iou, ex08.nms, ex08.match, ex08.verification]
 
 
-
-
 def test_small_to_open_exercises_with_hints_and_estimates():
     exercises = exercises_of(ex08)
     assert len(exercises) >= 3 and exercises[-1].id.endswith("_challenge")
     for e in exercises:
         assert len(e.hints) >= 2 and 1 <= e.minutes <= 60
-
-
-
-
 
 
 # ---------------------------------------------------------------- ex08: IoU

@@ -16,17 +16,11 @@ from tlhelpers.exercises import _core as core
 MINE = [ex09.grl, ex09.coral, ex09.adabn]
 
 
-
-
 def test_small_to_open_exercises_with_hints_and_estimates():
     exercises = exercises_of(ex09)
     assert len(exercises) >= 3 and exercises[-1].id.endswith("_challenge")
     for e in exercises:
         assert len(e.hints) >= 2 and 1 <= e.minutes <= 60
-
-
-
-
 
 
 # ---------------------------------------------------------------- ex09

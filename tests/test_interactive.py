@@ -179,7 +179,9 @@ def test_progress_is_the_plain_iterable_headless_and_a_bar_in_lab(monkeypatch):
 
     items = [1, 2, 3]
     monkeypatch.setenv(WIDGETS_ENV, "0")
-    assert progress(items, desc="seeds") is items  # no bar at all: nothing frozen in executed copies
+    assert (
+        progress(items, desc="seeds") is items
+    )  # no bar at all: nothing frozen in executed copies
     monkeypatch.setenv(WIDGETS_ENV, "1")
     bar = progress(items, desc="seeds")
     assert bar is not items and list(bar) == items

@@ -21,6 +21,7 @@ FOLDER = ROOT / "notebooks"
 NOTEBOOKS = course_notebooks(FOLDER)
 TERMS = glossary.read(FOLDER / glossary.GLOSSARY_NAME)
 
+
 def _nb(path: Path) -> dict:
     return json.loads(path.read_text())
 

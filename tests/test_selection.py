@@ -339,10 +339,15 @@ def test_bad_scores_name_the_candidate():
 def test_choice_note_weighs_the_margin_against_the_noise_and_names_a_grid_edge():
     from tlhelpers.selection import choice_note
 
-    assert choice_note({0.3: 0.80, 3.0: 0.70}, se=0.01).startswith("0.3: margin 0.100 over 3: more than two")
+    assert choice_note({0.3: 0.80, 3.0: 0.70}, se=0.01).startswith(
+        "0.3: margin 0.100 over 3: more than two"
+    )
     assert "at an edge of its grid" in choice_note({0.3: 0.80, 3.0: 0.70}, se=0.01)
     middle = choice_note({0.1: 0.70, 1.0: 0.75, 10.0: 0.74}, se=0.02)
-    assert middle.startswith("1: margin 0.010 over 10: within two standard errors") and "edge" not in middle
+    assert (
+        middle.startswith("1: margin 0.010 over 10: within two standard errors")
+        and "edge" not in middle
+    )
     assert "ties with 3 (the first listed is kept)" in choice_note({0.3: 0.5, 3.0: 0.5}, se=0.01)
     assert "one candidate only" in choice_note({1.0: 0.5}, se=0.01)
     with pytest.raises(ValueError, match="scores"):

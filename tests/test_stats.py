@@ -561,7 +561,9 @@ def test_table_rows_follow_the_comparisons_against_one_baseline():
     from tlhelpers.stats import table
 
     base = [0.5, 0.6, 0.55, 0.52]
-    a = compare([0.7, 0.8, 0.75, 0.71], base, name_a="fine-tune", name_b="scratch", metric="accuracy")
+    a = compare(
+        [0.7, 0.8, 0.75, 0.71], base, name_a="fine-tune", name_b="scratch", metric="accuracy"
+    )
     b = compare([0.51, 0.58, 0.57, 0.52], base, name_a="probe", name_b="scratch", metric="accuracy")
     t = table([a, b])
     assert t.header[0] == "method" and t.header[-1] == "verdict"
@@ -593,10 +595,12 @@ def test_table_of_different_baselines_names_both_sides_and_rejects_bad_input():
 def test_in_words_says_the_verdict_with_its_interval():
     from tlhelpers.stats import in_words
 
-    up = compare([0.9, 0.95, 0.92], [0.5, 0.55, 0.6], name_a="ImageNet", name_b="untrained", metric="acc")
+    up = compare(
+        [0.9, 0.95, 0.92], [0.5, 0.55, 0.6], name_a="ImageNet", name_b="untrained", metric="acc"
+    )
     tie = compare([0.5, 0.7, 0.6], [0.6, 0.5, 0.65], name_a="x", name_b="y", metric="acc")
     assert in_words(up).startswith("ImageNet beat untrained (+0.37, 95% CI +")
-    assert in_words(up, more="outscored") .startswith("ImageNet outscored untrained")
+    assert in_words(up, more="outscored").startswith("ImageNet outscored untrained")
     assert "cannot be told apart from" in in_words(tie)
     down = compare([0.5, 0.55, 0.6], [0.9, 0.95, 0.92], name_a="p", name_b="q", metric="acc")
     assert in_words(down).startswith("p lost to q")
@@ -618,7 +622,9 @@ def test_who_beat_names_the_winners_against_one_baseline():
     assert who_beat([c("A", up), c("B", same)]) == "only A beat the probe"
     assert who_beat([c("A", up), c("B", up)]) == "both A and B beat the probe"
     assert who_beat([c("A", up), c("B", up), c("C", up)]) == "A, B and C all beat the probe"
-    assert who_beat([c("A", same), c("B", same), c("C", same)]) == "none of A, B and C beat the probe"
+    assert (
+        who_beat([c("A", same), c("B", same), c("C", same)]) == "none of A, B and C beat the probe"
+    )
     assert who_beat([c("A", same)]) == "A did not beat the probe"
     assert who_beat([c("A", up)], more="outscored") == "A outscored the probe"
     with pytest.raises(ValueError, match="one baseline"):

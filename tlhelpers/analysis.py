@@ -266,7 +266,9 @@ def reverse_validation(
     return linear_probe(ft, pt, fs, ys, C=C, max_iter=1000, standardize=True)
 
 
-def label_free_scores(model: SplitModel, source_val: Data, target_images: Tensor) -> dict[str, float]:
+def label_free_scores(
+    model: SplitModel, source_val: Data, target_images: Tensor
+) -> dict[str, float]:
     """The two label-free scores of an adapted model: no target label is read.
 
     ``{"source_val_acc": ..., "reverse_val": ...}``: accuracy on labelled source validation

@@ -204,7 +204,9 @@ def choice_note(scores: Mapping[Any, float], se: float) -> str:
     outside the grid. Ties go to the first candidate listed (as ``max`` does).
     """
     if not isinstance(scores, Mapping) or not scores:
-        raise ValueError(f"scores must be a non-empty mapping of candidate -> score, got {scores!r}.")
+        raise ValueError(
+            f"scores must be a non-empty mapping of candidate -> score, got {scores!r}."
+        )
     if not isinstance(se, (int, float)) or isinstance(se, bool) or not se >= 0:
         raise ValueError(f"se must be a non-negative number, got {se!r}.")
     values = list(scores)

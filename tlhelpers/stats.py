@@ -866,7 +866,9 @@ def replication_probability(
     return _replication_from_t(t, float(n - 1), sign, float(confidence), bool(predictive))
 
 
-def in_words(comparison: _Interval, more: str = "beat", less: str = "lost to", digits: int = 2) -> str:
+def in_words(
+    comparison: _Interval, more: str = "beat", less: str = "lost to", digits: int = 2
+) -> str:
     """A comparison as a clause for a notebook's "what we found": ``"ImageNet features beat
     untrained features (+0.45, 95% CI +0.38 to +0.53)"``.
 
@@ -924,7 +926,11 @@ class ResultsTable:
 
     def to_dict(self) -> dict[str, Any]:
         """Title, header and rows as plain JSON types."""
-        return {"title": self.title, "header": list(self.header), "rows": [list(r) for r in self.rows]}
+        return {
+            "title": self.title,
+            "header": list(self.header),
+            "rows": [list(r) for r in self.rows],
+        }
 
 
 def table(comparisons: Sequence[_Interval], title: str = "", digits: int = 3) -> ResultsTable:

@@ -508,7 +508,12 @@ class Trainer:
         shuffle = self.batch_size < n_train
         start = time.perf_counter()
         self.stop = False
-        bar = tqdm(range(epochs), desc="fit", disable=not (self.progress and widgets_enabled()), leave=False)
+        bar = tqdm(
+            range(epochs),
+            desc="fit",
+            disable=not (self.progress and widgets_enabled()),
+            leave=False,
+        )
         # one thread count for the whole run (validation's predict calls do not re-decide it)
         with threads.fixed_threads(), self._random_state():
             for cb in callbacks:
