@@ -201,3 +201,34 @@ def test_printed_words_counts_streams_and_text_but_not_figures_or_errors():
         ]
     }
     assert lessons.printed_words(nb) == 6
+
+
+@pytest.mark.notebooks
+@pytest.mark.parametrize(("repeat", "fails"), [(10, False), (700, True)])
+def test_nbval_fails_a_notebook_that_prints_too_many_words(
+    tmp_path: Path, repeat: int, fails: bool
+):
+    """notebooks/conftest.py, under nbval as `make test` runs it: a notebook printing more than
+    the limit fails at the cell that crosses it, one printing less passes."""
+    import shutil
+    import subprocess
+    import sys
+
+    import nbformat
+
+    shutil.copy(FOLDER / "conftest.py", tmp_path / "conftest.py")
+    nb = nbformat.v4.new_notebook()
+    nb.cells = [nbformat.v4.new_code_cell("print('word ' * 5)"),
+                nbformat.v4.new_code_cell(f"print('word ' * {repeat})")]  # fmt: skip
+    nbformat.write(nb, tmp_path / "words.ipynb")
+    run = subprocess.run(
+        [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "--nbval-lax",
+         "--rootdir", str(tmp_path), str(tmp_path / "words.ipynb")],
+        capture_output=True, text=True, cwd=tmp_path, timeout=300,
+    )  # fmt: skip
+    out = run.stdout + run.stderr
+    if fails:
+        assert run.returncode == 1 and f"has printed {repeat + 5} words" in out, out
+        assert "1 failed, 1 passed" in out, out
+    else:
+        assert run.returncode == 0 and "2 passed" in out, out
