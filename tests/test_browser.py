@@ -155,7 +155,8 @@ def _run_all(page, name: str) -> None:
     page.locator(".lm-MenuBar-itemLabel", has_text=re.compile(r"^Run$")).click()
     page.locator(".lm-Menu-itemLabel", has_text=re.compile(r"^Run All Cells$")).click()
     panel = page.locator(".jp-NotebookPanel:visible")
-    prompts = panel.locator(".jp-CodeCell .jp-InputPrompt")
+    # the input area's own prompt: a collapsed (hidden) input also shows an empty placeholder prompt
+    prompts = panel.locator(".jp-CodeCell .jp-InputArea-prompt")
     deadline = time.monotonic() + RUN_TIMEOUT_S
     while True:
         texts = [t.strip() for t in prompts.all_text_contents()]
