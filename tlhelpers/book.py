@@ -631,6 +631,18 @@ def student_exercises(folder: Path | None) -> list[Path]:
     return sorted(p for p in Path(folder).glob("*.ipynb") if not p.name.startswith("."))
 
 
+def _sphinx(src: Path, html: Path, doctrees: Path, quiet: bool) -> Path:
+    """Render the staged sources ``src`` into ``html`` with Sphinx (warnings are errors)."""
+    cmd = [sys.executable, "-m", "sphinx", "-b", "html", "-E", "-W", "--keep-going",
+           "-d", str(doctrees), str(src), str(html)]  # fmt: skip
+    if quiet:
+        cmd.insert(3, "-q")
+    proc = subprocess.run(cmd, capture_output=True, text=True)
+    if proc.returncode != 0:
+        raise RuntimeError(f"Sphinx failed (exit {proc.returncode}):\n{proc.stderr[-5000:]}")
+    return html
+
+
 def build_book(
     build: str | Path = "build",
     out: str | Path | None = None,
@@ -662,14 +674,7 @@ def build_book(
           root / "book" / CONF_NAME)  # fmt: skip
     if html.exists():  # no page of an earlier build (a removed exercise) may survive
         shutil.rmtree(html)
-    cmd = [sys.executable, "-m", "sphinx", "-b", "html", "-E", "-W", "--keep-going",
-           "-d", str(out / "doctrees"), str(src), str(html)]  # fmt: skip
-    if quiet:
-        cmd.insert(3, "-q")
-    proc = subprocess.run(cmd, capture_output=True, text=True)
-    if proc.returncode != 0:
-        raise RuntimeError(f"Sphinx failed (exit {proc.returncode}):\n{proc.stderr[-5000:]}")
-    return html
+    return _sphinx(src, html, out / "doctrees", quiet)
 
 
 def _lookup(results: Any, key: str, source: str) -> Any:
@@ -765,14 +770,7 @@ def build_teacher_guide(
     (src / "index.md").write_text("\n".join(index))
     if html.exists():
         shutil.rmtree(html)
-    cmd = [sys.executable, "-m", "sphinx", "-b", "html", "-E", "-W", "--keep-going",
-           "-d", str(out / "doctrees"), str(src), str(html)]  # fmt: skip
-    if quiet:
-        cmd.insert(3, "-q")
-    proc = subprocess.run(cmd, capture_output=True, text=True)
-    if proc.returncode != 0:
-        raise RuntimeError(f"Sphinx failed (exit {proc.returncode}):\n{proc.stderr[-5000:]}")
-    return html
+    return _sphinx(src, html, out / "doctrees", quiet)
 
 
 def main(argv: list[str] | None = None) -> int:
